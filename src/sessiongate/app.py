@@ -1,0 +1,139 @@
+"""``create_app``: settings in, a Litestar app with the core and the enabled dialects out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from sessiongate import __version__
+from sessiongate.core.service import Clock, SessionService, utc_now
+from sessiongate.dialects import registry
+from sessiongate.docs import DocEntry, docs_router
+from sessiongate.errors import ErrorDispatcher
+from sessiongate.observability import configure_logging, metrics
+from sessiongate.settings import Settings
+from sessiongate.storage.database import alchemy_config, is_ready, upgrade
+from sessiongate.storage.store import SqlSessionStore
+from sessiongate.tokens.jwt import KeyRing
+from sessiongate.tokens.keys import load_key_material
+from sessiongate.tokens.opaque import Digester
+
+__all__ = ("create_app",)
+
+log = logging.getLogger("sessiongate")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+    """Build the gateway.
+
+    Args:
+        settings: What to build; read from the environment when not given (the only place that reads it).
+        clock: The service's clock; tests pass a controllable one.
+
+    Raises:
+        ImproperlyConfiguredException: an unknown dialect, bad dialect options, or two dialects on one route.
+    """
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    dialects = registry.load(settings.dialects, settings.dialect_options)
+    registry.check_no_route_clash(dialects)
+    db = alchemy_config(settings.database_url)
+    metrics_middleware, metrics_controller = metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = db.get_engine()
+        if settings.migrate_at_start:
+            await upgrade(engine)
+        keys = await load_key_material(engine, settings)
+        service = SessionService(
+            SqlSessionStore(engine),
+            KeyRing(keys.jwt_keys, keys.active_kid, settings.jwt_leeway),
+            Digester(keys.digest_key),
+            clock,
+        )
+        app.state.sessions = service
+        sweeper = asyncio.create_task(_sweep(service, settings)) if settings.sweep_interval > 0 else None
+        log.info("started", extra={"dialects": [d.name for d in dialects], "database": engine.dialect.name})
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await engine.dispose()
+
+    @get("/healthz", include_in_schema=True, tags=["operations"], sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @get("/readyz", tags=["operations"])
+    async def readyz() -> Response[dict[str, str]]:
+        """The database answers."""
+        ok = await is_ready(db.get_engine())
+        return Response({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+
+    docs = [DocEntry(name=d.name, title=d.title, spec_path=d.spec_path(settings.spec_dir)) for d in dialects]
+    return Litestar(
+        route_handlers=[healthz, readyz, docs_router(docs), metrics_controller],
+        plugins=[SQLAlchemyPlugin(config=db), *dialects],
+        lifespan=[lifespan],
+        dependencies={
+            "sessions": Provide(_sessions, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers={Exception: ErrorDispatcher(dialects)},
+        middleware=[metrics_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="sessiongate (gateway routes)",
+            version=__version__,
+            path="/schema",
+            render_plugins=[_local_swagger()],
+        ),
+        state=State({"settings": settings, "dialects": {d.name: d for d in dialects}}),
+    )
+
+
+def _sessions(state: State) -> SessionService:
+    service: SessionService = state.sessions
+    return service
+
+
+def _local_swagger() -> SwaggerRenderPlugin:
+    return SwaggerRenderPlugin(
+        js_url="/docs/static/swagger-ui-bundle.js",
+        css_url="/docs/static/swagger-ui.css",
+        standalone_preset_js_url="/docs/static/swagger-ui-standalone-preset.js",
+        favicon='<link rel="icon" href="/docs/static/favicon.svg">',
+    )
+
+
+async def _sweep(service: SessionService, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.sweep_interval)
+        try:
+            while await service.sweep_expired(batch=settings.sweep_batch) == settings.sweep_batch:
+                await asyncio.sleep(0)
+        except Exception:  # noqa: BLE001 - a failed sweep must not stop the next one
+            log.warning("sweep failed", exc_info=True)
+
+
+def enabled_names(app: Litestar) -> Sequence[str]:
+    """The dialects an app was built with."""
+    dialects: dict[str, Any] = app.state.dialects
+    return list(dialects)
+
+

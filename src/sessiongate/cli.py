@@ -1,0 +1,112 @@
+"""The ``sessiongate`` command line: serve, dialects, db, and the groups in ``sessiongate.commands``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pkgutil
+import sys
+
+import click
+
+from sessiongate import commands
+from sessiongate.settings import Settings, SettingsError
+
+__all__ = ("main", "run_async", "settings_from_env")
+
+
+def settings_from_env() -> Settings:
+    """Settings from the environment, or a clean exit naming the bad variable."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def run_async(coro: object) -> object:
+    """Run a coroutine to completion from a command."""
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@click.group()
+@click.version_option(package_name="sessiongate")
+def cli() -> None:
+    """sessiongate: one session store behind many vendor session APIs."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the gateway (settings from SESSIONGATE_* variables)."""
+    import uvicorn
+
+    from sessiongate.dialects import registry
+
+    settings = settings_from_env()
+    try:
+        registry.load(settings.dialects, settings.dialect_options)
+    except Exception as exc:  # noqa: BLE001 - any start-up misconfiguration is reported the same way
+        raise click.ClickException(str(getattr(exc, "detail", "") or exc)) from exc
+    if settings.migrate_at_start:
+        # Once here, before the workers start, so they never race each other on the schema.
+        run_async(_upgrade(settings))
+    uvicorn.run(
+        "sessiongate.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        proxy_headers=settings.trust_forwarded,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@cli.command()
+def dialects() -> None:
+    """List installed dialects, whether each is enabled, and its spec."""
+    from sessiongate.dialects import registry
+
+    settings = settings_from_env()
+    installed = registry.available()
+    enabled = set(installed) if "*" in settings.dialects else set(settings.dialects)
+    for name, ep in sorted(installed.items()):
+        cls = ep.load()
+        state = "enabled " if name in enabled else "disabled"
+        click.echo(f"{name:<10} {state} {ep.value:<40} {settings.spec_dir / f'{cls.name}.yaml'}")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True)
+def upgrade(revision: str) -> None:
+    """Apply migrations to SESSIONGATE_DATABASE_URL."""
+    run_async(_upgrade(settings_from_env(), revision))
+    click.echo("database is up to date")
+
+
+async def _upgrade(settings: Settings, revision: str = "head") -> None:
+    from sessiongate.storage.database import alchemy_config
+    from sessiongate.storage.database import upgrade as apply
+
+    engine = alchemy_config(settings.database_url).get_engine()
+    try:
+        await apply(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+for _module in pkgutil.iter_modules(commands.__path__):
+    cli.add_command(importlib.import_module(f"{commands.__name__}.{_module.name}").command)
+
+
+def main() -> None:
+    """Entry point of the ``sessiongate`` script."""
+    sys.exit(cli())

@@ -1,0 +1,179 @@
+"""The shared msgspec model layer: every dialect maps its wire format onto these Structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+
+__all__ = (
+    "Device",
+    "ExpiryPolicy",
+    "IssuedToken",
+    "NewSession",
+    "Page",
+    "PageRequest",
+    "Principal",
+    "Session",
+    "SessionFilter",
+    "SessionQuery",
+    "SortKey",
+    "TokenKind",
+)
+
+T = TypeVar("T")
+TokenKind = Literal["opaque", "jwt", "refresh"]
+
+
+class Device(msgspec.Struct, frozen=True, kw_only=True):
+    """What the session runs on, as far as the dialect says."""
+
+    id: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    model: str | None = None
+    sdk_version: str | None = None
+    env: str | None = None
+
+
+class ExpiryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How long a dialect's sessions live.
+
+    ``ttl`` counts from creation, or from the last use when ``sliding`` is set; ``idle`` ends a session
+    that has not been used for that long; ``absolute`` caps the whole life however it slides.
+    """
+
+    ttl: float
+    """Seconds a session lives from creation (or from its last use when sliding)."""
+    sliding: bool = False
+    """Whether each successful resolve pushes ``expires_at`` forward by ``ttl``."""
+    idle: float | None = None
+    """Seconds without use after which the session ends, or ``None`` for no idle limit."""
+    absolute: float | None = None
+    """Seconds after creation after which the session ends whatever else happened."""
+    touch_interval: float = 60.0
+    """Write ``last_seen_at`` (and slide) at most once per this many seconds, to spare the database."""
+
+
+class Session(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as the gateway knows it. ``id`` is public and never a secret."""
+
+    id: str
+    tenant: str
+    dialect: str
+    principal_id: str | None
+    subject: str | None
+    client_address: str | None
+    device: Device
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    absolute_expires_at: datetime | None
+    revoked_at: datetime | None
+    version: int
+    attributes: dict[str, Any]
+
+    def is_live(self, now: datetime) -> bool:
+        """Whether the session may still be used at ``now``."""
+        return self.revoked_at is None and now < self.expires_at
+
+
+class NewSession(msgspec.Struct, frozen=True, kw_only=True):
+    """What a dialect asks the service to create.
+
+    ``reuse_key`` names "the same client asking again": while a live session with the same key exists,
+    create returns it unchanged instead of minting another (zelf's documented behaviour).
+    """
+
+    tenant: str = "default"
+    dialect: str
+    principal_id: str | None = None
+    subject: str | None = None
+    client_address: str | None = None
+    device: Device = Device()
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    reuse_key: str | None = None
+
+
+class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A credential shown to the client once; only its digest is kept."""
+
+    kind: TokenKind
+    value: str
+    expires_at: datetime
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Someone (a person, a device, a service) sessions belong to."""
+
+    id: str
+    tenant: str
+    login: str
+    email: str | None = None
+    display_name: str | None = None
+    roles: tuple[str, ...] = ()
+    permissions: tuple[str, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+    disabled: bool = False
+
+
+class PageRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Offset paging."""
+
+    skip: int = 0
+    take: int = 50
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """One page of a listing; ``total`` is the count of every match, or ``None`` when not asked for."""
+
+    items: list[T]
+    total: int | None
+    skip: int
+    take: int
+
+
+SortField = Literal[
+    "id",
+    "tenant",
+    "dialect",
+    "principal_id",
+    "subject",
+    "device_name",
+    "device_env",
+    "device_kind",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "version",
+]
+FilterOp = Literal["eq", "neq", "in", "like", "gt", "ge", "lt", "le"]
+
+
+class SortKey(msgspec.Struct, frozen=True, kw_only=True):
+    """One sort key of a listing."""
+
+    field: SortField
+    descending: bool = False
+
+
+class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """One condition of a listing; ``in`` takes several values, every other operator one."""
+
+    field: SortField
+    op: FilterOp
+    values: tuple[str, ...]
+
+
+class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What to list: live sessions of a tenant, optionally of one principal, filtered, sorted and paged."""
+
+    tenant: str = "default"
+    principal_id: str | None = None
+    filters: tuple[SessionFilter, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    page: PageRequest = PageRequest()
+    count_only: bool = False
+    with_total: bool = True

@@ -1,0 +1,182 @@
+"""The session service: the one thing dialect handlers call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
+from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionQuery
+from sessiongate.core.store import SessionStore
+from sessiongate.tokens.jwt import KeyRing
+from sessiongate.tokens.opaque import Digester, new_secret
+
+__all__ = ("Clock", "Created", "SessionService", "utc_now")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+class Created(msgspec.Struct, frozen=True, kw_only=True):
+    """The result of a create: the session, its bearer secret when one was minted, and whether it was reused."""
+
+    session: Session
+    secret: str | None
+    reused: bool
+
+
+class SessionService:
+    """Create, resolve, list, get, revoke and sweep sessions of every dialect, over one store.
+
+    Args:
+        store: Where sessions live.
+        keys: The JWT key ring.
+        digester: Keys the digests of bearer secrets.
+        clock: Returns "now"; tests pass a fake one so expiry is tested without sleeping.
+    """
+
+    def __init__(self, store: SessionStore, keys: KeyRing, digester: Digester, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.keys = keys
+        self.digester = digester
+        self.clock = clock
+
+    def now(self) -> datetime:
+        """The service's idea of the current time."""
+        return self.clock()
+
+    async def create(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
+        """Create a session (or return the live one with the same ``reuse_key``, unchanged).
+
+        Args:
+            new: Who and what the session is for.
+            policy: The dialect's expiry policy.
+            with_secret: Mint an opaque bearer secret for the session; only its digest is stored.
+        """
+        now = self.clock()
+        secret = new_secret() if with_secret else None
+        digest = self.digester.digest(secret) if secret else None
+        absolute = now + timedelta(seconds=policy.absolute) if policy.absolute else None
+        expires = _capped(now + timedelta(seconds=policy.ttl), absolute)
+        session, reused = await self.store.insert(
+            new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest
+        )
+        if reused and secret is not None:
+            # The reused session's old secret cannot be shown again: bind the new one instead.
+            await self.store.set_token_digest(session.id, self.digester.digest(secret))
+        return Created(session=session, secret=secret, reused=reused)
+
+    async def replace(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
+        """End the live session holding ``new.reuse_key`` (if any) and create a fresh one."""
+        if new.reuse_key is not None:
+            await self.store.revoke_reuse_key(reuse_key_digest(new.reuse_key), now=self.clock())
+        return await self.create(new, policy, with_secret=with_secret)
+
+    def issue_jwt(self, session: Session, claims: Mapping[str, Any]) -> IssuedToken:
+        """A JWT for ``session`` carrying ``claims``; it expires with the session."""
+        value = self.keys.encode(claims, issued_at=self.clock(), expires_at=session.expires_at)
+        return IssuedToken(kind="jwt", value=value, expires_at=session.expires_at)
+
+    async def resolve_jwt(
+        self, token: str, policy: ExpiryPolicy, *, session_claim: str, tenant: str = "default"
+    ) -> tuple[Session, dict[str, Any]]:
+        """The live session a JWT names, after the sliding/idle rules; and the token's claims.
+
+        Raises:
+            Unauthenticated: bad token, or no such session in this tenant.
+            SessionExpired: the token or the session has expired.
+            SessionRevoked: the session was ended.
+        """
+        claims = self.keys.decode(token, now=self.clock())
+        session_id = claims.get(session_claim)
+        if not isinstance(session_id, str):
+            raise Unauthenticated("invalid token")
+        session = await self.store.by_id(session_id)
+        if session is None or session.tenant != tenant:
+            raise SessionRevoked("session not found")
+        return await self._use(session, policy), claims
+
+    async def resolve_secret(self, secret: str, policy: ExpiryPolicy, *, tenant: str = "default") -> Session:
+        """The live session an opaque bearer secret belongs to, after the sliding/idle rules.
+
+        Raises:
+            Unauthenticated: unknown secret, or one of another tenant.
+            SessionExpired: the session has expired.
+            SessionRevoked: the session was ended.
+        """
+        digest = self.digester.digest(secret)
+        found = await self.store.by_digest(digest)
+        if found is None or not self.digester.matches(secret, found[1]) or found[0].tenant != tenant:
+            raise Unauthenticated("invalid session")
+        return await self._use(found[0], policy)
+
+    async def _use(self, session: Session, policy: ExpiryPolicy) -> Session:
+        now = self.clock()
+        if session.revoked_at is not None:
+            raise SessionRevoked("session revoked")
+        if now >= session.expires_at:
+            raise SessionExpired("session expired")
+        since_use = (now - session.last_seen_at).total_seconds()
+        if policy.idle is not None and since_use >= policy.idle:
+            raise SessionExpired("session idle too long")
+        if since_use < policy.touch_interval:
+            return session
+        expires = session.expires_at
+        if policy.sliding:
+            expires = _capped(now + timedelta(seconds=policy.ttl), session.absolute_expires_at)
+        touched = await self.store.touch(session.id, now=now, expires_at=expires)
+        if touched is None:
+            raise SessionRevoked("session revoked")
+        return touched
+
+    async def get(self, session_id: str, *, tenant: str = "default") -> Session:
+        """A live session by its public id.
+
+        Raises:
+            NotFound: no live session with that id in this tenant.
+        """
+        session = await self.store.by_id(session_id)
+        if session is None or session.tenant != tenant or not session.is_live(self.clock()):
+            raise NotFound("session not found")
+        return session
+
+    async def list(self, query: SessionQuery) -> Page[Session]:
+        """Live sessions matching ``query``."""
+        return await self.store.list(query, now=self.clock())
+
+    async def revoke(self, session_id: str, *, tenant: str = "default") -> Session:
+        """End a live session; its credentials stop working at once in every dialect.
+
+        Raises:
+            NotFound: no live session with that id in this tenant.
+        """
+        await self.get(session_id, tenant=tenant)
+        revoked = await self.store.revoke(session_id, now=self.clock())
+        if revoked is None:
+            raise NotFound("session not found")
+        return revoked
+
+    async def revoke_all_for_principal(self, principal_id: str, *, tenant: str = "default", except_id: str | None = None) -> int:
+        """End every live session of a principal, but ``except_id``; how many ended."""
+        return await self.store.revoke_for_principal(tenant, principal_id, now=self.clock(), except_id=except_id)
+
+    async def sweep_expired(self, *, batch: int = 500) -> int:
+        """Delete one batch of expired or revoked sessions; how many were deleted."""
+        return await self.store.delete_expired(now=self.clock(), batch=batch)
+
+
+def reuse_key_digest(key: str) -> str:
+    """The stored form of a reuse key: fixed length, and no identifier or address in clear."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _capped(when: datetime, cap: datetime | None) -> datetime:
+    return when if cap is None or when <= cap else cap

@@ -1,0 +1,59 @@
+"""The storage seam the service depends on; ``sessiongate.storage`` implements it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sessiongate.core.models import NewSession, Page, Session, SessionQuery
+
+__all__ = ("SessionStore",)
+
+
+class SessionStore(Protocol):
+    """What the session service needs from a database. Every method is one short transaction."""
+
+    async def insert(
+        self, new: NewSession, *, now: datetime, expires_at: datetime, absolute_expires_at: datetime | None,
+        token_digest: str | None,
+    ) -> tuple[Session, bool]:
+        """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused."""
+        ...
+
+    async def by_digest(self, digest: str) -> tuple[Session, str] | None:
+        """The session whose token digest is ``digest``, with the stored digest for a constant-time compare."""
+        ...
+
+    async def by_id(self, session_id: str) -> Session | None:
+        """The session with this public id, live or not."""
+        ...
+
+    async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
+        """Record a use: ``last_seen_at = now``, the new ``expires_at``, ``version + 1``; ``None`` if gone."""
+        ...
+
+    async def set_token_digest(self, session_id: str, digest: str) -> None:
+        """Bind a new bearer secret to the session (the previous one stops working)."""
+        ...
+
+    async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
+        """Mark one live session revoked; ``None`` if there was no live session with that id."""
+        ...
+
+    async def revoke_for_principal(
+        self, tenant: str, principal_id: str, *, now: datetime, except_id: str | None = None
+    ) -> int:
+        """Revoke every live session of a principal (but ``except_id``); how many were revoked."""
+        ...
+
+    async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
+        """Revoke the live session holding ``reuse_key``, if any."""
+        ...
+
+    async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
+        """Live sessions matching ``query``."""
+        ...
+
+    async def delete_expired(self, *, now: datetime, batch: int) -> int:
+        """Delete up to ``batch`` sessions that expired or were revoked before ``now``; how many went."""
+        ...

@@ -1,0 +1,1 @@
+"""The dialect plugin mechanism: the base every dialect subclasses, and the registry that finds them."""

@@ -1,0 +1,161 @@
+"""``DialectPlugin``: everything a dialect would otherwise write five times, written once.
+
+A dialect subclass gives its name, title, controllers, options and ``render_error``. The base mounts the
+controllers (under the optional prefix), adds explicit ``OPTIONS`` handlers with a complete ``Allow`` header
+(Litestar 2 lists only the first handler's method, litestar issue #4169), injects the plugin and its options,
+enforces JSON request bodies, and registers the dialect's paths so that every error on them, including
+routing-level 404/405, is rendered in the dialect's own shape (see ``sessiongate.errors``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+from litestar import Request, Response, Router, route
+from litestar.di import Provide
+from litestar.enums import HttpMethod
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.plugins import InitPlugin
+from litestar.routes import HTTPRoute
+
+from sessiongate.core.errors import GatewayError, UnsupportedMediaType
+from sessiongate.core.models import ExpiryPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from litestar.config.app import AppConfig
+    from litestar.controller import Controller
+
+__all__ = ("DialectOptions", "DialectPlugin", "bearer_token", "client_address", "is_secure_request")
+
+
+class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Options every dialect has. Subclass to add a dialect's own (``SESSIONGATE_<NAME>__<OPTION>``)."""
+
+    prefix: str = ""
+    """Path prefix for this dialect's routes (default: the vendor's own paths, at the root)."""
+    tenant: str = "default"
+    """The tenant whose sessions this dialect creates and sees (amity picks tenants by API key instead)."""
+
+    def __post_init__(self) -> None:
+        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
+            msg = f"prefix must start with '/' and not end with one, got {self.prefix!r}"
+            raise ValueError(msg)
+
+
+class DialectPlugin(InitPlugin):
+    """Base of every dialect. Subclasses set the class attributes and implement ``render_error``.
+
+    Attributes:
+        name: The slug: entry-point name, spec file stem, settings key, contracts folder, test file name.
+        title: ``info.title`` of the dialect's hand-written spec.
+        controllers: The dialect's route handlers and controllers.
+        Options: The dialect's options Struct.
+        json_bodies: Whether request bodies must be JSON (415 otherwise).
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]]
+    Options: ClassVar[type[DialectOptions]] = DialectOptions
+    json_bodies: ClassVar[bool] = True
+
+    def __init__(self, options: DialectOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.path_patterns: list[tuple[re.Pattern[str], str]] = []
+        """Each served path as a regex, with its ``Allow`` value."""
+        self.claims: set[tuple[str, str]] = set()
+        """Each (method, path template with parameter names erased) this dialect serves."""
+        self._options_handlers: list[HTTPRouteHandler] = []
+        probe = Router(path=self.options.prefix or "/", route_handlers=list(self.controllers))
+        for r in probe.routes:
+            if not isinstance(r, HTTPRoute):
+                continue
+            methods = sorted(m for m in r.methods if m not in {"OPTIONS", "HEAD"})
+            allow = ", ".join(["OPTIONS", *methods])
+            self.path_patterns.append((_path_regex(r.path), allow))
+            self.claims.update((m, re.sub(r"\{[^}]*\}", "{}", r.path)) for m in methods)
+            self._options_handlers.append(_options_handler(r.path.removeprefix(self.options.prefix), allow))
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """The dialect's expiry policy, usually built from its options."""
+        raise NotImplementedError
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """The vendor's response for ``error`` (status, body, headers)."""
+        raise NotImplementedError
+
+    def spec_path(self, spec_dir: Path) -> Path:
+        """Where this dialect's hand-written OpenAPI document is."""
+        return spec_dir / f"{self.name}.yaml"
+
+    def allow_header(self, path: str) -> str | None:
+        """The ``Allow`` value for a request path this dialect serves, or ``None`` if it serves no such path."""
+        for pattern, allow in self.path_patterns:
+            if pattern.fullmatch(path):
+                return allow
+        return None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Mount the dialect's routes and remember its paths for error rendering."""
+        router = Router(
+            path=self.options.prefix or "/",
+            route_handlers=[*self._options_handlers, *self.controllers],
+            dependencies={"dialect": Provide(self._self, sync_to_thread=False)},
+            before_request=self._check_media_type if self.json_bodies else None,
+            opt={"dialect": self.name},
+        )
+        app_config.route_handlers.append(router)
+        return app_config
+
+    def _self(self) -> DialectPlugin:
+        return self
+
+    @staticmethod
+    async def _check_media_type(request: Request[Any, Any, Any]) -> None:
+        if request.method in {"GET", "HEAD", "OPTIONS"} or "data" not in request.route_handler.parsed_fn_signature.parameters:
+            return
+        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if has_body and media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType("unsupported media type")
+
+
+def _path_regex(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)))
+
+
+def _options_handler(path: str, allow: str) -> HTTPRouteHandler:
+    def options_handler() -> Response[None]:
+        return Response(content=None, status_code=204, headers={"Allow": allow})
+
+    return route(path or "/", http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)(
+        options_handler
+    )
+
+
+def bearer_token(request: Request[Any, Any, Any], *schemes: str) -> str | None:
+    """The credential of an ``Authorization: <scheme> <credential>`` header, for any of ``schemes``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in {s.lower() for s in (schemes or ("Bearer",))} and value.strip():
+        return value.strip()
+    return None
+
+
+def client_address(request: Request[Any, Any, Any], *, trust_forwarded: bool) -> str:
+    """The caller's address; from ``X-Forwarded-For`` only when the gateway is told to trust its proxy."""
+    if trust_forwarded and (forwarded := request.headers.get("x-forwarded-for")):
+        return forwarded.split(",", 1)[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def is_secure_request(request: Request[Any, Any, Any], *, trust_forwarded: bool) -> bool:
+    """Whether the request arrived over TLS (directly, or at a trusted proxy)."""
+    if trust_forwarded and request.headers.get("x-forwarded-proto", "").lower() == "https":
+        return True
+    return request.url.scheme in {"https", "wss"}

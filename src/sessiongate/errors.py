@@ -1,0 +1,127 @@
+"""App-level error dispatch: every failure is rendered by the dialect that owns the path, or as problem details.
+
+App-level handlers are needed because routing-level 404/405 never reach router-level handlers (the route
+does not exist yet), so the owning dialect is found from the handler's ``opt`` or by matching the path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+
+from sessiongate.core import errors
+from sessiongate.dialects.base import DialectPlugin
+
+__all__ = ("ErrorDispatcher", "to_gateway_error")
+
+log = logging.getLogger("sessiongate.errors")
+
+
+class ErrorDispatcher:
+    """Turns any exception into the response of the dialect owning the request's path."""
+
+    def __init__(self, plugins: Sequence[DialectPlugin]) -> None:
+        self.plugins = {p.name: p for p in plugins}
+
+    def owner(self, request: Request[Any, Any, Any]) -> DialectPlugin | None:
+        """The dialect whose route (or path, for routing errors) the request is on."""
+        handler = request.scope.get("route_handler")
+        if handler is not None and (name := handler.opt.get("dialect")) in self.plugins:
+            return self.plugins[name]
+        path = request.scope["path"]
+        return next((p for p in self.plugins.values() if p.allow_header(path) is not None), None)
+
+    def __call__(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        """The exception handler registered for ``Exception`` on the app."""
+        owner = self.owner(request)
+        error = to_gateway_error(exc)
+        if isinstance(error, errors.MethodNotAllowed) and owner is not None:
+            if allow := owner.allow_header(request.scope["path"]):
+                error.headers = {k: v for k, v in error.headers.items() if k.lower() != "allow"} | {"Allow": allow}
+        if owner is not None:
+            return owner.render_error(request, error)
+        return problem_details(request, error)
+
+
+def to_gateway_error(exc: Exception) -> errors.GatewayError:
+    """The gateway's meaning of any exception; unexpected ones are logged (type and route only) as internal."""
+    if isinstance(exc, errors.GatewayError):
+        return exc
+    if isinstance(exc, ValidationException):
+        return errors.InvalidRequest(_validation_message(exc), field=_validation_field(exc))
+    if isinstance(exc, NotAuthorizedException):
+        return errors.Unauthenticated(exc.detail)
+    if isinstance(exc, PermissionDeniedException):
+        return errors.Forbidden(exc.detail)
+    if isinstance(exc, NotFoundException):
+        return errors.NotFound("not found")
+    if isinstance(exc, MethodNotAllowedException):
+        return errors.MethodNotAllowed("method not allowed", headers=dict(exc.headers or {}))
+    if isinstance(exc, HTTPException) and exc.status_code == 413:  # noqa: PLR2004
+        return errors.PayloadTooLarge("request body too large")
+    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:  # noqa: PLR2004
+        detail = _clean(exc.detail)
+        return errors.InvalidRequest("invalid JSON body" if "JSON" in detail or "truncated" in detail else detail)
+    log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    return errors.GatewayError("internal error")
+
+
+_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
+          "object": "an object", "array": "an array", "null": "null"}
+
+
+def _validation_message(exc: ValidationException) -> str:
+    """msgspec's wording turned into a sentence naming the member (``identifier is required``)."""
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict) or not item.get("message"):
+            continue
+        key, message = str(item.get("key") or "request"), str(item["message"])
+        name = "request body" if key == "data" else key
+        if m := re.match(r"Object missing required field `([^`]+)`", message):
+            return f"{m.group(1)} is required"
+        if message == "'data'":
+            return "request body is required"
+        if m := re.match(r"Expected `(\w+)` of length >= (\d+)", message):
+            return f"{name} must not be empty" if m.group(2) == "1" else f"{name} must be at least {m.group(2)} characters"
+        if m := re.match(r"Expected `(\w+)` of length <= (\d+)", message):
+            return f"{name} must be at most {m.group(2)} characters"
+        if m := re.match(r"Expected `(\w+)`(?: \| `null`)?, got `(\w+)`", message):
+            return f"{name} must be {_KINDS.get(m.group(1), m.group(1))}"
+        return f"{name}: {message.split(' - at ', 1)[0]}"
+    detail = _clean(exc.detail)
+    return "invalid JSON body" if "json" in detail.lower() or "decod" in detail.lower() else "invalid request"
+
+
+def _validation_field(exc: ValidationException) -> str | None:
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict) and item.get("key") and item.get("key") != "data":
+            return str(item["key"])
+        if isinstance(item, dict) and (m := re.match(r"Object missing required field `([^`]+)`", str(item.get("message")))):
+            return m.group(1)
+    return None
+
+
+def _clean(detail: str) -> str:
+    # Litestar details sometimes echo the request; keep only the first line, never the payload.
+    return detail.split("\n", 1)[0][:200]
+
+
+def problem_details(request: Request[Any, Any, Any], error: errors.GatewayError) -> Response[Any]:
+    """RFC 9457 problem details, for paths no dialect owns."""
+    body = {"type": "about:blank", "title": error.code.replace("_", " "), "status": error.status,
+            "detail": error.message, "instance": request.scope["path"]}
+    return Response(body, status_code=error.status, media_type="application/problem+json", headers=error.headers)
+
+

@@ -1,0 +1,136 @@
+"""Gateway settings, read once from ``SESSIONGATE_*`` variables (and an optional TOML file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Settings", "SettingsError")
+
+PREFIX = "SESSIONGATE_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongate.db"
+MAX_JWT_LEEWAY = 60
+
+
+class SettingsError(ValueError):
+    """The environment or settings file holds a value the gateway cannot use."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything the gateway can be told. Nothing else reads the environment."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy async URL: ``sqlite+aiosqlite:///path.db`` (default) or ``postgresql+asyncpg://…``."""
+    dialects: tuple[str, ...] = ("*",)
+    """Dialects to enable: ``*`` for every installed one, or their names."""
+    environment: Literal["development", "production"] = "development"
+    """``production`` turns off debug output."""
+    auto_migrate: bool | None = None
+    """Apply migrations at start-up; ``None`` means yes for SQLite and no for other databases."""
+    jwt_keys: dict[str, str] = msgspec.field(default_factory=dict)
+    """HS256 signing keys by ``kid`` (each at least 32 bytes). Empty: one is generated and kept in the database."""
+    jwt_active_kid: str | None = None
+    """Which of ``jwt_keys`` signs new tokens; the others still verify. Default: the first."""
+    jwt_leeway: int = 5
+    """Seconds of clock skew accepted on ``exp``/``iat`` (at most 60)."""
+    token_key: str | None = None
+    """Key of the keyed SHA-256 digests of opaque tokens. Empty: generated and kept in the database."""
+    secure_cookies: bool = False
+    """Always mark cookies ``Secure`` (they are anyway when the request arrived over TLS)."""
+    trust_forwarded: bool = False
+    """Take the client address and scheme from ``X-Forwarded-For``/``-Proto`` (only behind a trusted proxy)."""
+    max_body_bytes: int = 16384
+    """Largest request body accepted; larger ones get 413 in the dialect's shape."""
+    sweep_interval: float = 60.0
+    """Seconds between sweeps of expired sessions; 0 turns the sweeper off."""
+    sweep_batch: int = 500
+    """Rows deleted per sweep statement."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Threshold of the JSON logs."""
+    openapi_dir: Path | None = None
+    """Where the hand-written specs are; default: the packaged copy, else the repository's ``openapi/``."""
+    dialect_options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.jwt_leeway <= MAX_JWT_LEEWAY:
+            msg = f"jwt_leeway must be between 0 and {MAX_JWT_LEEWAY} seconds"
+            raise SettingsError(msg)
+        short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < 32]  # noqa: PLR2004
+        if short:
+            msg = f"jwt_keys {short} are shorter than 32 bytes"
+            raise SettingsError(msg)
+        if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
+            msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"
+            raise SettingsError(msg)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_at_start(self) -> bool:
+        """Whether start-up applies migrations."""
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def spec_dir(self) -> Path:
+        """The directory of the hand-written OpenAPI specs."""
+        if self.openapi_dir is not None:
+            return self.openapi_dir
+        packaged = Path(__file__).parent / "_openapi"
+        return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "openapi"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``SESSIONGATE_*`` variables, over ``SESSIONGATE_CONFIG`` (a TOML file) if set.
+
+        Nested keys split on ``__``: ``SESSIONGATE_ZELF__LIFETIME=300`` sets option ``lifetime`` of dialect
+        ``zelf``. Values starting with ``[`` or ``{`` are JSON; list settings also take comma lists.
+
+        Raises:
+            SettingsError: naming the variable that holds a bad value.
+        """
+        env = os.environ if environ is None else environ
+        tree: dict[str, Any] = {}
+        if config := env.get(f"{PREFIX}CONFIG"):
+            tree = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        fields = {f.name for f in msgspec.structs.fields(cls)}
+        for key, raw in env.items():
+            if not key.startswith(PREFIX) or key == f"{PREFIX}CONFIG":
+                continue
+            path = key[len(PREFIX) :].lower().split("__")
+            value = _parse_value(raw, path[0])
+            if path[0] in fields:
+                _assign(tree, path, value)
+            else:
+                _assign(tree.setdefault("dialect_options", {}), path, value)
+        try:
+            return msgspec.convert(tree, cls, strict=False)
+        except (msgspec.ValidationError, SettingsError) as exc:
+            raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from exc
+
+
+def _parse_value(raw: str, name: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{PREFIX}{name.upper()} is not valid JSON: {exc}") from exc
+    if name == "dialects":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _assign(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[path[-1]] = value

@@ -1,0 +1,80 @@
+"""The engine, its SQLite tuning, readiness and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.config import AlembicAsyncConfig, AsyncSessionConfig, EngineConfig
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ("MIGRATIONS_DIR", "alchemy_config", "is_ready", "upgrade")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
+    """The advanced-alchemy config every part of the gateway shares (one engine per process).
+
+    SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes, the WAL default) and a busy
+    timeout so concurrent processes wait instead of failing.
+    """
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+    else:
+        engine_kwargs = {"pool_size": 20, "max_overflow": 10, "pool_pre_ping": True}
+    config = SQLAlchemyAsyncConfig(
+        connection_string=url,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR), version_table_name="sg_alembic_version"),
+        before_send_handler="autocommit",
+        engine_config=EngineConfig(**engine_kwargs),
+    )
+    if url.startswith("sqlite"):
+        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+async def is_ready(engine: AsyncEngine) -> bool:
+    """Whether the database answers a trivial query."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", which is the answer
+        return False
+    return True
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` on ``engine`` (safe to run from several processes)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade_on, revision)
+
+
+def _upgrade_on(connection: Connection, revision: str) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
