@@ -21,12 +21,9 @@ from sessiongate.dialects import registry
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
 from sessiongate.observability import configure_logging, metrics
+from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, is_ready, upgrade
-from sessiongate.storage.store import SqlSessionStore
-from sessiongate.tokens.jwt import KeyRing
-from sessiongate.tokens.keys import load_key_material
-from sessiongate.tokens.opaque import Digester
+from sessiongate.storage.database import alchemy_config, is_ready
 
 __all__ = ("create_app",)
 
@@ -52,27 +49,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        engine = db.get_engine()
-        if settings.migrate_at_start:
-            await upgrade(engine)
-        keys = await load_key_material(engine, settings)
-        service = SessionService(
-            SqlSessionStore(engine),
-            KeyRing(keys.jwt_keys, keys.active_kid, settings.jwt_leeway),
-            Digester(keys.digest_key),
-            clock,
-        )
-        app.state.sessions = service
-        sweeper = asyncio.create_task(_sweep(service, settings)) if settings.sweep_interval > 0 else None
-        log.info("started", extra={"dialects": [d.name for d in dialects], "database": engine.dialect.name})
-        try:
-            yield
-        finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-            await engine.dispose()
+        async with open_services(settings, clock=clock, db=db) as services:
+            app.state.services = services
+            app.state.sessions = services.sessions
+            sweeper = asyncio.create_task(_sweep(services.sessions, settings)) if settings.sweep_interval > 0 else None
+            log.info("started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name})
+            try:
+                yield
+            finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
 
     @get("/healthz", include_in_schema=True, tags=["operations"], sync_to_thread=False)
     def healthz() -> dict[str, str]:
@@ -92,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         lifespan=[lifespan],
         dependencies={
             "sessions": Provide(_sessions, sync_to_thread=False),
+            "services": Provide(_services, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
         },
         exception_handlers={Exception: ErrorDispatcher(dialects)},
@@ -110,6 +99,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 def _sessions(state: State) -> SessionService:
     service: SessionService = state.sessions
     return service
+
+
+def _services(state: State) -> Services:
+    services: Services = state.services
+    return services
 
 
 def _local_swagger() -> SwaggerRenderPlugin:

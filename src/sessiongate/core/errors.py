@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = (
+    "AccountDisabled",
+    "AccountLocked",
     "Conflict",
     "Forbidden",
     "GatewayError",
@@ -107,6 +109,19 @@ class UnsupportedMediaType(GatewayError):
 
     code = "unsupported_media_type"
     status = 415
+
+
+class AccountLocked(GatewayError):
+    """Too many failed logins for this principal; it is locked for a while."""
+
+    code = "account_locked"
+    status = 423
+
+
+class AccountDisabled(Forbidden):
+    """The principal is disabled by an operator."""
+
+    code = "account_disabled"
 
 
 class RateLimited(GatewayError):

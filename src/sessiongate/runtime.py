@@ -1,0 +1,57 @@
+"""The process's services, built once from settings: used by the app's lifespan and by CLI commands alike."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongate.core.service import Clock, SessionService, utc_now
+from sessiongate.settings import Settings
+from sessiongate.storage.database import alchemy_config, upgrade
+from sessiongate.storage.store import SqlSessionStore
+from sessiongate.tokens.jwt import KeyRing
+from sessiongate.tokens.keys import load_key_material
+from sessiongate.tokens.opaque import Digester
+
+__all__ = ("Services", "open_services")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a handler or a command may need, sharing one engine."""
+
+    settings: Settings
+    engine: AsyncEngine
+    clock: Clock
+    digester: Digester
+    keys: KeyRing
+    sessions: SessionService
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings, *, clock: Clock = utc_now, db: SQLAlchemyAsyncConfig | None = None, migrate: bool | None = None
+) -> AsyncIterator[Services]:
+    """Connect, migrate when configured, load the keys and build the services; dispose the engine afterwards.
+
+    Args:
+        settings: The gateway's settings.
+        clock: "Now", for every service.
+        db: An existing advanced-alchemy config to share its engine (the app's); a new one otherwise.
+        migrate: Apply migrations first; default: ``settings.migrate_at_start``.
+    """
+    engine = (db or alchemy_config(settings.database_url)).get_engine()
+    try:
+        if settings.migrate_at_start if migrate is None else migrate:
+            await upgrade(engine)
+        material = await load_key_material(engine, settings)
+        digester = Digester(material.digest_key)
+        keys = KeyRing(material.jwt_keys, material.active_kid, settings.jwt_leeway)
+        sessions = SessionService(SqlSessionStore(engine), keys, digester, clock)
+        yield Services(settings=settings, engine=engine, clock=clock, digester=digester, keys=keys, sessions=sessions)
+    finally:
+        await engine.dispose()
