@@ -6,10 +6,10 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
 
 from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, client_address
+from sessiongate.dialects.bodies import json_body
 from sessiongate.settings import Settings
 from sessiongate_zelf import mapping, wire
 
@@ -18,13 +18,13 @@ __all__ = ("create_session",)
 
 @post("/api/sessions", operation_id="createSession", status_code=200, tags=["zelf"])
 async def create_session(
-    data: JSONBody[wire.CreateSession],
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
     dialect: NamedDependency[DialectPlugin],
     settings: NamedDependency[Settings],
 ) -> wire.CreateSessionResponse:
     """Create a device session, or return the caller's live one (killSession forces a new one)."""
+    data = await json_body(request, wire.CreateSession)
     address = client_address(request, trust_forwarded=settings.trust_forwarded)
     new = mapping.create_in(data, client_address=address, tenant=dialect.options.tenant)
     create = sessions.replace if data.kill_session else sessions.create

@@ -85,14 +85,14 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def upgrade(revision: str) -> None:
     """Apply migrations to SESSIONGATE_DATABASE_URL."""
     run_async(_upgrade(settings_from_env(), revision))
     click.echo("database is up to date")
 
 
-async def _upgrade(settings: Settings, revision: str = "head") -> None:
+async def _upgrade(settings: Settings, revision: str = "heads") -> None:
     from sessiongate.storage.database import alchemy_config
     from sessiongate.storage.database import upgrade as apply
 

@@ -7,7 +7,6 @@ does not exist yet), so the owning dialect is found from the handler's ``opt`` o
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from litestar.exceptions import (
 
 from sessiongate.core import errors
 from sessiongate.dialects.base import DialectPlugin
+from sessiongate.dialects.bodies import humanize
 
 __all__ = ("ErrorDispatcher", "to_gateway_error")
 
@@ -60,7 +60,8 @@ def to_gateway_error(exc: Exception) -> errors.GatewayError:
     if isinstance(exc, errors.GatewayError):
         return exc
     if isinstance(exc, ValidationException):
-        return errors.InvalidRequest(_validation_message(exc), field=_validation_field(exc))
+        message, field = _validation_message(exc)
+        return errors.InvalidRequest(message, field=field)
     if isinstance(exc, NotAuthorizedException):
         return errors.Unauthenticated(exc.detail)
     if isinstance(exc, PermissionDeniedException):
@@ -78,39 +79,15 @@ def to_gateway_error(exc: Exception) -> errors.GatewayError:
     return errors.GatewayError("internal error")
 
 
-_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-          "object": "an object", "array": "an array", "null": "null"}
-
-
-def _validation_message(exc: ValidationException) -> str:
-    """msgspec's wording turned into a sentence naming the member (``identifier is required``)."""
+def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
+    """Litestar's parameter validation failures, worded like body failures."""
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if not isinstance(item, dict) or not item.get("message"):
-            continue
-        key, message = str(item.get("key") or "request"), str(item["message"])
-        name = "request body" if key == "data" else key
-        if m := re.match(r"Object missing required field `([^`]+)`", message):
-            return f"{m.group(1)} is required"
-        if message == "'data'":
-            return "request body is required"
-        if m := re.match(r"Expected `(\w+)` of length >= (\d+)", message):
-            return f"{name} must not be empty" if m.group(2) == "1" else f"{name} must be at least {m.group(2)} characters"
-        if m := re.match(r"Expected `(\w+)` of length <= (\d+)", message):
-            return f"{name} must be at most {m.group(2)} characters"
-        if m := re.match(r"Expected `(\w+)`(?: \| `null`)?, got `(\w+)`", message):
-            return f"{name} must be {_KINDS.get(m.group(1), m.group(1))}"
-        return f"{name}: {message.split(' - at ', 1)[0]}"
-    detail = _clean(exc.detail)
-    return "invalid JSON body" if "json" in detail.lower() or "decod" in detail.lower() else "invalid request"
-
-
-def _validation_field(exc: ValidationException) -> str | None:
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict) and item.get("key") and item.get("key") != "data":
-            return str(item["key"])
-        if isinstance(item, dict) and (m := re.match(r"Object missing required field `([^`]+)`", str(item.get("message")))):
-            return m.group(1)
-    return None
+        if isinstance(item, dict) and item.get("message"):
+            key = str(item.get("key") or "") or None
+            if item["message"] == "'data'":
+                return "request body is required", None
+            return humanize(str(item["message"]), None if key == "data" else key)
+    return "invalid request", None
 
 
 def _clean(detail: str) -> str:

@@ -3,7 +3,7 @@
 A dialect subclass gives its name, title, controllers, options and ``render_error``. The base mounts the
 controllers (under the optional prefix), adds explicit ``OPTIONS`` handlers with a complete ``Allow`` header
 (Litestar 2 lists only the first handler's method, litestar issue #4169), injects the plugin and its options,
-enforces JSON request bodies, and registers the dialect's paths so that every error on them, including
+and registers the dialect's paths so that every error on them, including
 routing-level 404/405, is rendered in the dialect's own shape (see ``sessiongate.errors``).
 """
 
@@ -21,7 +21,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
 
-from sessiongate.core.errors import GatewayError, UnsupportedMediaType
+from sessiongate.core.errors import GatewayError
 from sessiongate.core.models import ExpiryPolicy
 
 if TYPE_CHECKING:
@@ -55,14 +55,12 @@ class DialectPlugin(InitPlugin):
         title: ``info.title`` of the dialect's hand-written spec.
         controllers: The dialect's route handlers and controllers.
         Options: The dialect's options Struct.
-        json_bodies: Whether request bodies must be JSON (415 otherwise).
     """
 
     name: ClassVar[str]
     title: ClassVar[str]
     controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]]
     Options: ClassVar[type[DialectOptions]] = DialectOptions
-    json_bodies: ClassVar[bool] = True
 
     def __init__(self, options: DialectOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -106,7 +104,6 @@ class DialectPlugin(InitPlugin):
             path=self.options.prefix or "/",
             route_handlers=[*self._options_handlers, *self.controllers],
             dependencies={"dialect": Provide(self._self, sync_to_thread=False)},
-            before_request=self._check_media_type if self.json_bodies else None,
             opt={"dialect": self.name},
         )
         app_config.route_handlers.append(router)
@@ -114,16 +111,6 @@ class DialectPlugin(InitPlugin):
 
     def _self(self) -> DialectPlugin:
         return self
-
-    @staticmethod
-    async def _check_media_type(request: Request[Any, Any, Any]) -> None:
-        if request.method in {"GET", "HEAD", "OPTIONS"} or "data" not in request.route_handler.parsed_fn_signature.parameters:
-            return
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if has_body and media != "application/json" and not media.endswith("+json"):
-            raise UnsupportedMediaType("unsupported media type")
-
 
 def _path_regex(path: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)))

@@ -67,7 +67,7 @@ async def is_ready(engine: AsyncEngine) -> bool:
     return True
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Apply the migrations up to ``revision`` on ``engine`` (safe to run from several processes)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade_on, revision)

@@ -1,0 +1,70 @@
+"""Strict JSON request bodies, and msgspec's validation wording turned into sentences naming the member.
+
+Litestar converts bodies non-strictly (``"true"`` becomes ``True``), which a contract with typed members must
+not do, so dialects read bodies through :func:`json_body`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from sessiongate.core.errors import InvalidRequest, UnsupportedMediaType
+
+__all__ = ("humanize", "json_body")
+
+T = TypeVar("T")
+_KINDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+
+
+async def json_body(request: Request[Any, Any, Any], model: type[T]) -> T:
+    """The request body decoded strictly into ``model``.
+
+    Raises:
+        UnsupportedMediaType: the body is not declared as JSON.
+        InvalidRequest: no body, malformed JSON, or a member that does not fit ``model`` (named in the message).
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await request.body()
+    if body and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType("unsupported media type")
+    if not body.strip():
+        raise InvalidRequest("request body is required")
+    try:
+        return msgspec.json.decode(body, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        message, field = humanize(str(exc))
+        raise InvalidRequest(message, field=field) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest("invalid JSON body") from exc
+
+
+def humanize(message: str, key: str | None = None) -> tuple[str, str | None]:
+    """``("identifier must be a string", "identifier")`` from msgspec's ``Expected `str`, got `int` - at `$.identifier```."""
+    text, _, where = message.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".") or key
+    name = path or "request body"
+    if m := re.match(r"Object missing required field `([^`]+)`", text):
+        field = f"{path}.{m.group(1)}" if path else m.group(1)
+        return f"{field} is required", field
+    if m := re.match(r"Expected `\w+` of length >= (\d+)", text):
+        return (f"{name} must not be empty" if m.group(1) == "1" else f"{name} must be at least {m.group(1)} characters"), path
+    if m := re.match(r"Expected `\w+` of length <= (\d+)", text):
+        return f"{name} must be at most {m.group(1)} characters", path
+    if m := re.match(r"Expected `(\w+)`(?: \| `null`)?, got `\w+`", text):
+        return f"{name} must be {_KINDS.get(m.group(1), m.group(1))}", path
+    if m := re.match(r"Object contains unknown field `([^`]+)`", text):
+        field = f"{path}.{m.group(1)}" if path else m.group(1)
+        return f"{field} is not allowed", field
+    return f"{name}: {text}", path
