@@ -83,6 +83,10 @@ class DialectPlugin(InitPlugin):
         """The dialect's expiry policy, usually built from its options."""
         raise NotImplementedError
 
+    def dependencies(self) -> dict[str, Provide]:
+        """Extra dependencies for this dialect's handlers (services only this dialect uses)."""
+        return {}
+
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """The vendor's response for ``error`` (status, body, headers)."""
         raise NotImplementedError
@@ -103,7 +107,7 @@ class DialectPlugin(InitPlugin):
         router = Router(
             path=self.options.prefix or "/",
             route_handlers=[*self._options_handlers, *self.controllers],
-            dependencies={"dialect": Provide(self._self, sync_to_thread=False)},
+            dependencies={"dialect": Provide(self._self, sync_to_thread=False), **self.dependencies()},
             opt={"dialect": self.name},
         )
         app_config.route_handlers.append(router)

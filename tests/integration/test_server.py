@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.server import running_server
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    with running_server(database_url, tmp_path) as srv:
+        yield srv
+
+
+def test_real_server_issues_a_zelf_token_over_http(server):
+    response = httpx.post(f"{server.base_url}/api/sessions", json={"identifier": "device_unique_id_here"})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    claims = jwt.decode(data["token"], options={"verify_signature": False})
+    assert claims["identifier"] == "device_unique_id_here"
+    assert claims["exp"] == data["expiresAt"]
+
+
+def test_real_server_reports_health_and_readiness(server):
+    assert httpx.get(f"{server.base_url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{server.base_url}/readyz").json() == {"status": "ok"}
+
+
+def test_real_server_serves_the_docs_index(server):
+    response = httpx.get(f"{server.base_url}/docs")
+    assert response.status_code == 200
+    assert "/docs/zelf" in response.text
+
+
+def test_sessions_survive_a_restart_on_the_same_database(database_url, tmp_path):
+    with running_server(database_url, tmp_path) as first:
+        before = httpx.post(f"{first.base_url}/api/sessions", json={"identifier": "keep-me"}).json()["data"]
+    with running_server(database_url, tmp_path) as second:
+        after = httpx.post(f"{second.base_url}/api/sessions", json={"identifier": "keep-me"}).json()["data"]
+    assert (after["activatedAt"], after["expiresAt"]) == (before["activatedAt"], before["expiresAt"])

@@ -1,0 +1,75 @@
+"""A real ``sessiongate serve`` process on a free port, for end-to-end tests over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    database_url: str, directory: Path, env: Mapping[str, str] | None = None, workers: int = 1
+) -> Iterator[Server]:
+    """Start the gateway with ``database_url``; stop it (SIGTERM, then SIGKILL) afterwards."""
+    port = free_port()
+    log_path = directory / f"server-{port}.log"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
+    environ |= {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true", **(env or {})}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=directory,
+        )
+    server = Server(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.logs()}")
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{server.logs()}")
