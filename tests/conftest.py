@@ -43,7 +43,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def make_client(make_settings: Callable[..., Settings], clock: FakeClock) -> Iterator[Callable[..., TestClient[Litestar]]]:
+def make_client(
+    make_settings: Callable[..., Settings], clock: FakeClock
+) -> Iterator[Callable[..., TestClient[Litestar]]]:
     clients: list[TestClient[Litestar]] = []
 
     def make(**overrides: Any) -> TestClient[Litestar]:
@@ -55,3 +57,8 @@ def make_client(make_settings: Callable[..., Settings], clock: FakeClock) -> Ite
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

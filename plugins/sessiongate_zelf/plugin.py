@@ -31,7 +31,7 @@ class ZelfDialect(DialectPlugin):
 
     def expiry_policy(self) -> ExpiryPolicy:
         """Fixed lifetime from activation."""
-        assert isinstance(self.options, ZelfOptions)  # noqa: S101 - Options is ZelfOptions by construction
+        assert isinstance(self.options, ZelfOptions)
         return ExpiryPolicy(ttl=self.options.lifetime)
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:

@@ -30,5 +30,3 @@ async def create_session(
     create = sessions.replace if data.kill_session else sessions.create
     created = await create(new, dialect.expiry_policy())
     return mapping.session_out(created.session, sessions.issue_jwt(created.session, mapping.claims(created.session)))
-
-

@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             app.state.services = services
             app.state.sessions = services.sessions
             sweeper = asyncio.create_task(_sweep(services.sessions, settings)) if settings.sweep_interval > 0 else None
-            log.info("started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name})
+            log.info(
+                "started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name}
+            )
             try:
                 yield
             finally:
@@ -121,7 +123,7 @@ async def _sweep(service: SessionService, settings: Settings) -> None:
         try:
             while await service.sweep_expired(batch=settings.sweep_batch) == settings.sweep_batch:
                 await asyncio.sleep(0)
-        except Exception:  # noqa: BLE001 - a failed sweep must not stop the next one
+        except Exception:
             log.warning("sweep failed", exc_info=True)
 
 
@@ -129,5 +131,3 @@ def enabled_names(app: Litestar) -> Sequence[str]:
     """The dialects an app was built with."""
     dialects: dict[str, Any] = app.state.dialects
     return list(dialects)
-
-

@@ -47,7 +47,7 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = settings_from_env()
     try:
         registry.load(settings.dialects, settings.dialect_options)
-    except Exception as exc:  # noqa: BLE001 - any start-up misconfiguration is reported the same way
+    except Exception as exc:
         raise click.ClickException(str(getattr(exc, "detail", "") or exc)) from exc
     if settings.migrate_at_start:
         # Once here, before the workers start, so they never race each other on the schema.

@@ -47,9 +47,9 @@ class ErrorDispatcher:
         """The exception handler registered for ``Exception`` on the app."""
         owner = self.owner(request)
         error = to_gateway_error(exc)
-        if isinstance(error, errors.MethodNotAllowed) and owner is not None:
-            if allow := owner.allow_header(request.scope["path"]):
-                error.headers = {k: v for k, v in error.headers.items() if k.lower() != "allow"} | {"Allow": allow}
+        allow = owner.allow_header(request.scope["path"]) if owner is not None else None
+        if isinstance(error, errors.MethodNotAllowed) and allow:
+            error.headers = {k: v for k, v in error.headers.items() if k.lower() != "allow"} | {"Allow": allow}
         if owner is not None:
             return owner.render_error(request, error)
         return problem_details(request, error)
@@ -70,9 +70,9 @@ def to_gateway_error(exc: Exception) -> errors.GatewayError:
         return errors.NotFound("not found")
     if isinstance(exc, MethodNotAllowedException):
         return errors.MethodNotAllowed("method not allowed", headers=dict(exc.headers or {}))
-    if isinstance(exc, HTTPException) and exc.status_code == 413:  # noqa: PLR2004
+    if isinstance(exc, HTTPException) and exc.status_code == 413:
         return errors.PayloadTooLarge("request body too large")
-    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:  # noqa: PLR2004
+    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:
         detail = _clean(exc.detail)
         return errors.InvalidRequest("invalid JSON body" if "JSON" in detail or "truncated" in detail else detail)
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
@@ -97,8 +97,11 @@ def _clean(detail: str) -> str:
 
 def problem_details(request: Request[Any, Any, Any], error: errors.GatewayError) -> Response[Any]:
     """RFC 9457 problem details, for paths no dialect owns."""
-    body = {"type": "about:blank", "title": error.code.replace("_", " "), "status": error.status,
-            "detail": error.message, "instance": request.scope["path"]}
+    body = {
+        "type": "about:blank",
+        "title": error.code.replace("_", " "),
+        "status": error.status,
+        "detail": error.message,
+        "instance": request.scope["path"],
+    }
     return Response(body, status_code=error.status, media_type="application/problem+json", headers=error.headers)
-
-

@@ -62,7 +62,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 0 <= self.jwt_leeway <= MAX_JWT_LEEWAY:
             msg = f"jwt_leeway must be between 0 and {MAX_JWT_LEEWAY} seconds"
             raise SettingsError(msg)
-        short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < 32]  # noqa: PLR2004
+        short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < 32]
         if short:
             msg = f"jwt_keys {short} are shorter than 32 bytes"
             raise SettingsError(msg)

@@ -160,7 +160,8 @@ def test_seed_sample_request_gets_a_response_shaped_like_the_seed_sample(client)
     response = client.post("/api/sessions", json=request)
     assert response.status_code == 200
     body = response.json()
-    assert set(sample) == set(body) and set(sample["data"]) <= set(body["data"])
+    assert set(sample) == set(body)
+    assert set(sample["data"]) <= set(body["data"])
     assert claims_of(body["data"]["token"])["identifier"] == request["identifier"]
 
 

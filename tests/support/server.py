@@ -41,7 +41,7 @@ def running_server(
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
     environ |= {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true", **(env or {})}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        process = subprocess.Popen(
             [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)],
             stdout=log,
             stderr=subprocess.STDOUT,

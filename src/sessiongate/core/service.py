@@ -164,7 +164,9 @@ class SessionService:
             raise NotFound("session not found")
         return revoked
 
-    async def revoke_all_for_principal(self, principal_id: str, *, tenant: str = "default", except_id: str | None = None) -> int:
+    async def revoke_all_for_principal(
+        self, principal_id: str, *, tenant: str = "default", except_id: str | None = None
+    ) -> int:
         """End every live session of a principal, but ``except_id``; how many ended."""
         return await self.store.revoke_for_principal(tenant, principal_id, now=self.clock(), except_id=except_id)
 

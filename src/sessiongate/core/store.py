@@ -14,7 +14,12 @@ class SessionStore(Protocol):
     """What the session service needs from a database. Every method is one short transaction."""
 
     async def insert(
-        self, new: NewSession, *, now: datetime, expires_at: datetime, absolute_expires_at: datetime | None,
+        self,
+        new: NewSession,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        absolute_expires_at: datetime | None,
         token_digest: str | None,
     ) -> tuple[Session, bool]:
         """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused."""

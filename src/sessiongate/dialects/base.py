@@ -109,12 +109,15 @@ class DialectPlugin(InitPlugin):
             route_handlers=[*self._options_handlers, *self.controllers],
             dependencies={"dialect": Provide(self._self, sync_to_thread=False), **self.dependencies()},
             opt={"dialect": self.name},
+            # The hand-written spec is the dialect's contract; /schema describes only the gateway's own routes.
+            include_in_schema=False,
         )
         app_config.route_handlers.append(router)
         return app_config
 
     def _self(self) -> DialectPlugin:
         return self
+
 
 def _path_regex(path: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)))

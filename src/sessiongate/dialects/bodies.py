@@ -51,7 +51,10 @@ async def json_body(request: Request[Any, Any, Any], model: type[T]) -> T:
 
 
 def humanize(message: str, key: str | None = None) -> tuple[str, str | None]:
-    """``("identifier must be a string", "identifier")`` from msgspec's ``Expected `str`, got `int` - at `$.identifier```."""
+    """A sentence naming the member, and the member, from msgspec's wording.
+
+    ``Expected `str`, got `int` - at `$.identifier``` gives ``("identifier must be a string", "identifier")``.
+    """
     text, _, where = message.partition(" - at `$")
     path = where.rstrip("`").lstrip(".") or key
     name = path or "request body"
@@ -59,7 +62,9 @@ def humanize(message: str, key: str | None = None) -> tuple[str, str | None]:
         field = f"{path}.{m.group(1)}" if path else m.group(1)
         return f"{field} is required", field
     if m := re.match(r"Expected `\w+` of length >= (\d+)", text):
-        return (f"{name} must not be empty" if m.group(1) == "1" else f"{name} must be at least {m.group(1)} characters"), path
+        return (
+            f"{name} must not be empty" if m.group(1) == "1" else f"{name} must be at least {m.group(1)} characters"
+        ), path
     if m := re.match(r"Expected `\w+` of length <= (\d+)", text):
         return f"{name} must be at most {m.group(1)} characters", path
     if m := re.match(r"Expected `(\w+)`(?: \| `null`)?, got `\w+`", text):

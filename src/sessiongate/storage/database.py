@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advanced_alchemy.config import AlembicAsyncConfig, AsyncSessionConfig, EngineConfig
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text

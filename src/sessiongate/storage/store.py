@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
@@ -17,7 +17,7 @@ from sessiongate.storage.tables import SessionRecord
 
 __all__ = ("SqlSessionStore",)
 
-T = SessionRecord.__table__
+T = cast("Table", SessionRecord.__table__)
 C = T.c
 _PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 _SORTABLE: dict[str, Any] = {
@@ -144,7 +144,7 @@ class SqlSessionStore:
             stmt = stmt.where(C.id != _uuid(except_id))
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt.values(revoked_at=now, updated_at=now, version=C.version + 1))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
         """Revoke the live holder of a reuse key."""
@@ -155,7 +155,7 @@ class SqlSessionStore:
         )
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged."""
@@ -182,7 +182,7 @@ class SqlSessionStore:
         victims = select(C.id).where(dead).order_by(C.expires_at).limit(batch).scalar_subquery()
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(T).where(C.id.in_(victims)))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
 
 def _condition(f: SessionFilter) -> ColumnElement[bool]:

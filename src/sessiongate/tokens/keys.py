@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import cast
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
@@ -16,8 +17,8 @@ from sessiongate.storage.tables import SecretRecord
 
 __all__ = ("KeyMaterial", "load_key_material")
 
-_JWT_SECRET = "jwt:auto-1"
-_DIGEST_SECRET = "digest-key"
+_JWT_SECRET = "jwt:auto-1"  # noqa: S105 - the name of a generated key, not a key
+_DIGEST_SECRET = "digest-key"  # noqa: S105 - likewise
 
 
 class KeyMaterial(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,12 +43,14 @@ async def load_key_material(engine: AsyncEngine, settings: Settings) -> KeyMater
 
 
 async def _stored_secret(engine: AsyncEngine, name: str) -> str:
-    table = SecretRecord.__table__
+    table = cast("Table", SecretRecord.__table__)
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     now = datetime.now(UTC)
-    stmt = insert(table).values(
-        id=uuid7(), name=name, value=secrets.token_urlsafe(48), created_at=now, updated_at=now
-    ).on_conflict_do_nothing(index_elements=["name"])
+    stmt = (
+        insert(table)
+        .values(id=uuid7(), name=name, value=secrets.token_urlsafe(48), created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
     async with engine.begin() as conn:
         await conn.execute(stmt)
         value = (await conn.execute(select(table.c.value).where(table.c.name == name))).scalar_one()

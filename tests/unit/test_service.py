@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
+from sessiongate.core.models import ExpiryPolicy, NewSession, PageRequest, SessionQuery
+from sessiongate.runtime import Services, open_services
+from sessiongate.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+FIXED = ExpiryPolicy(ttl=600, touch_interval=0)
+SLIDING = ExpiryPolicy(ttl=7200, sliding=True, touch_interval=60)
+
+
+@pytest.fixture
+async def services(database_url, clock) -> AsyncIterator[Services]:
+    async with open_services(Settings(database_url=database_url), clock=clock, migrate=True) as built:
+        yield built
+
+
+def new(**kw) -> NewSession:
+    return NewSession(dialect="test", **kw)
+
+
+async def test_create_with_secret_stores_only_a_digest(services):
+    created = await services.sessions.create(new(subject="u1"), FIXED, with_secret=True)
+    assert created.secret
+    async with services.engine.connect() as conn:
+        rows = (await conn.exec_driver_sql("SELECT * FROM sg_session")).all()
+    assert all(created.secret not in str(value) for row in rows for value in row)
+
+
+async def test_secret_resolves_to_its_session_until_it_expires(services, clock):
+    created = await services.sessions.create(new(), FIXED, with_secret=True)
+    assert (await services.sessions.resolve_secret(created.secret, FIXED)).id == created.session.id
+    clock.advance(600)
+    with pytest.raises(SessionExpired):
+        await services.sessions.resolve_secret(created.secret, FIXED)
+
+
+async def test_unknown_secret_is_unauthenticated(services):
+    with pytest.raises(Unauthenticated):
+        await services.sessions.resolve_secret("nope", FIXED)
+
+
+async def test_sliding_session_moves_its_expiry_on_use(services, clock):
+    created = await services.sessions.create(new(), SLIDING, with_secret=True)
+    clock.advance(3600)
+    used = await services.sessions.resolve_secret(created.secret, SLIDING)
+    assert used.expires_at == clock.now + timedelta(seconds=7200)
+    assert used.last_seen_at == clock.now
+    assert used.version == created.session.version + 1
+    clock.advance(7199)
+    assert await services.sessions.resolve_secret(created.secret, SLIDING)
+
+
+async def test_use_within_the_touch_interval_writes_nothing(services, clock):
+    created = await services.sessions.create(new(), SLIDING, with_secret=True)
+    clock.advance(30)
+    used = await services.sessions.resolve_secret(created.secret, SLIDING)
+    assert used.version == created.session.version
+    assert used.expires_at == created.session.expires_at
+
+
+async def test_absolute_cap_ends_a_sliding_session(services, clock):
+    policy = ExpiryPolicy(ttl=100, sliding=True, absolute=250, touch_interval=0)
+    created = await services.sessions.create(new(), policy, with_secret=True)
+    for _ in range(2):
+        clock.advance(90)
+        await services.sessions.resolve_secret(created.secret, policy)
+    clock.advance(69)
+    used = await services.sessions.resolve_secret(created.secret, policy)
+    assert used.expires_at == created.session.created_at + timedelta(seconds=250)
+    clock.advance(1)
+    with pytest.raises(SessionExpired):
+        await services.sessions.resolve_secret(created.secret, policy)
+
+
+async def test_idle_timeout_ends_an_unused_session(services, clock):
+    policy = ExpiryPolicy(ttl=3600, idle=300, touch_interval=0)
+    created = await services.sessions.create(new(), policy, with_secret=True)
+    clock.advance(299)
+    await services.sessions.resolve_secret(created.secret, policy)
+    clock.advance(300)
+    with pytest.raises(SessionExpired):
+        await services.sessions.resolve_secret(created.secret, policy)
+
+
+async def test_revoked_session_is_rejected_at_once(services):
+    created = await services.sessions.create(new(), FIXED, with_secret=True)
+    await services.sessions.revoke(created.session.id)
+    with pytest.raises(SessionRevoked):
+        await services.sessions.resolve_secret(created.secret, FIXED)
+    with pytest.raises(NotFound):
+        await services.sessions.revoke(created.session.id)
+
+
+async def test_jwt_resolves_to_a_live_session_only(services):
+    created = await services.sessions.create(new(), FIXED)
+    token = services.sessions.issue_jwt(created.session, {"session": created.session.id})
+    session, claims = await services.sessions.resolve_jwt(token.value, FIXED, session_claim="session")
+    assert session.id == claims["session"] == created.session.id
+    await services.sessions.revoke(created.session.id)
+    with pytest.raises(SessionRevoked):
+        await services.sessions.resolve_jwt(token.value, FIXED, session_claim="session")
+
+
+async def test_sessions_of_another_tenant_are_invisible(services):
+    created = await services.sessions.create(new(tenant="a"), FIXED, with_secret=True)
+    with pytest.raises(Unauthenticated):
+        await services.sessions.resolve_secret(created.secret, FIXED, tenant="b")
+    with pytest.raises(NotFound):
+        await services.sessions.get(created.session.id, tenant="b")
+    with pytest.raises(NotFound):
+        await services.sessions.revoke(created.session.id, tenant="b")
+
+
+async def test_reuse_key_returns_the_live_session_unchanged(services, clock):
+    first = await services.sessions.create(new(reuse_key="k"), FIXED)
+    clock.advance(10)
+    again = await services.sessions.create(new(reuse_key="k"), FIXED)
+    assert again.reused
+    assert again.session == first.session
+
+
+async def test_reuse_key_of_an_expired_session_starts_a_new_one(services, clock):
+    first = await services.sessions.create(new(reuse_key="k"), FIXED)
+    clock.advance(600)
+    again = await services.sessions.create(new(reuse_key="k"), FIXED)
+    assert not again.reused
+    assert again.session.id != first.session.id
+
+
+async def test_replace_ends_the_live_holder_of_the_key(services):
+    first = await services.sessions.create(new(reuse_key="k"), FIXED)
+    second = await services.sessions.replace(new(reuse_key="k"), FIXED)
+    assert second.session.id != first.session.id
+    with pytest.raises(NotFound):
+        await services.sessions.get(first.session.id)
+
+
+async def test_revoke_all_for_principal_spares_the_excepted_session(services):
+    keep = await services.sessions.create(new(principal_id="p"), FIXED)
+    drop = await services.sessions.create(new(principal_id="p"), FIXED)
+    other = await services.sessions.create(new(principal_id="q"), FIXED)
+    assert await services.sessions.revoke_all_for_principal("p", except_id=keep.session.id) == 1
+    assert await services.sessions.get(keep.session.id)
+    assert await services.sessions.get(other.session.id)
+    with pytest.raises(NotFound):
+        await services.sessions.get(drop.session.id)
+
+
+async def test_sweep_deletes_dead_sessions_in_batches(services, clock):
+    for _ in range(5):
+        await services.sessions.create(new(), FIXED)
+    live = await services.sessions.create(new(), ExpiryPolicy(ttl=10_000))
+    clock.advance(601)
+    assert await services.sessions.sweep_expired(batch=3) == 3
+    assert await services.sessions.sweep_expired(batch=3) == 2
+    assert await services.sessions.sweep_expired(batch=3) == 0
+    assert await services.sessions.get(live.session.id)
+
+
+async def test_list_shows_live_sessions_of_the_tenant(services, clock):
+    for i in range(3):
+        await services.sessions.create(new(subject=f"s{i}"), FIXED)
+    await services.sessions.create(new(tenant="other"), FIXED)
+    page = await services.sessions.list(SessionQuery(page=PageRequest(skip=0, take=2)))
+    assert page.total == 3
+    assert len(page.items) == 2
+    clock.advance(600)
+    assert (await services.sessions.list(SessionQuery())).total == 0

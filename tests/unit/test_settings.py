@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sessiongate.settings import Settings, SettingsError
+
+
+def test_defaults_are_sqlite_file_and_every_dialect():
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///./sessiongate.db"
+    assert settings.dialects == ("*",)
+    assert settings.migrate_at_start
+
+
+def test_environment_values_are_converted_to_their_types():
+    settings = Settings.from_env(
+        {
+            "SESSIONGATE_DIALECTS": "zelf, issp",
+            "SESSIONGATE_MAX_BODY_BYTES": "2048",
+            "SESSIONGATE_SECURE_COOKIES": "true",
+            "SESSIONGATE_JWT_KEYS": '{"k1": "' + "x" * 32 + '"}',
+            "UNRELATED": "1",
+        }
+    )
+    assert settings.dialects == ("zelf", "issp")
+    assert settings.max_body_bytes == 2048
+    assert settings.secure_cookies is True
+    assert settings.jwt_keys == {"k1": "x" * 32}
+
+
+def test_dialect_options_come_from_double_underscore_keys():
+    settings = Settings.from_env({"SESSIONGATE_ZELF__LIFETIME": "300", "SESSIONGATE_ZELF__PREFIX": "/z"})
+    assert settings.dialect_options == {"zelf": {"lifetime": "300", "prefix": "/z"}}
+
+
+def test_postgres_does_not_migrate_at_start_unless_asked():
+    assert not Settings(database_url="postgresql+asyncpg://x/y").migrate_at_start
+    assert Settings(database_url="postgresql+asyncpg://x/y", auto_migrate=True).migrate_at_start
+
+
+def test_bad_value_names_the_setting():
+    with pytest.raises(SettingsError, match="max_body_bytes"):
+        Settings.from_env({"SESSIONGATE_MAX_BODY_BYTES": "lots"})
+
+
+def test_short_jwt_keys_are_refused():
+    with pytest.raises(SettingsError, match="shorter than 32 bytes"):
+        Settings.from_env({"SESSIONGATE_JWT_KEYS": '{"k": "short"}'})
+
+
+def test_leeway_is_bounded():
+    with pytest.raises(SettingsError, match="jwt_leeway"):
+        Settings.from_env({"SESSIONGATE_JWT_LEEWAY": "3600"})
+
+
+def test_settings_file_is_read_and_environment_wins(tmp_path: Path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('max_body_bytes = 1000\nlog_level = "DEBUG"\n')
+    settings = Settings.from_env({"SESSIONGATE_CONFIG": str(config), "SESSIONGATE_MAX_BODY_BYTES": "3000"})
+    assert settings.max_body_bytes == 3000
+    assert settings.log_level == "DEBUG"
