@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, upgrade
+from sessiongate.storage.database import alchemy_config, sqlite_pragmas, upgrade
+from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.keys import load_key_material
@@ -30,6 +31,7 @@ class Services:
     digester: Digester
     keys: KeyRing
     sessions: SessionService
+    runner: StatementRunner
 
 
 @contextlib.asynccontextmanager
@@ -45,13 +47,23 @@ async def open_services(
         migrate: Apply migrations first; default: ``settings.migrate_at_start``.
     """
     engine = (db or alchemy_config(settings.database_url)).get_engine()
+    runner = runner_for(engine, settings.database_url, sqlite_pragmas)
     try:
         if settings.migrate_at_start if migrate is None else migrate:
             await upgrade(engine)
         material = await load_key_material(engine, settings)
         digester = Digester(material.digest_key)
         keys = KeyRing(material.jwt_keys, material.active_kid, settings.jwt_leeway)
-        sessions = SessionService(SqlSessionStore(engine), keys, digester, clock)
-        yield Services(settings=settings, engine=engine, clock=clock, digester=digester, keys=keys, sessions=sessions)
+        sessions = SessionService(SqlSessionStore(engine, runner), keys, digester, clock)
+        yield Services(
+            settings=settings,
+            engine=engine,
+            clock=clock,
+            digester=digester,
+            keys=keys,
+            sessions=sessions,
+            runner=runner,
+        )
     finally:
+        await runner.close()
         await engine.dispose()

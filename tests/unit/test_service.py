@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -174,3 +175,9 @@ async def test_list_shows_live_sessions_of_the_tenant(services, clock):
     assert len(page.items) == 2
     clock.advance(600)
     assert (await services.sessions.list(SessionQuery())).total == 0
+
+
+async def test_concurrent_creates_are_all_stored_and_distinct(services):
+    created = await asyncio.gather(*[services.sessions.create(new(reuse_key=f"k{i}"), FIXED) for i in range(200)])
+    assert len({c.session.id for c in created}) == 200
+    assert (await services.sessions.list(SessionQuery(page=PageRequest(take=1)))).total == 200

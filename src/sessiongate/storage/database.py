@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("MIGRATIONS_DIR", "alchemy_config", "is_ready", "upgrade")
+__all__ = ("MIGRATIONS_DIR", "alchemy_config", "is_ready", "sqlite_pragmas", "upgrade")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -42,11 +42,12 @@ def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
         engine_config=EngineConfig(**engine_kwargs),
     )
     if url.startswith("sqlite"):
-        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+        event.listen(config.get_engine().sync_engine, "connect", sqlite_pragmas)
     return config
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, NORMAL sync, a busy timeout and foreign keys on every new SQLite connection."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

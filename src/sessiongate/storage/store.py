@@ -1,18 +1,34 @@
-"""``SessionStore`` on SQLAlchemy Core: each hot-path call is one lean statement on the shared engine."""
+"""``SessionStore`` on SQLAlchemy Core: each hot-path call is one lean statement (see ``storage.runner``)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery
 from sessiongate.core.service import reuse_key_digest
+from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 
 __all__ = ("SqlSessionStore",)
@@ -39,9 +55,11 @@ _SORTABLE: dict[str, Any] = {
 class SqlSessionStore:
     """Sessions in the ``sg_session`` table, on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, runner: StatementRunner | None = None) -> None:
         self.engine = engine
+        self.runner = runner or AsyncEngineRunner(engine)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._plain_insert, self._upsert = _insert_statements(engine.dialect.name)
 
     async def insert(
         self,
@@ -79,32 +97,22 @@ class SqlSessionStore:
             "version": 1,
             "attributes": new.attributes,
         }
-        stmt = self._insert(T).values(values)
-        if new.reuse_key is not None:
-            live = and_(C.revoked_at.is_(None), C.expires_at > stmt.excluded.created_at)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[C.reuse_key],
-                set_={name: case((live, C[name]), else_=stmt.excluded[name]) for name in values if name != "reuse_key"},
-            )
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(stmt.returning(*_PUBLIC))).one()
-        session = _session(row)
+        stmt = self._upsert if new.reuse_key is not None else self._plain_insert
+        session = _session((await self.runner.write(stmt, values)).rows[0])
         return session, session.id != str(new_id)
 
     async def by_digest(self, digest: str) -> tuple[Session, str] | None:
         """One indexed ``SELECT`` by digest."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))).first()
-        return None if row is None else (_session(row), row.token_digest)
+        rows = await self.runner.read(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))
+        return (_session(rows[0]), rows[0].token_digest) if rows else None
 
     async def by_id(self, session_id: str) -> Session | None:
         """One ``SELECT`` by primary key."""
         key = _uuid(session_id)
         if key is None:
             return None
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(*_PUBLIC).where(C.id == key))).first()
-        return None if row is None else _session(row)
+        rows = await self.runner.read(select(*_PUBLIC).where(C.id == key))
+        return _session(rows[0]) if rows else None
 
     async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
         """One ``UPDATE … RETURNING`` of a still-live row."""
@@ -114,14 +122,12 @@ class SqlSessionStore:
             .values(last_seen_at=now, expires_at=expires_at, version=C.version + 1, updated_at=now)
             .returning(*_PUBLIC)
         )
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(stmt)).first()
-        return None if row is None else _session(row)
+        rows = (await self.runner.write(stmt)).rows
+        return _session(rows[0]) if rows else None
 
     async def set_token_digest(self, session_id: str, digest: str) -> None:
         """Bind a new secret digest to a session."""
-        async with self.engine.begin() as conn:
-            await conn.execute(update(T).where(C.id == _uuid(session_id)).values(token_digest=digest))
+        await self.runner.write(update(T).where(C.id == _uuid(session_id)).values(token_digest=digest))
 
     async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
         """Mark a live session revoked and bump its version."""
@@ -131,9 +137,8 @@ class SqlSessionStore:
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
             .returning(*_PUBLIC)
         )
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(stmt)).first()
-        return None if row is None else _session(row)
+        rows = (await self.runner.write(stmt)).rows
+        return _session(rows[0]) if rows else None
 
     async def revoke_for_principal(
         self, tenant: str, principal_id: str, *, now: datetime, except_id: str | None = None
@@ -142,9 +147,7 @@ class SqlSessionStore:
         stmt = update(T).where(C.tenant == tenant, C.principal_id == principal_id, C.revoked_at.is_(None))
         if except_id is not None:
             stmt = stmt.where(C.id != _uuid(except_id))
-        async with self.engine.begin() as conn:
-            result = await conn.execute(stmt.values(revoked_at=now, updated_at=now, version=C.version + 1))
-        return int(result.rowcount)
+        return (await self.runner.write(stmt.values(revoked_at=now, updated_at=now, version=C.version + 1))).rowcount
 
     async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
         """Revoke the live holder of a reuse key."""
@@ -153,9 +156,7 @@ class SqlSessionStore:
             .where(C.reuse_key == reuse_key, C.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
         )
-        async with self.engine.begin() as conn:
-            result = await conn.execute(stmt)
-        return int(result.rowcount)
+        return (await self.runner.write(stmt)).rowcount
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged."""
@@ -180,9 +181,36 @@ class SqlSessionStore:
         """Delete one batch of dead rows, oldest expiry first, through the expiry index."""
         dead = or_(C.expires_at <= now, C.revoked_at.is_not(None))
         victims = select(C.id).where(dead).order_by(C.expires_at).limit(batch).scalar_subquery()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(T).where(C.id.in_(victims)))
-        return int(result.rowcount)
+        return (await self.runner.write(delete(T).where(C.id.in_(victims)))).rowcount
+
+
+def _insert_statements(dialect_name: str) -> tuple[TextClause, TextClause]:
+    """``INSERT … RETURNING``, and the same with ``ON CONFLICT (reuse_key)`` keeping a live holder of the key and
+    replacing a dead one.
+
+    SQLAlchemy never caches the compiled form of dialect-specific ``INSERT`` constructs (``inherit_cache = False``
+    on ``sqlite.Insert`` and ``postgresql.Insert``), which cost a fresh compilation of this large statement on every
+    create. So both are compiled once here to typed text: same SQL, same bind and result types, compiled once.
+    """
+    insert, dialect = (
+        (postgresql.insert, postgresql.dialect) if dialect_name == "postgresql" else (sqlite.insert, sqlite.dialect)
+    )
+    names = [c.name for c in T.c if c.name != "sa_orm_sentinel"]
+    plain = insert(T).values({name: bindparam(name, type_=C[name].type) for name in names})
+    live = and_(C.revoked_at.is_(None), C.expires_at > plain.excluded.created_at)
+    upsert = plain.on_conflict_do_update(
+        index_elements=[C.reuse_key],
+        set_={name: case((live, C[name]), else_=plain.excluded[name]) for name in names if name != "reuse_key"},
+    )
+    binds = [bindparam(name, type_=C[name].type) for name in names]
+
+    def compiled(stmt: Any) -> TextClause:
+        sql = str(stmt.returning(*_PUBLIC).compile(dialect=dialect(paramstyle="named")))
+        # text() reads ":id::UUID" as no parameter at all; spell PostgreSQL's casts out.
+        sql = re.sub(r":(\w+)::(\w+)", r"CAST(:\1 AS \2)", sql)
+        return text(sql).bindparams(*binds).columns(*_PUBLIC)  # type: ignore[return-value]
+
+    return compiled(plain), compiled(upsert)
 
 
 def _condition(f: SessionFilter) -> ColumnElement[bool]:

@@ -1,0 +1,178 @@
+"""Where statements run: the async engine, or — for SQLite — one writer thread with group commit.
+
+SQLite lets one connection write at a time; with a pool of async connections, concurrent writers meet
+``database is locked`` and SQLite's busy handler sleeps in steps of up to 100 ms, which is where latency went.
+:class:`SqliteRunner` instead queues every write to one thread that owns one connection, runs whatever has queued
+up in one transaction (group commit: one commit for many writes), and answers each caller when that commit is
+done, so nothing is acknowledged before it is durable. Reads run on a few reader threads, one hop each, and see
+every committed write (WAL). Statements are SQLAlchemy Core on the same database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
+
+__all__ = ("AsyncEngineRunner", "Outcome", "SqliteRunner", "StatementRunner", "runner_for")
+
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a statement returned: its rows (when it returns rows) and how many rows it changed."""
+
+    rows: list[Row[Any]] = field(default_factory=list)
+    rowcount: int = 0
+
+
+class StatementRunner(Protocol):
+    """Runs one Core statement in its own short transaction (writes) or on a snapshot (reads)."""
+
+    async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
+        """Run a changing statement and commit it before returning."""
+        ...
+
+    async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """Run a query."""
+        ...
+
+    async def close(self) -> None:
+        """Release threads and connections."""
+        ...
+
+
+class AsyncEngineRunner:
+    """Statements on the shared async engine (PostgreSQL: concurrent writers are fine there)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
+        """One transaction per statement."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(statement, params)
+            rows = list(result.all()) if result.returns_rows else []
+            return Outcome(rows=rows, rowcount=max(result.rowcount, 0))
+
+    async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """One pooled connection per query."""
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(statement, params)).all())
+
+    async def close(self) -> None:
+        """Nothing of its own to release (the engine is disposed by its owner)."""
+
+
+_Job = tuple[Executable, dict[str, Any] | None, "asyncio.Future[Outcome]"]
+
+
+class SqliteRunner:
+    """One writer thread with group commit and a few reader threads, on one SQLite file."""
+
+    def __init__(self, url: str, pragmas: Callable[[Any, Any], None], readers: int = 4) -> None:
+        sync_url = url.replace("+aiosqlite", "+pysqlite", 1)
+        self._engine: Engine = create_engine(sync_url, poolclass=NullPool)
+        event.listen(self._engine, "connect", pragmas)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-sqlite-writer")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sg-sqlite-reader")
+        self._local = threading.local()
+        self._pending: list[_Job] = []
+        self._flushing = False
+        self._write_conn: Connection | None = None
+
+    async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
+        """Queue the write; it commits with whatever else is queued, and this returns after that commit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._pending.append((statement, params, future))
+        if not self._flushing:
+            self._flushing = True
+            loop.create_task(self._flush())  # noqa: RUF006 - the futures it resolves are what callers await
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    outcomes = await loop.run_in_executor(self._writer, self._run_batch, [(s, p) for s, p, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - the whole batch failed (commit): nobody is acknowledged
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._flushing = False
+
+    def _run_batch(self, batch: Sequence[tuple[Executable, dict[str, Any] | None]]) -> list[Outcome | BaseException]:
+        if self._write_conn is None:
+            self._write_conn = self._engine.connect()
+        conn = self._write_conn
+        outcomes: list[Outcome | BaseException] = []
+        try:
+            with conn.begin():
+                for statement, params in batch:
+                    # A failing statement is undone alone (SQLite's ABORT conflict resolution rolls back just that
+                    # statement); the transaction and the batch's other writes go on and commit.
+                    try:
+                        result = conn.execute(statement, params)
+                        rows = list(result.all()) if result.returns_rows else []
+                        outcomes.append(Outcome(rows=rows, rowcount=max(result.rowcount, 0)))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller of that statement
+                        outcomes.append(exc)
+        except BaseException:
+            conn.close()
+            self._write_conn = None
+            raise
+        return outcomes
+
+    async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """Run a query on a reader thread's own connection."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, statement, params)
+
+    def _run_read(self, statement: Executable, params: dict[str, Any] | None) -> list[Row[Any]]:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._engine.connect()
+        try:
+            return list(conn.execute(statement, params).all())
+        finally:
+            conn.rollback()  # end the read transaction so the next read sees newer commits
+
+    async def close(self) -> None:
+        """Stop the threads and close their connections."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._close_writer)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self._engine.dispose()
+
+    def _close_writer(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+
+
+def runner_for(engine: AsyncEngine, url: str, pragmas: Callable[[Any, Any], None]) -> StatementRunner:
+    """The runner suited to the database behind ``engine``."""
+    if engine.dialect.name == "sqlite" and ":memory:" not in url:
+        return SqliteRunner(url, pragmas)
+    return AsyncEngineRunner(engine)
