@@ -1,30 +1,35 @@
 """Schemathesis against a hand-written spec and the app built for one dialect, in process.
 
-One app per test module on a file database (the ASGI transport runs the lifespan once per test item).
+Each contract module builds one ``Target`` at import (Schemathesis parametrizes from the schema then): the app with
+only that dialect enabled, on its own database. The module's ``cleanup`` fixture drops that database when the module
+is done; a module that was collected but never ran has its database dropped at interpreter exit instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from litestar import Litestar
 from schemathesis.schemas import BaseSchema
 
 from sessiongate.app import create_app
+from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
 from tests.conftest import ROOT
 from tests.support.databases import database
 
 CONFIG = schemathesis.Config.from_path(ROOT / "contracts" / "schemathesis.toml")
 HYPOTHESIS = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=40, derandomize=True)
-_STACK = contextlib.ExitStack()
 
 
 def backend() -> str:
@@ -32,28 +37,41 @@ def backend() -> str:
     return "postgresql" if os.environ.get("SESSIONGATE_TEST_DATABASE_URL") else "sqlite"
 
 
-def dialect_app(name: str, **overrides: Any) -> Litestar:
-    """An app with only ``name`` enabled, on a fresh database that lives as long as the test process."""
-    directory = Path(_STACK.enter_context(tempfile.TemporaryDirectory(prefix=f"sg-contract-{name}-")))
-    url = _STACK.enter_context(database(backend(), directory))
-    values: dict[str, Any] = {
-        "database_url": url,
-        "dialects": (name,),
-        "openapi_dir": ROOT / "openapi",
-        "sweep_interval": 0,
-        "auto_migrate": True,
-    }
-    return create_app(Settings(**(values | overrides)))
+class Target:
+    """One dialect under contract test: its app on a database of its own, and its hand-written spec."""
 
+    def __init__(self, name: str, **overrides: Any) -> None:
+        self._stack = contextlib.ExitStack()
+        atexit.register(self._stack.close)
+        directory = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix=f"sg-contract-{name}-")))
+        url = self._stack.enter_context(database(backend(), directory))
+        values: dict[str, Any] = {
+            "database_url": url,
+            "dialects": (name,),
+            "openapi_dir": ROOT / "openapi",
+            "sweep_interval": 0,
+            "auto_migrate": True,
+        }
+        self.app: Litestar = create_app(Settings(**(values | overrides)))
+        self.settings: Settings = self.app.state.settings
+        self.schema: BaseSchema = schemathesis.openapi.from_path(ROOT / "openapi" / f"{name}.yaml", config=CONFIG)
+        self.schema.app = self.app
 
-def dialect_schema(name: str, app: Litestar) -> BaseSchema:
-    """The hand-written spec of ``name``, calling ``app`` in process."""
-    schema = schemathesis.openapi.from_path(ROOT / "openapi" / f"{name}.yaml", config=CONFIG)
-    schema.app = app
-    return schema
+    def provision(self, step: Callable[[Services], Awaitable[None]]) -> None:
+        """Run ``step`` against the target's database (migrated first), as an operator's CLI command would."""
 
+        async def run() -> None:
+            async with open_services(self.settings, migrate=True) as services:
+                await step(services)
 
-def close_all() -> Iterator[None]:
-    """Module-scoped finaliser body: drop the databases made for the module."""
-    yield
-    _STACK.close()
+        asyncio.run(run())
+
+    def cleanup_fixture(self) -> Any:
+        """A module-scoped autouse fixture that drops the target's database after the module's tests."""
+
+        @pytest.fixture(scope="module", autouse=True)
+        def cleanup() -> Iterator[None]:
+            yield
+            self._stack.close()
+
+        return cleanup

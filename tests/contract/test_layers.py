@@ -38,7 +38,5 @@ def test_core_models_and_service_import_neither_litestar_nor_sqlalchemy():
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_dialects_never_import_each_other(plugin):
     for path in plugin.rglob("*.py"):
-        others = [
-            m for m in imported_modules(path) if m.startswith("sessiongate_") and m.split(".")[0] != plugin.name
-        ]
+        others = [m for m in imported_modules(path) if m.startswith("sessiongate_") and m.split(".")[0] != plugin.name]
         assert others == [], path

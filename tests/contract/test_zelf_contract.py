@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import pytest
+from tests.contract.harness import HYPOTHESIS, Target
 
-from tests.contract.harness import HYPOTHESIS, close_all, dialect_app, dialect_schema
-
-APP = dialect_app("zelf")
-schema = dialect_schema("zelf", APP)
-cleanup = pytest.fixture(scope="module", autouse=True)(close_all)
+TARGET = Target("zelf")
+schema = TARGET.schema
+cleanup = TARGET.cleanup_fixture()
 
 
 @schema.parametrize()

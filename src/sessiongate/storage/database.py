@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+_CONFIGS = itertools.count(1)
+
+
 def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
     """The advanced-alchemy config every part of the gateway shares (one engine per process).
 
@@ -34,8 +38,14 @@ def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
         _ensure_sqlite_dir(url)
     else:
         engine_kwargs = {"pool_size": 20, "max_overflow": 10, "pool_pre_ping": True}
+    # advanced-alchemy makes each config's state keys unique by recursing once per earlier config of the process
+    # (RecursionError after ~1000): a counter of our own keeps them unique in one step.
+    n = next(_CONFIGS)
     config = SQLAlchemyAsyncConfig(
         connection_string=url,
+        session_scope_key=f"_sg_db_session_{n}",
+        engine_app_state_key=f"sg_db_engine_{n}",
+        session_maker_app_state_key=f"sg_session_maker_{n}",
         session_config=AsyncSessionConfig(expire_on_commit=False),
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR), version_table_name="sg_alembic_version"),
         before_send_handler="autocommit",
