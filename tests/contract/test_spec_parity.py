@@ -59,7 +59,9 @@ def handler_parameters(handler: HTTPRouteHandler, path: str) -> set[tuple[str, s
         elif isinstance(kwarg, ParameterKwarg) and kwarg.cookie:
             found.add(("cookie", kwarg.cookie))
         else:
-            found.add(("query", kwarg.query if isinstance(kwarg, ParameterKwarg) and kwarg.query else name))
+            # QueryParameter(name=...) keeps its name in `name`; the deprecated Parameter(query=...) in `query`.
+            alias = (kwarg.query or kwarg.name) if isinstance(kwarg, ParameterKwarg) else None
+            found.add(("query", alias or name))
     return found
 
 

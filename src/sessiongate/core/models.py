@@ -10,6 +10,8 @@ import msgspec
 __all__ = (
     "Device",
     "ExpiryPolicy",
+    "FilterOp",
+    "FilterValue",
     "IssuedToken",
     "NewSession",
     "Page",
@@ -18,6 +20,7 @@ __all__ = (
     "Session",
     "SessionFilter",
     "SessionQuery",
+    "SortField",
     "SortKey",
     "TokenKind",
 )
@@ -141,6 +144,7 @@ SortField = Literal[
     "dialect",
     "principal_id",
     "subject",
+    "device_id",
     "device_name",
     "device_env",
     "device_kind",
@@ -149,26 +153,54 @@ SortField = Literal[
     "expires_at",
     "version",
 ]
+"""Session fields a listing can sort and filter on."""
 FilterOp = Literal["eq", "neq", "in", "like", "gt", "ge", "lt", "le"]
+FilterValue = str | int | datetime
+"""A filter or keyset value: ``str`` for text fields (and ``id``), ``int`` for ``version``, an aware ``datetime``
+for the ``*_at`` fields."""
 
 
 class SortKey(msgspec.Struct, frozen=True, kw_only=True):
-    """One sort key of a listing."""
+    """One sort key of a listing.
+
+    Attributes:
+        field: The field to order by.
+        descending: Largest first. Nulls count as the smallest value in both directions (first ascending, last
+            descending), on every database.
+        fallbacks: Where ``field`` is null, the first non-null of these fields instead (SQL ``COALESCE``), so one
+            key can order by "the device name, else its id, else the dialect".
+    """
 
     field: SortField
     descending: bool = False
+    fallbacks: tuple[SortField, ...] = ()
 
 
 class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
-    """One condition of a listing; ``in`` takes several values, every other operator one."""
+    """One condition of a listing; ``in`` takes several values, every other operator one.
+
+    ``like`` matches a pattern in which ``*`` stands for any run of characters, case-insensitively. On ``id`` the
+    text compared (by ``like``, and by the comparisons when a value is not a complete id) is the id as 32 lowercase
+    hex digits; a complete id in either form compares as an id. ``fallbacks`` work as in :class:`SortKey`.
+    """
 
     field: SortField
     op: FilterOp
-    values: tuple[str, ...]
+    values: tuple[FilterValue, ...]
+    fallbacks: tuple[SortField, ...] = ()
 
 
 class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """What to list: live sessions of a tenant, optionally of one principal, filtered, sorted and paged."""
+    """What to list: live sessions of a tenant, optionally of one principal, filtered, sorted and paged.
+
+    Rows are ordered by ``sort`` (by default: oldest first, ``created_at``) and then by ``id`` in the direction of
+    the last key, a total order, so pages never overlap or skip a row.
+
+    Attributes:
+        after: Keyset paging: the values of the sort keys (of the default order when ``sort`` is empty) and then
+            the id of the last row already seen; the page starts after that row and ``page.skip`` counts from
+            there. ``None`` pages by offset alone.
+    """
 
     tenant: str = "default"
     principal_id: str | None = None
@@ -177,3 +209,4 @@ class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
     page: PageRequest = PageRequest()
     count_only: bool = False
     with_total: bool = True
+    after: tuple[FilterValue | None, ...] | None = None

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
+from sessiongate.core.errors import Conflict, NotFound, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionQuery
 from sessiongate.core.store import SessionStore
 from sessiongate.tokens.jwt import KeyRing
@@ -80,18 +80,62 @@ class SessionService:
             await self.store.revoke_reuse_key(reuse_key_digest(new.reuse_key), now=self.clock())
         return await self.create(new, policy, with_secret=with_secret)
 
+    async def retire(self, reuse_key: str, *, principal_id: str | None, grace: float) -> int:
+        """Take ``reuse_key`` from its live holder, which no longer blocks a new session under that key.
+
+        A holder of another principal is revoked at once; one of ``principal_id`` keeps working for at most
+        ``grace`` seconds more, so requests it already has in flight still succeed. Returns how many gave the key up.
+        """
+        now = self.clock()
+        until = now + timedelta(seconds=grace)
+        return await self.store.release_reuse_key(
+            reuse_key_digest(reuse_key), now=now, principal_id=principal_id, until=until
+        )
+
+    async def hand_over(self, new: NewSession, policy: ExpiryPolicy, *, grace: float = 0.0) -> Created:
+        """Create a session that takes ``new.reuse_key`` over from its live holder (see :meth:`retire`).
+
+        Unlike :meth:`create`, never returns another session. The insert is tried first, so a key nobody holds
+        costs one statement; a live holder is retired and the insert tried again (a few times, should concurrent
+        requests keep taking the key).
+
+        Raises:
+            Conflict: the key kept being taken by concurrent requests.
+        """
+        for _ in range(3):
+            created = await self.create(new, policy)
+            if not created.reused or new.reuse_key is None:
+                return created
+            await self.retire(new.reuse_key, principal_id=new.principal_id, grace=grace)
+        raise Conflict("the session key is being taken over concurrently")
+
     def issue_jwt(self, session: Session, claims: Mapping[str, Any]) -> IssuedToken:
         """A JWT for ``session`` carrying ``claims``; it expires with the session."""
         value = self.keys.encode(claims, issued_at=self.clock(), expires_at=session.expires_at)
         return IssuedToken(kind="jwt", value=value, expires_at=session.expires_at)
 
     async def resolve_jwt(
-        self, token: str, policy: ExpiryPolicy, *, session_claim: str, tenant: str = "default"
+        self,
+        token: str,
+        policy: ExpiryPolicy,
+        *,
+        session_claim: str,
+        tenant: str | None = "default",
+        dialect: str | None = None,
     ) -> tuple[Session, dict[str, Any]]:
         """The live session a JWT names, after the sliding/idle rules; and the token's claims.
 
+        Args:
+            token: The JWT as the client sent it.
+            policy: The expiry policy to apply (and slide by).
+            session_claim: The claim holding the session id.
+            tenant: The tenant the session must belong to; ``None`` accepts the session's own tenant (for a
+                dialect whose bearer routes carry nothing else naming one; the caller then reads ``session.tenant``).
+            dialect: When given, the session must have been created by this dialect; checked before the
+                session is touched, as in :meth:`resolve_secret` (the key ring is shared by every dialect).
+
         Raises:
-            Unauthenticated: bad token, or no such session in this tenant.
+            Unauthenticated: bad token, or no such session in this tenant (or dialect).
             SessionExpired: the token or the session has expired.
             SessionRevoked: the session was ended.
         """
@@ -100,21 +144,34 @@ class SessionService:
         if not isinstance(session_id, str):
             raise Unauthenticated("invalid token")
         session = await self.store.by_id(session_id)
-        if session is None or session.tenant != tenant:
+        if session is None or (tenant is not None and session.tenant != tenant):
             raise SessionRevoked("session not found")
+        if dialect is not None and session.dialect != dialect:
+            raise Unauthenticated("invalid token")
         return await self._use(session, policy), claims
 
-    async def resolve_secret(self, secret: str, policy: ExpiryPolicy, *, tenant: str = "default") -> Session:
+    async def resolve_secret(
+        self, secret: str, policy: ExpiryPolicy, *, tenant: str = "default", dialect: str | None = None
+    ) -> Session:
         """The live session an opaque bearer secret belongs to, after the sliding/idle rules.
 
+        Args:
+            secret: The bearer secret as the client sent it.
+            policy: The expiry policy to apply (and slide by).
+            tenant: The tenant the session must belong to.
+            dialect: When given, the session must have been created by this dialect; checked before the
+                session is touched, so another dialect's secret is neither accepted nor slid by this policy.
+
         Raises:
-            Unauthenticated: unknown secret, or one of another tenant.
+            Unauthenticated: unknown secret, or one of another tenant (or dialect).
             SessionExpired: the session has expired.
             SessionRevoked: the session was ended.
         """
         digest = self.digester.digest(secret)
         found = await self.store.by_digest(digest)
         if found is None or not self.digester.matches(secret, found[1]) or found[0].tenant != tenant:
+            raise Unauthenticated("invalid session")
+        if dialect is not None and found[0].dialect != dialect:
             raise Unauthenticated("invalid session")
         return await self._use(found[0], policy)
 
@@ -163,6 +220,22 @@ class SessionService:
         if revoked is None:
             raise NotFound("session not found")
         return revoked
+
+    async def shorten(self, session_id: str, *, tenant: str = "default", within: float) -> Session:
+        """Make a live session end within ``within`` seconds (never later than it would have): a replaced credential
+        keeps working just long enough for the requests already sent with it.
+
+        Raises:
+            NotFound: no live session with that id in this tenant.
+        """
+        session = await self.get(session_id, tenant=tenant)
+        now = self.clock()
+        touched = await self.store.touch(
+            session.id, now=now, expires_at=_capped(now + timedelta(seconds=within), session.expires_at)
+        )
+        if touched is None:
+            raise NotFound("session not found")
+        return touched
 
     async def revoke_all_for_principal(
         self, principal_id: str, *, tenant: str = "default", except_id: str | None = None

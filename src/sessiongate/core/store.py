@@ -55,6 +55,13 @@ class SessionStore(Protocol):
         """Revoke the live session holding ``reuse_key``, if any."""
         ...
 
+    async def release_reuse_key(
+        self, reuse_key: str, *, now: datetime, principal_id: str | None, until: datetime
+    ) -> int:
+        """Take ``reuse_key`` from its live holder: revoked at ``now``, or, when it belongs to ``principal_id``, left
+        to end at ``until`` at the latest; how many sessions gave the key up (0 or 1)."""
+        ...
+
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions matching ``query``."""
         ...

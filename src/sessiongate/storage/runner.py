@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 __all__ = ("AsyncEngineRunner", "Outcome", "SqliteRunner", "StatementRunner", "runner_for")
 
 MAX_BATCH = 256
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,13 @@ class StatementRunner(Protocol):
 
     async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Run a query."""
+        ...
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` on a connection inside one transaction: committed when it returns, undone when it raises.
+
+        For a logical write of several statements that must happen together (a refresh-token rotation).
+        """
         ...
 
     async def close(self) -> None:
@@ -67,6 +75,11 @@ class AsyncEngineRunner:
         """One pooled connection per query."""
         async with self.engine.connect() as conn:
             return list((await conn.execute(statement, params)).all())
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """One transaction on a pooled connection, ``work`` running synchronously on it."""
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def close(self) -> None:
         """Nothing of its own to release (the engine is disposed by its owner)."""
@@ -142,6 +155,23 @@ class SqliteRunner:
             self._write_conn = None
             raise
         return outcomes
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in its own transaction on the writer thread, between two group commits."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._run_work, work)
+
+    def _run_work(self, work: Callable[[Connection], T]) -> T:
+        if self._write_conn is None:
+            self._write_conn = self._engine.connect()
+        conn = self._write_conn
+        try:
+            with conn.begin():
+                return work(conn)
+        except BaseException:
+            conn.close()  # as in _run_batch: never reuse a connection whose transaction failed
+            self._write_conn = None
+            raise
 
     async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Run a query on a reader thread's own connection."""

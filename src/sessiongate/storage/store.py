@@ -2,38 +2,49 @@
 
 from __future__ import annotations
 
+import operator
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
+    Index,
     Row,
+    String,
     Table,
     TextClause,
     and_,
     bindparam,
     case,
+    cast,
     delete,
+    false,
     func,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 from uuid_utils.compat import uuid7
 
-from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery
+from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery, SortKey
 from sessiongate.core.service import reuse_key_digest
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 
-__all__ = ("SqlSessionStore",)
+__all__ = ("LISTING_INDEXES", "SqlSessionStore")
 
-T = cast("Table", SessionRecord.__table__)
+T = type_cast("Table", SessionRecord.__table__)
 C = T.c
 _PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 _SORTABLE: dict[str, Any] = {
@@ -42,6 +53,7 @@ _SORTABLE: dict[str, Any] = {
     "dialect": C.dialect,
     "principal_id": C.principal_id,
     "subject": C.subject,
+    "device_id": C.device_id,
     "device_name": C.device_name,
     "device_env": C.device_env,
     "device_kind": C.device_kind,
@@ -50,6 +62,33 @@ _SORTABLE: dict[str, Any] = {
     "expires_at": C.expires_at,
     "version": C.version,
 }
+
+_LIVE = C.revoked_at.is_(None)
+LISTING_INDEXES = (
+    # Partial indexes of live rows for listings (migration 0003): the default order, the expiry order and one
+    # principal's sessions, each carrying expires_at so the liveness test and the count never read the table.
+    Index(
+        "ix_sg_session_live_created",
+        C.tenant,
+        C.created_at,
+        C.id,
+        C.expires_at,
+        sqlite_where=_LIVE,
+        postgresql_where=_LIVE,
+    ),
+    Index("ix_sg_session_live_expires", C.tenant, C.expires_at, C.id, sqlite_where=_LIVE, postgresql_where=_LIVE),
+    Index(
+        "ix_sg_session_live_principal",
+        C.tenant,
+        C.principal_id,
+        C.created_at,
+        C.id,
+        C.expires_at,
+        sqlite_where=_LIVE,
+        postgresql_where=_LIVE,
+    ),
+)
+"""Declared here, beside the queries they serve, so the metadata matches the migration."""
 
 
 class SqlSessionStore:
@@ -158,24 +197,71 @@ class SqlSessionStore:
         )
         return (await self.runner.write(stmt)).rowcount
 
+    async def release_reuse_key(
+        self, reuse_key: str, *, now: datetime, principal_id: str | None, until: datetime
+    ) -> int:
+        """One ``UPDATE``: the live holder gives the key up and is revoked, or, being ``principal_id``'s, is capped at
+        ``until`` (its ``revoked_at`` is still null, which is what the first ``CASE`` keeps)."""
+        keep = C.principal_id == principal_id if principal_id is not None else false()
+        at_now = bindparam("release_now", now, type_=C.revoked_at.type)
+        at_until = bindparam("release_until", until, type_=C.expires_at.type)
+        stmt = (
+            update(T)
+            .where(C.reuse_key == reuse_key, C.revoked_at.is_(None))
+            .values(
+                reuse_key=None,
+                revoked_at=case((keep, C.revoked_at), else_=at_now),
+                expires_at=case((and_(keep, C.expires_at > at_until), at_until), else_=C.expires_at),
+                updated_at=now,
+                version=C.version + 1,
+            )
+        )
+        return (await self.runner.write(stmt)).rowcount
+
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
-        """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged."""
-        where = [C.tenant == query.tenant, C.revoked_at.is_(None), C.expires_at > now]
+        """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged.
+
+        The default order (``created_at``, ``id``) and ``expires_at`` are read in order from the partial indexes
+        of live rows (:data:`LISTING_INDEXES`), as is the count. An offset page nearer the end than the start is
+        read backwards from the end, so the last page of a long listing costs what the first one does. With
+        ``query.after`` the page starts after that row (keyset paging), a range seek on the same indexes.
+        """
+        scope = [C.tenant == query.tenant, C.revoked_at.is_(None)]
         if query.principal_id is not None:
-            where.append(C.principal_id == query.principal_id)
-        where.extend(_condition(f) for f in query.filters)
-        total: int | None = None
+            scope.append(C.principal_id == query.principal_id)
+        pg = self.engine.dialect.name == "postgresql"
+        scope.extend(_condition(f, pg=pg) for f in query.filters)
+        live = [*scope, C.expires_at > now]
+        sort = query.sort or _DEFAULT_SORT
+        # SQLite, knowing nothing of the data, prefers the expiry index's range to the creation index's order, then
+        # sorts every live row to return one page. Hidden from its index choice, the liveness test is read from the
+        # creation index as that is walked in order, and the walk stops after one page.
+        in_creation_order = not pg and sort[0].field == "created_at" and not sort[0].fallbacks
+        live_in_order = [*scope, _unindexed(C.expires_at) > now] if in_creation_order else live
+        keys = [_key(k.field, k.fallbacks, descending=k.descending, pg=pg) for k in sort]
+        if not any(k.field == "id" and not k.fallbacks for k in sort):
+            # Ties go by id in the direction of the last key, so an index on (key, id) serves both directions.
+            keys.append(_key("id", (), descending=sort[-1].descending, pg=pg))
+        skip, take = query.page.skip, query.page.take
         async with self.engine.connect() as conn:
+            total: int | None = None
             if query.with_total or query.count_only:
-                total = int((await conn.execute(select(func.count()).select_from(T).where(*where))).scalar_one())
+                total = int((await conn.execute(select(func.count()).select_from(T).where(*live))).scalar_one())
             if query.count_only:
-                return Page(items=[], total=total, skip=query.page.skip, take=query.page.take)
-            order = [(_SORTABLE[k.field].desc() if k.descending else _SORTABLE[k.field].asc()) for k in query.sort]
-            if not any(k.field == "id" for k in query.sort):
-                order.append(C.id.asc())
-            stmt = select(*_PUBLIC).where(*where).order_by(*order).offset(query.page.skip).limit(query.page.take)
+                return Page(items=[], total=total, skip=skip, take=take)
+            where = [*live_in_order, _after(keys, query.after)] if query.after is not None else live_in_order
+            backwards = False
+            if total is not None and query.after is None:
+                end = min(skip + take, total)
+                if skip >= end:
+                    return Page(items=[], total=total, skip=skip, take=take)
+                if total - end < skip:  # nearer the end: read the same rows in reverse order from there
+                    backwards, skip, take = True, total - end, end - skip
+            order = [_order(k, reverse=backwards) for k in keys]
+            stmt = select(*_PUBLIC).where(*where).order_by(*order).offset(skip).limit(take)
             rows = (await conn.execute(stmt)).all()
-        return Page(items=[_session(r) for r in rows], total=total, skip=query.page.skip, take=query.page.take)
+        items = [_session(r) for r in (reversed(rows) if backwards else rows)]
+        return Page(items=items, total=total, skip=query.page.skip, take=query.page.take)
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
         """Delete one batch of dead rows, oldest expiry first, through the expiry index."""
@@ -213,17 +299,123 @@ def _insert_statements(dialect_name: str) -> tuple[TextClause, TextClause]:
     return compiled(plain), compiled(upsert)
 
 
-def _condition(f: SessionFilter) -> ColumnElement[bool]:
-    column = _SORTABLE[f.field]
-    values: list[Any] = [_uuid(v) for v in f.values] if f.field == "id" else list(f.values)
+_DEFAULT_SORT = (SortKey(field="created_at"),)
+_NULLABLE = frozenset({"principal_id", "subject", "device_id", "device_name", "device_env", "device_kind"})
+_TEXT = _NULLABLE | {"tenant", "dialect"}
+_COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "eq": operator.eq,
+    "neq": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """A sort key as SQL: its expression, direction, whether it can be null, and the field (to convert values)."""
+
+    field: str
+    expr: ColumnElement[Any]
+    descending: bool
+    nullable: bool
+
+
+def _expression(field: str, fallbacks: tuple[str, ...], *, pg: bool) -> tuple[ColumnElement[Any], bool]:
+    fields = (field, *fallbacks)
+    columns = [_SORTABLE[name] for name in fields]
+    expr: ColumnElement[Any] = columns[0] if len(columns) == 1 else func.coalesce(*columns)
+    if pg and field in _TEXT:
+        # Byte order, as SQLite compares text, whatever collation the PostgreSQL database was created with.
+        expr = expr.collate("C")
+    return expr, all(name in _NULLABLE for name in fields)
+
+
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SQLite's no-op unary ``+``: the same value, but a term on it is never used to choose an index."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _key(field: str, fallbacks: tuple[str, ...], *, descending: bool, pg: bool) -> _Key:
+    expr, nullable = _expression(field, fallbacks, pg=pg)
+    return _Key(field=field, expr=expr, descending=descending, nullable=nullable)
+
+
+def _order(key: _Key, *, reverse: bool) -> Any:
+    descending = key.descending != reverse
+    clause = key.expr.desc() if descending else key.expr.asc()
+    if key.nullable:
+        # Nulls are the smallest value on both databases (SQLite and PostgreSQL disagree by default).
+        clause = clause.nulls_last() if descending else clause.nulls_first()
+    return clause
+
+
+def _after(keys: list[_Key], values: tuple[Any, ...]) -> ColumnElement[bool]:
+    """Rows strictly after the row whose key values are ``values``, in the order of ``keys``."""
+    if len(values) != len(keys):
+        msg = f"keyset needs {len(keys)} values (the sort keys and the id), got {len(values)}"
+        raise ValueError(msg)
+    converted = [_uuid(str(v)) if k.field == "id" and v is not None else v for k, v in zip(keys, values, strict=True)]
+    branches: list[ColumnElement[bool]] = []
+    ties: list[ColumnElement[bool]] = []
+    for key, value in zip(keys, converted, strict=True):
+        branches.append(and_(*ties, _beyond(key, value)))
+        ties.append(key.expr.is_(None) if value is None else key.expr == value)
+    condition = or_(*branches)
+    first, value = keys[0], converted[0]
+    if not first.nullable and value is not None:
+        # Implied by the branches; stated so the database seeks the index instead of scanning it.
+        condition = and_(first.expr <= value if first.descending else first.expr >= value, condition)
+    return condition
+
+
+def _beyond(key: _Key, value: Any) -> ColumnElement[bool]:
+    if key.descending:
+        if value is None:
+            return false()
+        return or_(key.expr < value, key.expr.is_(None)) if key.nullable else key.expr < value
+    if value is None:
+        return key.expr.is_not(None)
+    return _COMPARE["gt"](key.expr, value)
+
+
+def _condition(f: SessionFilter, *, pg: bool = False) -> ColumnElement[bool]:
+    if f.field == "id" and not f.fallbacks:
+        return _id_condition(f, pg=pg)
+    expr, nullable = _expression(f.field, f.fallbacks, pg=pg)
     if f.op == "in":
-        return column.in_(values)
-    value = values[0]
+        return expr.in_(list(f.values))
+    value = f.values[0]
     if f.op == "like":
-        return column.like(value.replace("*", "%"))
-    ops = {"eq": column.__eq__, "neq": column.__ne__, "gt": column.__gt__, "ge": column.__ge__}
-    ops |= {"lt": column.__lt__, "le": column.__le__}
-    return ops[f.op](value)  # type: ignore[no-any-return]
+        return expr.ilike(_like_pattern(str(value)), escape="\\")
+    if f.op == "neq" and nullable:
+        return or_(expr != value, expr.is_(None))  # "not x" includes "nothing"
+    return _COMPARE[f.op](expr, value)
+
+
+def _id_condition(f: SessionFilter, *, pg: bool) -> ColumnElement[bool]:
+    """Complete ids compare as ids (through the primary key); anything else as the 32 hex digits of the id."""
+    hexed: ColumnElement[str] = (
+        func.replace(cast(C.id, String), "-", "").collate("C") if pg else func.lower(func.hex(C.id))
+    )
+    if f.op == "like":
+        return hexed.ilike(_like_pattern(str(f.values[0])), escape="\\")
+    ids = [_uuid(str(v)) for v in f.values]
+    if f.op == "in":
+        known = [i for i in ids if i is not None]
+        return C.id.in_(known) if known else false()
+    if ids[0] is not None:
+        return _COMPARE[f.op](C.id, ids[0])
+    if f.op in {"eq", "neq"}:
+        return false() if f.op == "eq" else true()
+    return _COMPARE[f.op](hexed, str(f.values[0]).lower())
+
+
+def _like_pattern(pattern: str) -> str:
+    """``*`` is the wildcard; SQL's own wildcards and the escape character are taken literally."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
 
 
 def _uuid(value: str) -> uuid.UUID | None:

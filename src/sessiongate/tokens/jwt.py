@@ -56,11 +56,15 @@ class KeyRing:
                 key,
                 algorithms=list(ALGORITHMS),
                 leeway=self._leeway,
-                options={"require": ["exp", "iat"], "verify_exp": False},
+                options={"require": ["exp", "iat"], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid token") from exc
-        # exp is checked here against the injected clock, not the wall clock PyJWT would use.
+        # exp, iat and nbf are checked here against the injected clock, not the wall clock PyJWT would use.
         if now.timestamp() >= claims["exp"] + self._leeway:
             raise SessionExpired("token expired")
+        for claim in ("iat", "nbf"):
+            value = claims.get(claim)
+            if value is not None and (not isinstance(value, int | float) or value > now.timestamp() + self._leeway):
+                raise Unauthenticated("invalid token")
         return claims
