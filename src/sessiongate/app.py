@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -20,6 +20,7 @@ from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.dialects import registry
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
+from sessiongate.identity.service import IdentityService
 from sessiongate.observability import configure_logging, metrics
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
@@ -52,7 +53,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         async with open_services(settings, clock=clock, db=db) as services:
             app.state.services = services
             app.state.sessions = services.sessions
-            sweeper = asyncio.create_task(_sweep(services.sessions, settings)) if settings.sweep_interval > 0 else None
+            if settings.admin_login and settings.admin_password:
+                await services.identity.add_principal_if_absent(
+                    login=settings.admin_login,
+                    password=settings.admin_password,
+                    email=settings.admin_email,
+                    roles=("admin",),
+                )
+            sweeper = asyncio.create_task(_sweep(services, settings)) if settings.sweep_interval > 0 else None
             log.info(
                 "started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name}
             )
@@ -83,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         dependencies={
             "sessions": Provide(_sessions, sync_to_thread=False),
             "services": Provide(_services, sync_to_thread=False),
+            "identity": Provide(_identity, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
         },
         exception_handlers={Exception: ErrorDispatcher(dialects)},
@@ -108,6 +117,11 @@ def _services(state: State) -> Services:
     return services
 
 
+def _identity(state: State) -> IdentityService:
+    services: Services = state.services
+    return services.identity
+
+
 def _local_swagger() -> SwaggerRenderPlugin:
     return SwaggerRenderPlugin(
         js_url="/docs/static/swagger-ui-bundle.js",
@@ -117,14 +131,20 @@ def _local_swagger() -> SwaggerRenderPlugin:
     )
 
 
-async def _sweep(service: SessionService, settings: Settings) -> None:
+async def _sweep(services: Services, settings: Settings) -> None:
+    """Every ``sweep_interval``, delete what has run out, a batch at a time so no statement holds the writer long."""
+    sweeps: list[Callable[[], Awaitable[int]]] = [
+        lambda: services.sessions.sweep_expired(batch=settings.sweep_batch),
+        lambda: services.identity.sweep_failures(batch=settings.sweep_batch),
+    ]
     while True:
         await asyncio.sleep(settings.sweep_interval)
-        try:
-            while await service.sweep_expired(batch=settings.sweep_batch) == settings.sweep_batch:
-                await asyncio.sleep(0)
-        except Exception:
-            log.warning("sweep failed", exc_info=True)
+        for sweep in sweeps:
+            try:
+                while await sweep() == settings.sweep_batch:
+                    await asyncio.sleep(0)
+            except Exception:
+                log.warning("sweep failed", exc_info=True)
 
 
 def enabled_names(app: Litestar) -> Sequence[str]:

@@ -10,6 +10,8 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.core.service import Clock, SessionService, utc_now
+from sessiongate.identity.service import IdentityService
+from sessiongate.identity.throttle import ThrottlePolicy
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, sqlite_pragmas, upgrade
 from sessiongate.storage.runner import StatementRunner, runner_for
@@ -32,6 +34,7 @@ class Services:
     keys: KeyRing
     sessions: SessionService
     runner: StatementRunner
+    identity: IdentityService
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +66,17 @@ async def open_services(
             keys=keys,
             sessions=sessions,
             runner=runner,
+            identity=IdentityService(engine, sessions, digester, clock, _throttle_policy(settings), runner=runner),
         )
     finally:
         await runner.close()
         await engine.dispose()
+
+
+def _throttle_policy(settings: Settings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        max_principal_failures=settings.login_max_failures,
+        max_address_failures=settings.login_max_address_failures,
+        window_seconds=settings.login_lock_seconds,
+        lock_seconds=settings.login_lock_seconds,
+    )

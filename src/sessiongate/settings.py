@@ -55,6 +55,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Threshold of the JSON logs."""
     openapi_dir: Path | None = None
     """Where the hand-written specs are; default: the packaged copy, else the repository's ``openapi/``."""
+    admin_login: str | None = None
+    """Login of a first admin principal (tenant ``default``, role ``admin``) created at start-up if it does not exist
+    yet, for container deployments; needs ``admin_password``. An existing principal of that login is left alone."""
+    admin_password: str | None = None
+    """Password of that first admin; only its argon2id hash is stored. Unset it once the admin exists."""
+    admin_email: str | None = None
+    """E-mail address of that first admin."""
+    login_max_failures: int = 5
+    """Failed logins of one login (of a tenant) before its logins are refused for ``login_lock_seconds``."""
+    login_max_address_failures: int = 20
+    """Failed logins from one client address before its logins are refused for ``login_lock_seconds``."""
+    login_lock_seconds: float = 900.0
+    """How long failed logins are counted (from the first) and how long a reached limit refuses logins."""
     dialect_options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
 
@@ -113,9 +126,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             else:
                 _assign(tree.setdefault("dialect_options", {}), path, value)
         try:
-            return msgspec.convert(tree, cls, strict=False)
+            return msgspec.convert(tree, cls, strict=False, dec_hook=_decode_path)
         except (msgspec.ValidationError, SettingsError) as exc:
             raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from exc
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    # msgspec has no native Path; environment variables and TOML both give text.
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot read {kind!r}")
 
 
 def _parse_value(raw: str, name: str) -> Any:

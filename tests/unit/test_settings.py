@@ -21,6 +21,8 @@ def test_environment_values_are_converted_to_their_types():
             "SESSIONGATE_MAX_BODY_BYTES": "2048",
             "SESSIONGATE_SECURE_COOKIES": "true",
             "SESSIONGATE_JWT_KEYS": '{"k1": "' + "x" * 32 + '"}',
+            "SESSIONGATE_OPENAPI_DIR": "/srv/specs",
+            "SESSIONGATE_LOGIN_MAX_FAILURES": "3",
             "UNRELATED": "1",
         }
     )
@@ -28,6 +30,8 @@ def test_environment_values_are_converted_to_their_types():
     assert settings.max_body_bytes == 2048
     assert settings.secure_cookies is True
     assert settings.jwt_keys == {"k1": "x" * 32}
+    assert settings.openapi_dir == Path("/srv/specs")
+    assert settings.login_max_failures == 3
 
 
 def test_dialect_options_come_from_double_underscore_keys():

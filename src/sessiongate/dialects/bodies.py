@@ -50,6 +50,9 @@ async def json_body(request: Request[Any, Any, Any], model: type[T]) -> T:
         raise InvalidRequest("invalid JSON body") from exc
 
 
+_BOUNDS = {">=": "at least", "<=": "at most", ">": "greater than", "<": "less than"}
+
+
 def humanize(message: str, key: str | None = None) -> tuple[str, str | None]:
     """A sentence naming the member, and the member, from msgspec's wording.
 
@@ -69,6 +72,12 @@ def humanize(message: str, key: str | None = None) -> tuple[str, str | None]:
         return f"{name} must be at most {m.group(1)} characters", path
     if m := re.match(r"Expected `(\w+)`(?: \| `null`)?, got `\w+`", text):
         return f"{name} must be {_KINDS.get(m.group(1), m.group(1))}", path
+    if text.startswith("Expected `str` matching regex"):
+        return f"{name} has an invalid format", path
+    if text.startswith("Invalid enum value"):
+        return f"{name} is not one of the allowed values", path
+    if m := re.match(r"Expected `\w+` ([<>]=?) (\S+)", text):
+        return f"{name} must be {_BOUNDS[m.group(1)]} {m.group(2)}", path
     if m := re.match(r"Object contains unknown field `([^`]+)`", text):
         field = f"{path}.{m.group(1)}" if path else m.group(1)
         return f"{field} is not allowed", field

@@ -1,0 +1,154 @@
+"""``sessiongate users``: provision principals, also while servers run on the same database."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from sessiongate.core.errors import GatewayError
+from sessiongate.core.models import Principal
+from sessiongate.identity.service import IdentityService
+from sessiongate.runtime import open_services
+
+__all__ = ("command", "read_password", "with_identity")
+
+T = TypeVar("T")
+
+tenant_option = click.option("--tenant", default="default", show_default=True, help="Tenant of the principal.")
+login_option = click.option("--login", required=True, help="Login of the principal.")
+
+
+def with_identity(work: Callable[[IdentityService], Awaitable[T]]) -> T:
+    """Run ``work`` with the identity service of ``SESSIONGATE_*``'s database; a gateway error is a clean exit."""
+
+    # Imported here: the CLI imports this module while it is being built.
+    from sessiongate.cli import run_async, settings_from_env
+
+    async def go() -> T:
+        async with open_services(settings_from_env()) as services:
+            return await work(services.identity)
+
+    try:
+        result: T = run_async(go())  # type: ignore[assignment]
+    except GatewayError as exc:
+        raise click.ClickException(exc.message) from exc
+    return result
+
+
+def read_password(*, from_stdin: bool) -> str:
+    """The password: one line of standard input, or typed twice at a terminal; never a command-line argument."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise click.UsageError("give the password on standard input with --password-stdin")
+    if not password:
+        raise click.UsageError("the password is empty")
+    return password
+
+
+@click.group(name="users")
+def command() -> None:
+    """Principals: who can log in through the dialects."""
+
+
+@command.command()
+@login_option
+@click.option("--id", "principal_id", help="Public id (what sessions carry); a new UUID by default.")
+@click.option("--email", help="E-mail address.")
+@click.option("--name", "display_name", help="Display name.")
+@click.option("--role", "roles", multiple=True, help="A role (repeatable).")
+@click.option("--permission", "permissions", multiple=True, help="A permission (repeatable).")
+@tenant_option
+@click.option("--password-stdin", is_flag=True, help="Read a password from the first line of standard input.")
+def add(
+    *,
+    login: str,
+    principal_id: str | None,
+    email: str | None,
+    display_name: str | None,
+    roles: tuple[str, ...],
+    permissions: tuple[str, ...],
+    tenant: str,
+    password_stdin: bool,
+) -> None:
+    """Add a principal and print its id (without --password-stdin it cannot log in by password)."""
+    password = read_password(from_stdin=True) if password_stdin else None
+    principal = with_identity(
+        lambda identity: identity.add_principal(
+            tenant=tenant,
+            login=login,
+            principal_id=principal_id,
+            email=email,
+            display_name=display_name,
+            roles=roles,
+            permissions=permissions,
+            password=password,
+        )
+    )
+    click.echo(principal.id)
+
+
+@command.command(name="list")
+@click.option("--tenant", help="Only this tenant's principals.")
+def list_(tenant: str | None) -> None:
+    """List principals (never their password hashes or tokens)."""
+    found = with_identity(lambda identity: identity.list(tenant=tenant))
+    click.echo(_table(found))
+
+
+@command.command()
+@login_option
+@tenant_option
+def disable(login: str, tenant: str) -> None:
+    """Disable a principal and end all its sessions."""
+    with_identity(lambda identity: identity.disable(tenant=tenant, login=login))
+    click.echo(f"disabled {login}")
+
+
+@command.command()
+@login_option
+@tenant_option
+def enable(login: str, tenant: str) -> None:
+    """Enable a disabled principal."""
+    with_identity(lambda identity: identity.enable(tenant=tenant, login=login))
+    click.echo(f"enabled {login}")
+
+
+@command.command(name="set-password")
+@login_option
+@tenant_option
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def set_password(login: str, tenant: str, password_stdin: bool) -> None:
+    """Set a principal's password and end all its sessions."""
+    password = read_password(from_stdin=password_stdin)
+    with_identity(lambda identity: identity.set_password(tenant=tenant, login=login, password=password))
+    click.echo(f"password of {login} set; its sessions ended")
+
+
+COLUMNS = ("tenant", "id", "login", "email", "name", "roles", "permissions", "state", "created")
+
+
+def _table(found: list[Principal]) -> str:
+    rows = [
+        (
+            p.tenant,
+            p.id,
+            p.login,
+            p.email or "-",
+            p.display_name or "-",
+            ",".join(p.roles) or "-",
+            ",".join(p.permissions) or "-",
+            "disabled" if p.disabled else "enabled",
+            p.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        for p in found
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(COLUMNS, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [COLUMNS, *rows]
+    )

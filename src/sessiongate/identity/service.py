@@ -1,0 +1,500 @@
+"""The identity service: principals, their passwords and auth tokens, and throttled logins, for every dialect."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from uuid_utils.compat import uuid7
+
+from sessiongate.core.errors import (
+    AccountDisabled,
+    AccountLocked,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+from sessiongate.core.models import Principal
+from sessiongate.core.service import Clock, SessionService
+from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
+from sessiongate.identity.tables import (
+    MAX_DISPLAY_NAME,
+    MAX_EMAIL,
+    MAX_LOGIN,
+    MAX_PUBLIC_ID,
+    MAX_TENANT,
+    auth_tokens,
+    principals,
+)
+from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
+from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
+from sessiongate.tokens.opaque import Digester, new_secret
+
+__all__ = ("INVALID_CREDENTIALS", "IdentityService")
+
+P = principals
+A = auth_tokens
+
+INVALID_CREDENTIALS = "invalid credentials"
+"""The one message for an unknown login, a wrong password and an unknown token: it tells an attacker nothing."""
+TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+"""Record a token's use at most this often, to spare the database a write per request."""
+_NUL = "\x00"  # PostgreSQL text cannot hold it: such a name cannot exist, and must not reach the database
+_PUBLIC = [c for c in P.c if c.name not in {"password_hash", "sa_orm_sentinel"}]
+
+
+class IdentityService:
+    """Provision principals and authenticate them by password or auth token.
+
+    Args:
+        engine: The gateway's engine.
+        sessions: The session service, to end a principal's sessions when it is disabled or its password changes.
+        digester: Keys the digests of auth tokens and of throttle keys.
+        clock: Returns "now"; tests pass a fake one so throttle windows and locks are tested without sleeping.
+        policy: Login throttling limits.
+        hasher: argon2id parameters for new hashes (the library's defaults when not given); a stored hash made with
+            other parameters is replaced at the next successful login.
+        runner: Where statements run; the gateway passes its shared runner (on SQLite, its single writer).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: SessionService,
+        digester: Digester,
+        clock: Clock,
+        policy: ThrottlePolicy = ThrottlePolicy(),  # noqa: B008 - frozen, so one shared default is safe
+        *,
+        hasher: PasswordHasher | None = None,
+        runner: StatementRunner | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.digester = digester
+        self.clock = clock
+        self.policy = policy
+        self.runner = runner or AsyncEngineRunner(engine)
+        self.passwords = Passwords(hasher)
+        self.throttle = Throttle(engine, self.runner, digester, policy)
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # -- provisioning -------------------------------------------------------------------------------------------
+
+    async def add_principal(
+        self,
+        *,
+        tenant: str = "default",
+        login: str,
+        principal_id: str | None = None,
+        email: str | None = None,
+        display_name: str | None = None,
+        roles: Sequence[str] = (),
+        permissions: Sequence[str] = (),
+        password: str | None = None,
+    ) -> Principal:
+        """Provision a principal.
+
+        Args:
+            tenant: The tenant it belongs to.
+            login: What it logs in with; unique in the tenant.
+            principal_id: Its public id (what sessions carry); a new UUID string when not given.
+            email: Its e-mail address.
+            display_name: Its name for people.
+            roles: Its roles.
+            permissions: Its permissions.
+            password: Its password, hashed with argon2id; ``None`` for a principal that cannot log in by password.
+
+        Raises:
+            InvalidRequest: an empty or too long member.
+            Conflict: the login or the id already exists in the tenant.
+        """
+        values = self._new_row(
+            tenant=tenant,
+            login=login,
+            principal_id=principal_id,
+            email=email,
+            display_name=display_name,
+            roles=roles,
+            permissions=permissions,
+            password_hash=await self._hash(password) if password is not None else None,
+        )
+        try:
+            rows = (await self.runner.write(insert(P).values(values).returning(*_PUBLIC))).rows
+        except IntegrityError as exc:
+            taken = "login" if await self.by_login(tenant=tenant, login=login) is not None else "id"
+            shown = login if taken == "login" else values["public_id"]
+            raise Conflict(f"a principal with {taken} {shown!r} already exists in tenant {tenant!r}") from exc
+        return _principal(rows[0]._mapping)
+
+    async def add_principal_if_absent(
+        self,
+        *,
+        tenant: str = "default",
+        login: str,
+        email: str | None = None,
+        display_name: str | None = None,
+        roles: Sequence[str] = (),
+        permissions: Sequence[str] = (),
+        password: str | None = None,
+    ) -> tuple[Principal, bool]:
+        """Provision a principal unless its login exists already (then leave it as it is); the bool says created.
+
+        One ``INSERT … ON CONFLICT DO NOTHING``, so several processes starting at once create it exactly once.
+
+        Raises:
+            InvalidRequest: an empty or too long member.
+        """
+        values = self._new_row(
+            tenant=tenant,
+            login=login,
+            principal_id=None,
+            email=email,
+            display_name=display_name,
+            roles=roles,
+            permissions=permissions,
+            password_hash=await self._hash(password) if password is not None else None,
+        )
+        stmt = self._insert(P).values(values).on_conflict_do_nothing().returning(*_PUBLIC)
+        rows = (await self.runner.write(stmt)).rows
+        if rows:
+            return _principal(rows[0]._mapping), True
+        existing = await self.by_login(tenant=tenant, login=login)
+        if existing is None:  # the conflict was on the (random) id: vanishingly unlikely, never silent
+            raise Conflict(f"could not create principal {login!r}")
+        return existing, False
+
+    async def upsert_principal(
+        self, *, tenant: str, principal_id: str, display_name: str | None = None, login: str | None = None
+    ) -> tuple[Principal, bool]:
+        """Create the principal with this public id, or update the display name of the existing one.
+
+        One ``INSERT … ON CONFLICT (tenant, public id) DO UPDATE``. A ``None`` display name keeps the stored one;
+        the login of an existing principal never changes.
+
+        Args:
+            tenant: The tenant.
+            principal_id: The public id.
+            display_name: The display name to set, or ``None`` to keep it.
+            login: The login of a new principal; its id when not given.
+
+        Returns:
+            The principal as it now is, and whether it was created.
+
+        Raises:
+            InvalidRequest: an empty or too long member.
+            Conflict: a new principal's login belongs to another principal of the tenant.
+        """
+        values = self._new_row(
+            tenant=tenant,
+            login=principal_id if login is None else login,
+            principal_id=principal_id,
+            email=None,
+            display_name=display_name,
+            roles=(),
+            permissions=(),
+            password_hash=None,
+        )
+        ins = self._insert(P).values(values)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[P.c.tenant, P.c.public_id],
+            set_={
+                "display_name": func.coalesce(ins.excluded.display_name, P.c.display_name),
+                "updated_at": ins.excluded.updated_at,
+            },
+        ).returning(*_PUBLIC)
+        try:
+            rows = (await self.runner.write(stmt)).rows
+        except IntegrityError as exc:
+            raise Conflict(f"login {values['login']!r} belongs to another principal") from exc
+        row = rows[0]._mapping
+        return _principal(row), row["id"] == values["id"]
+
+    async def get(self, *, tenant: str, principal_id: str) -> Principal | None:
+        """The principal with this public id, or ``None``."""
+        if _NUL in principal_id:
+            return None
+        rows = await self.runner.read(select(*_PUBLIC).where(P.c.tenant == tenant, P.c.public_id == principal_id))
+        return _principal(rows[0]._mapping) if rows else None
+
+    async def by_login(self, *, tenant: str, login: str) -> Principal | None:
+        """The principal with this login, or ``None``."""
+        if _NUL in login:
+            return None
+        rows = await self.runner.read(select(*_PUBLIC).where(P.c.tenant == tenant, P.c.login == login))
+        return _principal(rows[0]._mapping) if rows else None
+
+    async def list(self, *, tenant: str | None = None) -> list[Principal]:
+        """Every principal (of one tenant, when given), by tenant and login."""
+        stmt = select(*_PUBLIC).order_by(P.c.tenant, P.c.login)
+        if tenant is not None:
+            stmt = stmt.where(P.c.tenant == tenant)
+        return [_principal(r._mapping) for r in await self.runner.read(stmt)]
+
+    async def set_password(
+        self, *, tenant: str = "default", login: str, password: str, keep_session_id: str | None = None
+    ) -> None:
+        """Set a principal's password, end every other session of it and lift a lock on its login.
+
+        Args:
+            tenant: The tenant.
+            login: Whose password.
+            password: The new password.
+            keep_session_id: The session the change was made from, which stays; every other one ends.
+
+        Raises:
+            InvalidRequest: an empty or too long password.
+            NotFound: no such login in the tenant.
+        """
+        hashed = await self._hash(password)
+        public_id = await self._update(tenant, login, password_hash=hashed)
+        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant, except_id=keep_session_id)
+        await self.throttle.clear(self.throttle.login_key(tenant, login))
+
+    async def disable(self, *, tenant: str = "default", login: str) -> None:
+        """Disable a principal and end all its sessions; its password and tokens stop working until enabled.
+
+        Raises:
+            NotFound: no such login in the tenant.
+        """
+        public_id = await self._update(tenant, login, disabled=True)
+        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant)
+
+    async def enable(self, *, tenant: str = "default", login: str) -> None:
+        """Enable a disabled principal.
+
+        Raises:
+            NotFound: no such login in the tenant.
+        """
+        await self._update(tenant, login, disabled=False)
+
+    # -- auth tokens --------------------------------------------------------------------------------------------
+
+    async def add_auth_token(self, *, tenant: str = "default", login: str, replace: bool = False) -> str:
+        """A new long-lived auth token for a principal: returned once, only its keyed digest is stored.
+
+        Args:
+            tenant: The tenant.
+            login: Whose token.
+            replace: Revoke the principal's other auth tokens in the same transaction (one token per principal).
+
+        Raises:
+            NotFound: no such login in the tenant.
+        """
+        token = new_secret()
+        now = self.clock()
+        values = {"id": uuid7(), "digest": self.digester.digest(token), "created_at": now, "updated_at": now}
+
+        def work(conn: Connection) -> None:
+            found = conn.execute(select(P.c.id).where(P.c.tenant == tenant, P.c.login == login)).first()
+            if found is None:
+                raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
+            if replace:
+                conn.execute(delete(A).where(A.c.principal_id == found.id))
+            conn.execute(insert(A).values(values | {"principal_id": found.id}))
+
+        await self.runner.transaction(work)
+        return token
+
+    async def revoke_auth_tokens(self, *, tenant: str = "default", login: str) -> int:
+        """Revoke every auth token of a principal; how many there were.
+
+        Raises:
+            NotFound: no such login in the tenant.
+        """
+        principal_row = await self._row_id(tenant, login)
+        return (await self.runner.write(delete(A).where(A.c.principal_id == principal_row))).rowcount
+
+    # -- authentication -----------------------------------------------------------------------------------------
+
+    async def authenticate_password(self, *, tenant: str, login: str, password: str, client_address: str) -> Principal:
+        """The principal whose login and password these are.
+
+        An unknown login and a wrong password give the same error after the same work (an argon2 verification
+        against a dummy hash stands in for the missing one), and both count as a failure of that login and of the
+        client address. A hash made with outdated parameters is replaced; success forgets the login's failures.
+
+        Args:
+            tenant: The tenant to look in.
+            login: The login as presented.
+            password: The password as presented.
+            client_address: Where the attempt came from.
+
+        Raises:
+            RateLimited: too many recent failures from this client address.
+            AccountLocked: too many recent failures of this login.
+            Unauthenticated: ``"invalid credentials"``: unknown login or wrong password.
+            AccountDisabled: right password, but the principal is disabled (so disabling reveals nothing to
+                someone who does not know the password).
+        """
+        now = self.clock()
+        login_key = self.throttle.login_key(tenant, login)
+        address_key = self.throttle.address_key(tenant, client_address)
+        _raise_for(await self.throttle.locks([address_key, login_key], now=now))
+        rows = (
+            []
+            if _NUL in login + tenant
+            else await self.runner.read(
+                select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
+            )
+        )
+        stored = rows[0].password_hash if rows else None
+        if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
+            await self.throttle.fail([login_key, address_key], now=now)
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        principal = _principal(rows[0]._mapping)
+        if principal.disabled:
+            raise AccountDisabled("account disabled")
+        if stored is not None and self.passwords.needs_rehash(stored):
+            await self._rehash(rows[0].id, stored, password)
+        await self.throttle.clear(login_key)
+        return principal
+
+    async def authenticate_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
+        """The principal holding this auth token.
+
+        Raises:
+            RateLimited: too many recent failures from this client address.
+            Unauthenticated: ``"invalid credentials"``: no such token in this tenant (counted as a failure of the
+                client address).
+            AccountDisabled: the holder is disabled.
+        """
+        now = self.clock()
+        address_key = self.throttle.address_key(tenant, client_address)
+        _raise_for(await self.throttle.locks([address_key], now=now))
+        digest = self.digester.digest(token)
+        stmt = (
+            select(*_PUBLIC, A.c.id.label("token_id"), A.c.digest, A.c.last_used_at)
+            .select_from(A.join(P, A.c.principal_id == P.c.id))
+            .where(A.c.digest == digest, P.c.tenant == tenant)
+        )
+        rows = await self.runner.read(stmt)
+        if not rows or not self.digester.matches(token, rows[0].digest):
+            await self.throttle.fail([address_key], now=now)
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        row = rows[0]
+        principal = _principal(row._mapping)
+        if principal.disabled:
+            raise AccountDisabled("account disabled")
+        if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
+            await self.runner.write(update(A).where(A.c.id == row.token_id).values(last_used_at=now, updated_at=now))
+        return principal
+
+    async def sweep_failures(self, *, batch: int = 500) -> int:
+        """Delete one batch of login-failure rows that no longer count; how many went."""
+        return await self.throttle.sweep(now=self.clock(), batch=batch)
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    async def _hash(self, password: str) -> str:
+        if not 0 < len(password) <= MAX_PASSWORD:
+            raise InvalidRequest(f"password must be 1 to {MAX_PASSWORD} characters", field="password")
+        return await self.passwords.hash(password)
+
+    async def _rehash(self, row_id: uuid.UUID, stored: str, password: str) -> None:
+        fresh = await self.passwords.hash(password)
+        # Only if unchanged meanwhile: a concurrent set_password must win over this upgrade of the old password.
+        stmt = update(P).where(P.c.id == row_id, P.c.password_hash == stored).values(password_hash=fresh)
+        await self.runner.write(stmt)
+
+    async def _update(self, tenant: str, login: str, **values: Any) -> str:
+        stmt = (
+            update(P)
+            .where(P.c.tenant == tenant, P.c.login == login)
+            .values(**values, updated_at=self.clock())
+            .returning(P.c.public_id)
+        )
+        rows = (await self.runner.write(stmt)).rows
+        if not rows:
+            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
+        public_id: str = rows[0].public_id
+        return public_id
+
+    async def _row_id(self, tenant: str, login: str) -> uuid.UUID:
+        rows = await self.runner.read(select(P.c.id).where(P.c.tenant == tenant, P.c.login == login))
+        if not rows:
+            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
+        row_id: uuid.UUID = rows[0].id
+        return row_id
+
+    def _new_row(
+        self,
+        *,
+        tenant: str,
+        login: str,
+        principal_id: str | None,
+        email: str | None,
+        display_name: str | None,
+        roles: Sequence[str],
+        permissions: Sequence[str],
+        password_hash: str | None,
+    ) -> dict[str, Any]:
+        public_id = str(uuid.uuid4()) if principal_id is None else principal_id
+        _check_length("tenant", tenant, MAX_TENANT)
+        _check_length("login", login, MAX_LOGIN)
+        _check_length("id", public_id, MAX_PUBLIC_ID)
+        if email is not None:
+            _check_length("email", email, MAX_EMAIL)
+        if display_name is not None:
+            _check_length("display_name", display_name, MAX_DISPLAY_NAME, allow_empty=True)
+        now = self.clock()
+        return {
+            "id": uuid7(),
+            "tenant": tenant,
+            "public_id": public_id,
+            "login": login,
+            "email": email,
+            "display_name": display_name,
+            "roles": _names(roles, "roles"),
+            "permissions": _names(permissions, "permissions"),
+            "password_hash": password_hash,
+            "disabled": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
+def _raise_for(locks: Sequence[Lock]) -> None:
+    # The address first: a client refused outright learns nothing about the login it tried.
+    for kind, error in (("address", RateLimited), ("login", AccountLocked)):
+        for lock in locks:
+            if lock.kind == kind:
+                message = "too many failed logins from this address" if kind == "address" else "account locked"
+                raise error(message, headers={"Retry-After": str(lock.retry_after)})
+
+
+def _check_length(name: str, value: str, limit: int, *, allow_empty: bool = False) -> None:
+    if _NUL in value:
+        raise InvalidRequest(f"{name} must not contain NUL characters", field=name)
+    if not (0 if allow_empty else 1) <= len(value) <= limit:
+        low = 0 if allow_empty else 1
+        raise InvalidRequest(f"{name} must be {low} to {limit} characters", field=name)
+
+
+def _names(values: Sequence[str], member: str) -> list[str]:
+    if isinstance(values, str):  # a lone string is a Sequence[str] too: "admin" would become five roles
+        raise InvalidRequest(f"{member} must be a list of names, not one string", field=member)
+    return list(dict.fromkeys(values))
+
+
+def _principal(row: Mapping[Any, Any]) -> Principal:
+    return Principal(
+        id=row["public_id"],
+        tenant=row["tenant"],
+        login=row["login"],
+        email=row["email"],
+        display_name=row["display_name"],
+        roles=tuple(row["roles"] or ()),
+        permissions=tuple(row["permissions"] or ()),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        disabled=bool(row["disabled"]),
+    )

@@ -1,0 +1,85 @@
+"""The identity tables (migration 0002): principals, their auth tokens, and login failures for throttling."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+from uuid import UUID
+
+from advanced_alchemy.base import UUIDv7AuditBase
+from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+__all__ = (
+    "MAX_DISPLAY_NAME",
+    "MAX_EMAIL",
+    "MAX_LOGIN",
+    "MAX_PUBLIC_ID",
+    "MAX_TENANT",
+    "AuthTokenRecord",
+    "LoginFailureRecord",
+    "PrincipalRecord",
+    "auth_tokens",
+    "login_failures",
+    "principals",
+)
+
+MAX_TENANT = 64
+MAX_PUBLIC_ID = 128  # = sg_session.principal_id, which holds it
+MAX_LOGIN = 256
+MAX_EMAIL = 320
+MAX_DISPLAY_NAME = 256
+
+
+class PrincipalRecord(UUIDv7AuditBase):
+    """Someone sessions belong to. ``public_id`` is the id dialects show and sessions carry; ``id`` stays inside."""
+
+    __tablename__ = "sg_principal"
+    __table_args__ = (
+        UniqueConstraint("tenant", "login", name="uq_sg_principal_tenant_login"),
+        UniqueConstraint("tenant", "public_id", name="uq_sg_principal_tenant_public_id"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(MAX_TENANT))
+    public_id: Mapped[str] = mapped_column(String(MAX_PUBLIC_ID))
+    login: Mapped[str] = mapped_column(String(MAX_LOGIN))
+    email: Mapped[str | None] = mapped_column(String(MAX_EMAIL))
+    display_name: Mapped[str | None] = mapped_column(String(MAX_DISPLAY_NAME))
+    roles: Mapped[list[str]] = mapped_column(JsonB, default=list)
+    permissions: Mapped[list[str]] = mapped_column(JsonB, default=list)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuthTokenRecord(UUIDv7AuditBase):
+    """A long-lived credential of one principal (SAYMON's ``auth-token``); only its keyed digest is kept."""
+
+    __tablename__ = "sg_auth_token"
+    __table_args__ = (Index("ix_sg_auth_token_principal", "principal_id"),)
+
+    principal_id: Mapped[UUID] = mapped_column(GUID(length=16), ForeignKey("sg_principal.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class LoginFailureRecord(UUIDv7AuditBase):
+    """Recent failed logins under one throttle key (a login, or a client address, of a tenant).
+
+    ``key`` is a keyed digest of what it counts, so neither logins nor addresses are kept in clear here. Rows live in
+    the database so every gateway process counts the same failures.
+    """
+
+    __tablename__ = "sg_login_failure"
+    __table_args__ = (Index("ix_sg_login_failure_window", "window_started_at"),)
+
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+principals = cast("Table", PrincipalRecord.__table__)
+auth_tokens = cast("Table", AuthTokenRecord.__table__)
+login_failures = cast("Table", LoginFailureRecord.__table__)
