@@ -1,0 +1,55 @@
+"""``IsspDialect``: class attributes, options and the error body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from litestar import Request, Response
+
+from sessiongate.core.errors import GatewayError
+from sessiongate.core.models import ExpiryPolicy
+from sessiongate.dialects.base import DialectOptions, DialectPlugin
+from sessiongate.dialects.cookies import SameSite
+from sessiongate_issp import mapping, routes
+
+__all__ = ("IsspDialect", "IsspOptions")
+
+
+class IsspOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
+    """issp's options."""
+
+    lifetime: Annotated[int, msgspec.Meta(gt=0)] = 7200
+    """Seconds a session lives after its creation or its last successful validate (the vendor's 2 hours)."""
+    touch_interval: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    """Validates closer together than this many seconds do not slide the session again (one write at most)."""
+    cookie_domain: str | None = None
+    """``Domain`` attribute of ``sessionCookie`` and its ``domain`` member; default: host-only, named by the Host."""
+    same_site: SameSite = "Lax"
+    """``SameSite`` of ``sessionCookie``. The vendor's ``None`` (for a dashboard on another site) implies ``Secure``."""
+
+
+class IsspDialect(DialectPlugin):
+    """The BCIT ISSP dashboard's sessions: a user id in, a JSON ``sessionCookie`` out, validated and slid, deleted."""
+
+    name = "issp"
+    title = "ISSP dashboard sessions"
+    controllers: ClassVar = [
+        routes.create_session,
+        routes.validate_session,
+        routes.validate_session_with_get,
+        routes.delete_session,
+        routes.delete_session_with_delete,
+    ]
+    Options = IsspOptions
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """Sliding: every successful validate (at most once per touch interval) moves the expiry a lifetime ahead."""
+        assert isinstance(self.options, IsspOptions)
+        return ExpiryPolicy(ttl=self.options.lifetime, sliding=True, touch_interval=self.options.touch_interval)
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """``{"message": ...}`` with the seed's wording (see ``mapping.error_out``)."""
+        validating = request.scope["path"].endswith(routes.VALIDATE)
+        status, body = mapping.error_out(error, validating=validating)
+        return Response(body, status_code=status, headers=error.headers)

@@ -1,0 +1,160 @@
+"""The ISSP dashboard's three session routes, each served with the seed's verb (POST) and the real server's."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+
+from sessiongate.core import models as core
+from sessiongate.core.errors import AccountDisabled, NotFound, SessionExpired, Unauthenticated
+from sessiongate.core.service import SessionService
+from sessiongate.dialects.base import DialectPlugin, client_address
+from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
+from sessiongate.identity.service import IdentityService
+from sessiongate.settings import Settings
+from sessiongate_issp import mapping, wire
+
+if TYPE_CHECKING:
+    from sessiongate_issp.plugin import IsspOptions
+
+__all__ = (
+    "COOKIE",
+    "create_session",
+    "delete_session",
+    "delete_session_with_delete",
+    "validate_session",
+    "validate_session_with_get",
+)
+
+COOKIE = "sessionCookie"
+CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
+
+
+@post(CREATE, operation_id="createSession", status_code=200, tags=["issp"])
+async def create_session(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    identity: NamedDependency[IdentityService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Response[wire.CreateSessionResponse]:
+    """Open a session for a known user id; the new session id comes back in the body and as ``sessionCookie``."""
+    now = sessions.now()  # before the write, so Max-Age is never a second short of the lifetime
+    user = await _user(identity, dialect, mapping.user_id_in(await _create_body(request)))
+    await _end_presented(request, sessions, dialect)
+    address = client_address(request, trust_forwarded=settings.trust_forwarded)
+    new = mapping.create_in(user, tenant=dialect.options.tenant, client_address=address)
+    created = await sessions.create(new, dialect.expiry_policy(), with_secret=True)
+    secret, session = created.secret or "", created.session
+    cookie = _cookie(request, settings, dialect, secret=secret, session=session, now=now)
+    return Response(mapping.created_out(session, secret), headers={"Set-Cookie": cookie})
+
+
+async def validate(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Response[wire.ValidateSessionResponse]:
+    """Check the cookie's session and slide it by the lifetime; the cookie comes back with the new expiry.
+
+    One indexed SELECT, and an UPDATE at most once per touch interval: the user's e-mail and role were kept on the
+    session when it was created, and disabling a user ends its sessions.
+    """
+    now = sessions.now()
+    secret = mapping.cookie_in(request.cookies.get(COOKIE), now=now)
+    session = await _resolve(sessions, dialect, secret, dialect.expiry_policy())
+    cookie = _cookie(request, settings, dialect, secret=secret, session=session, now=now)
+    return Response(mapping.validated_out(session), headers={"Set-Cookie": cookie})
+
+
+async def end(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Response[wire.Message]:
+    """End the cookie's session and expire the cookie. The cookie's own ``expires`` is not checked (as the vendor)."""
+    secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
+    try:
+        session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
+        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+    except SessionExpired:
+        pass  # the vendor deleted an outlived row too; the sweeper removes it
+    except NotFound as exc:  # ended by a concurrent delete between resolve and revoke
+        raise Unauthenticated("session ended") from exc
+    cookie = _cookie(request, settings, dialect)
+    return Response(wire.Message(message=mapping.SESSION_DELETED), headers={"Set-Cookie": cookie})
+
+
+validate_session = post(VALIDATE, operation_id="validateSession", status_code=200, tags=["issp"])(validate)
+validate_session_with_get = get(VALIDATE, operation_id="validateSessionWithGet", tags=["issp"])(validate)
+delete_session = post(DELETE, operation_id="deleteSession", status_code=200, tags=["issp"])(end)
+delete_session_with_delete = delete(DELETE, operation_id="deleteSessionWithDelete", status_code=200, tags=["issp"])(end)
+
+
+async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
+    if not (await request.body()).strip():
+        return wire.CreateSession()  # no body has no user id in it: the seed's first message, not a parse error
+    return await json_body(request, wire.CreateSession)
+
+
+async def _user(identity: IdentityService, dialect: DialectPlugin, user_id: str) -> core.Principal:
+    # PostgreSQL text cannot hold NUL, so no user has such an id, and asking would fail the query.
+    user = None if "\x00" in user_id else await identity.get(tenant=dialect.options.tenant, principal_id=user_id)
+    if user is None:
+        raise NotFound("unknown user")
+    if user.disabled:
+        raise AccountDisabled("account disabled")
+    return user
+
+
+async def _resolve(
+    sessions: SessionService, dialect: DialectPlugin, secret: str, policy: core.ExpiryPolicy
+) -> core.Session:
+    return await sessions.resolve_secret(secret, policy, tenant=dialect.options.tenant, dialect="issp")
+
+
+async def _end_presented(request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin) -> None:
+    # Create overwrites the caller's cookie, so the session it named can no longer be reached: end it, as the
+    # vendor's delete-then-insert did. A cookie that names nothing live is no reason to refuse a create.
+    with contextlib.suppress(Unauthenticated, NotFound):
+        secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
+        session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
+        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+
+
+def _no_touch(dialect: DialectPlugin) -> core.ExpiryPolicy:
+    # No point sliding (an UPDATE) a session that is about to end.
+    return msgspec.structs.replace(dialect.expiry_policy(), touch_interval=float("inf"))
+
+
+def _cookie(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    dialect: DialectPlugin,
+    *,
+    secret: str = "",
+    session: core.Session | None = None,
+    now: datetime | None = None,
+) -> str:
+    # The cookie for a live session; without one, the expired form that makes the client drop it.
+    options = _options(dialect)
+    domain = options.cookie_domain or request.url.hostname or ""
+    # Browsers drop SameSite=None cookies that are not Secure, so that choice implies Secure.
+    secure = cookie_is_secure(request, settings) or options.same_site == "None"
+    attributes: dict[str, Any] = {"secure": secure, "domain": options.cookie_domain, "same_site": options.same_site}
+    if session is None or now is None:
+        return expired_cookie(COOKIE, mapping.cookie_out("", expires_at=None, domain=domain), **attributes)
+    value = mapping.cookie_out(secret, expires_at=session.expires_at, domain=domain)
+    return set_cookie(COOKIE, value, expires_at=session.expires_at, now=now, **attributes)
+
+
+def _options(dialect: DialectPlugin) -> IsspOptions:
+    return cast("IsspOptions", dialect.options)

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from sessiongate.runtime import Services, open_services
+from sessiongate.settings import Settings
+from tests.conftest import ROOT
+from tests.support.databases import backends, database
+from tests.support.server import Server, running_server
+
+CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
+SAMPLE_USER = "63ded2f901770f255dff8d04"  # the seed's validate sample
+SEED_VALIDATE = {
+    "message": "Session is not expired",
+    "data": {"email": "sample@email.com", "userId": SAMPLE_USER, "role": "Admin"},
+}
+COOKIE_REQUIRED = {"message": "Invalid request: session cookie is required."}
+VALIDATE_ERROR = {"message": "There was an error validating the session."}
+NODE = shutil.which("node")
+TOUGH_COOKIE = ROOT / "clients" / "node_modules" / "tough-cookie"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    process: Server
+    database_url: str
+
+    @property
+    def base_url(self) -> str:
+        return self.process.base_url
+
+    def logs(self) -> str:
+        return self.process.logs()
+
+    def services(self, work):
+        async def go():
+            async with open_services(Settings(database_url=self.database_url, sweep_interval=0), migrate=False) as s:
+                return await work(s)
+
+        return asyncio.run(go())
+
+    def add_user(self, user_id: str, email: str, roles: tuple[str, ...] = ("user",)) -> None:
+        async def work(services: Services) -> None:
+            await services.identity.add_principal(login=email, principal_id=user_id, email=email, roles=roles)
+
+        self.services(work)
+
+
+@pytest.fixture(scope="module", params=backends())
+def server(request, tmp_path_factory) -> Iterator[Gateway]:
+    directory = tmp_path_factory.mktemp(f"issp-{request.param}")
+    env = {"SESSIONGATE_DIALECTS": "issp", "SESSIONGATE_LOG_LEVEL": "DEBUG"}
+    with database(request.param, directory) as url, running_server(url, directory, env=env) as process:
+        gateway = Gateway(process=process, database_url=url)
+        gateway.add_user(SAMPLE_USER, "sample@email.com", ("admin",))
+        yield gateway
+
+
+def cookie_value(set_cookie: str) -> str:
+    return set_cookie.split(";", 1)[0].removeprefix("sessionCookie=")
+
+
+def test_an_httpx_cookie_jar_stores_the_cookie_and_sends_it_back_unchanged(server):
+    with httpx.Client(base_url=server.base_url) as client:
+        created = client.post(CREATE, json={"userID": SAMPLE_USER})
+        assert created.status_code == 200
+        issued = cookie_value(created.headers["set-cookie"])
+        assert client.cookies["sessionCookie"] == issued
+        validated = client.post(VALIDATE)
+        assert validated.request.headers["cookie"] == f"sessionCookie={issued}"
+        assert (validated.status_code, validated.json()) == (200, SEED_VALIDATE)
+        refreshed = cookie_value(validated.headers["set-cookie"])
+        assert client.cookies["sessionCookie"] == refreshed
+        by_get = client.get(VALIDATE)
+        assert by_get.request.headers["cookie"] == f"sessionCookie={refreshed}"
+        assert (by_get.status_code, by_get.json()) == (200, SEED_VALIDATE)
+        deleted = client.delete(DELETE)
+        assert (deleted.status_code, deleted.json()) == (200, {"message": "Session deleted."})
+        assert "sessionCookie" not in client.cookies
+        after = client.post(VALIDATE)
+        assert "cookie" not in after.request.headers
+        assert (after.status_code, after.json()) == (401, COOKIE_REQUIRED)
+        replayed = client.post(VALIDATE, headers={"Cookie": f"sessionCookie={issued}"})
+        assert (replayed.status_code, replayed.json()) == (401, VALIDATE_ERROR)
+
+
+def test_the_cookie_expires_with_the_session_two_hours_ahead_on_the_real_clock(server):
+    before = time.time()
+    created = httpx.post(f"{server.base_url}{CREATE}", json={"userId": SAMPLE_USER})
+    after = time.time()
+    header = created.headers["set-cookie"]
+    attributes = dict(p.strip().split("=", 1) for p in header.split(";")[1:] if "=" in p)
+    assert attributes["Max-Age"] == "7200"
+    assert before + 7200 - 1 <= parsedate_to_datetime(attributes["Expires"]).timestamp() <= after + 7200
+    stored = json.loads(unquote(cookie_value(header)).removeprefix("j:"))
+    assert stored == {
+        "sessionId": created.json()["text"]["sessionId"],
+        "expires": created.json()["text"]["sessionExpiry"],
+        "domain": "127.0.0.1",
+    }
+    assert header.endswith("; HttpOnly; SameSite=Lax")
+
+
+@pytest.mark.clients
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_tough_cookie_stores_the_cookie_and_sends_it_back_unchanged(server):
+    assert TOUGH_COOKIE.is_dir(), "run `npm ci --prefix clients` first"
+    env = {**os.environ, "ISSP_URL": server.base_url, "ISSP_USER_ID": SAMPLE_USER}
+    done = subprocess.run(
+        [NODE, str(ROOT / "clients" / "issp-cookie-jar.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    steps = {s["step"]: s for s in map(json.loads, done.stdout.splitlines())}
+    created = steps["create"]
+    assert created["status"] == 200
+    (stored,) = created["stored"]
+    assert stored["value"] == cookie_value(created["setCookie"][0])
+    assert (stored["key"], stored["httpOnly"], stored["path"]) == ("sessionCookie", True, "/")
+    assert stored["sameSite"] == "lax"
+    assert stored["expires"] / 1000 == pytest.approx(time.time() + 7200, abs=60)
+    for name in ("validate", "validate-get"):
+        assert (steps[name]["status"], steps[name]["body"]) == (200, SEED_VALIDATE)
+        assert steps[name]["stored"][0]["value"] == cookie_value(steps[name]["setCookie"][0])
+    assert (steps["delete"]["status"], steps["delete"]["stored"]) == (200, [])
+    assert (steps["validate-after-delete"]["status"], steps["validate-after-delete"]["body"]) == (401, COOKIE_REQUIRED)
+
+
+def test_no_session_id_or_digest_reaches_the_server_log(server):
+    with httpx.Client(base_url=server.base_url) as client:
+        secret = client.post(CREATE, json={"userID": SAMPLE_USER}).json()["text"]["sessionId"]
+        client.post(VALIDATE)
+        client.get(VALIDATE)
+        client.post(VALIDATE, headers={"Cookie": f'sessionCookie=j:{{"sessionId":"{secret}x"}}'})
+        client.delete(DELETE)
+        client.delete(DELETE, headers={"Cookie": f'sessionCookie=j:{{"sessionId":"{secret}"}}'})
+
+    async def digest(services: Services) -> str:
+        return services.digester.digest(secret)
+
+    hidden = [secret, server.services(digest)]
+    logs = server.logs()
+    assert "started" in logs  # the server logs (DEBUG), so the checks below mean something
+    assert not any(value in logs for value in hidden)
