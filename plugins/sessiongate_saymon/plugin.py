@@ -1,0 +1,51 @@
+"""``SaymonDialect``: class attributes, options and the error body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import Provide
+
+from sessiongate.core.errors import GatewayError
+from sessiongate.core.models import ExpiryPolicy
+from sessiongate.dialects.base import DialectOptions, DialectPlugin
+from sessiongate_saymon import mapping, routes
+
+__all__ = ("SaymonDialect", "SaymonOptions")
+
+
+class SaymonOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
+    """saymon's options. SAYMON publishes no session lifetime, so both are gateway choices (decision D4)."""
+
+    idle_timeout: Annotated[int, msgspec.Meta(gt=0)] = 86400
+    """Seconds a session lives without use; every authenticated use starts the count again."""
+    max_lifetime: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    """Seconds after login at which a session ends however often it is used; ``None`` for no cap."""
+
+
+class SaymonDialect(DialectPlugin):
+    """SAYMON's session-id authentication: log in, a ``sid`` cookie, who am I, verify, log out."""
+
+    name = "saymon"
+    title = "SAYMON session authentication"
+    controllers: ClassVar = [routes.create_session, routes.delete_session, routes.current_user, routes.verify_session]
+    Options = SaymonOptions
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """An idle timeout: each use slides the expiry, up to the optional absolute cap."""
+        assert isinstance(self.options, SaymonOptions)
+        idle = self.options.idle_timeout
+        # Record uses at most once a minute (or a tenth of a short timeout), sparing the database.
+        return ExpiryPolicy(
+            ttl=idle, sliding=True, absolute=self.options.max_lifetime, touch_interval=min(60.0, idle / 10)
+        )
+
+    def dependencies(self) -> dict[str, Provide]:
+        """``caller``: the authenticated user of a request (session id or Basic auth)."""
+        return {"caller": Provide(routes.authenticate)}
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """restify's ``{"code", "message"}`` with the error's status (S7)."""
+        return Response(mapping.error_out(error), status_code=mapping.error_status(error), headers=error.headers)

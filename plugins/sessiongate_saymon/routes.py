@@ -1,0 +1,206 @@
+"""SAYMON's session routes: log in, who am I, verify a session id, log out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.params import FromPath
+
+from sessiongate.core import models as core
+from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, Unauthenticated
+from sessiongate.core.service import SessionService
+from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
+from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
+from sessiongate.identity.service import IdentityService
+from sessiongate.settings import Settings
+from sessiongate_saymon import mapping, wire
+
+__all__ = ("Caller", "authenticate", "create_session", "current_user", "delete_session", "verify_session")
+
+COOKIE = "sid"
+FORM = "application/x-www-form-urlencoded"
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling, and through which session (``None`` for Basic auth, which opens none)."""
+
+    principal: core.Principal
+    session: core.Session | None
+
+
+@post("/node/api/users/session", operation_id="createSession", status_code=200, tags=["saymon"])
+async def create_session(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    identity: NamedDependency[IdentityService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Response[bytes]:
+    """Log in with login and password, or an auth token; the new session id comes back quoted and as a cookie."""
+    credentials = mapping.credentials_in(await _create_body(request))
+    address, tenant = client_address(request, trust_forwarded=settings.trust_forwarded), dialect.options.tenant
+    principal, scheme = await _login(identity, credentials, tenant=tenant, client_address=address)
+    new = mapping.create_in(principal, tenant=tenant, client_address=address, scheme=scheme)
+    secret = (await sessions.create(new, dialect.expiry_policy(), with_secret=True)).secret or ""
+    # D3: a browser session cookie (no Max-Age): the server-side idle timeout decides when it ends.
+    cookie = set_cookie(COOKIE, secret, expires_at=None, now=sessions.now(), secure=cookie_is_secure(request, settings))
+    return Response(msgspec.json.encode(secret), media_type=MediaType.JSON, headers={"Set-Cookie": cookie})
+
+
+@get("/node/api/users/current", operation_id="getCurrentUser", tags=["saymon"])
+async def current_user(caller: NamedDependency[Caller]) -> wire.User:
+    """The logged-in user (session cookie, ``X-Session-Id`` or Basic auth)."""
+    return mapping.user_out(caller.principal)
+
+
+@get("/node/api/users/session/verify/{sid:str}", operation_id="verifySession", tags=["saymon"])
+async def verify_session(
+    sid: FromPath[str],
+    caller: NamedDependency[Caller],
+    sessions: NamedDependency[SessionService],
+    dialect: NamedDependency[DialectPlugin],
+) -> Response[bytes]:
+    """``true`` when ``sid`` names a live session, else ``null``; the caller must be logged in."""
+    try:
+        await _resolve(sessions, dialect, _unquote(sid))
+    except Unauthenticated:
+        return Response(b"null", media_type=MediaType.JSON)
+    return Response(b"true", media_type=MediaType.JSON)
+
+
+@delete("/node/api/users/session", operation_id="deleteSession", status_code=200, tags=["saymon"])
+async def delete_session(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Response[bytes]:
+    """Log out: end the session named by ``X-Session-Id`` (else the cookie) and clear the cookie."""
+    if not (presented := await _presented_sessions(request, sessions, dialect)):
+        raise Unauthenticated(mapping.NOT_LOGGED_IN)
+    session = presented[0]
+    try:
+        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+    except NotFound as exc:  # ended by a concurrent logout between resolve and revoke
+        raise Unauthenticated(mapping.SESSION_EXPIRED) from exc
+    cookie = expired_cookie(COOKIE, secure=cookie_is_secure(request, settings))
+    return Response(b"", status_code=200, headers={"Set-Cookie": cookie})
+
+
+async def authenticate(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    identity: NamedDependency[IdentityService],
+    dialect: NamedDependency[DialectPlugin],
+    settings: NamedDependency[Settings],
+) -> Caller:
+    """The ``caller`` dependency: every credential sent must hold; the session (header, then cookie) names the caller.
+
+    Raises:
+        Unauthenticated: in S7's wordings: no credential, or any one sent that does not hold.
+        AccountDisabled: the session's principal was disabled.
+    """
+    tenant = dialect.options.tenant
+    presented = await _presented_sessions(request, sessions, dialect)
+    basic = await _basic_principal(request, identity, tenant=tenant, settings=settings)
+    if presented:
+        session = presented[0]
+        principal = await identity.get(tenant=tenant, principal_id=session.principal_id or "")
+        if principal is None:  # the user was removed; its sessions went with it
+            raise Unauthenticated(mapping.SESSION_EXPIRED)
+        if principal.disabled:
+            raise AccountDisabled("account disabled")
+        return Caller(principal=principal, session=session)
+    if basic is None:
+        raise Unauthenticated(mapping.NOT_LOGGED_IN)
+    return Caller(principal=basic, session=None)
+
+
+async def _presented_sessions(
+    request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin
+) -> list[core.Session]:
+    # Fail closed: an id that does not hold is refused even beside one that does. The explicit header comes
+    # before the ambient cookie; an emptied cookie (what logout leaves) counts as none.
+    sids = [_unquote(request.headers.get("x-session-id", "")), _unquote(request.cookies.get(COOKIE, ""))]
+    return [await _resolve(sessions, dialect, sid) for sid in sids if sid]
+
+
+async def _basic_principal(
+    request: Request[Any, Any, Any], identity: IdentityService, *, tenant: str, settings: Settings
+) -> core.Principal | None:
+    if "authorization" not in request.headers:  # an empty one is sent, and does not hold
+        return None
+    address = client_address(request, trust_forwarded=settings.trust_forwarded)
+    principal, _ = await _login(identity, _basic_credentials(request), tenant=tenant, client_address=address)
+    return principal
+
+
+async def _login(
+    identity: IdentityService, credentials: tuple[str, str] | str, *, tenant: str, client_address: str
+) -> tuple[core.Principal, str]:
+    try:
+        if isinstance(credentials, str):
+            holder = await identity.authenticate_token(tenant=tenant, token=credentials, client_address=client_address)
+            return holder, "auth-token"
+        login, password = credentials
+        if "\x00" in login:  # no login holds NUL (PostgreSQL text cannot), and asking would fail the query
+            raise Unauthenticated(mapping.INVALID_CREDENTIALS)
+        principal = await identity.authenticate_password(
+            tenant=tenant, login=login, password=password, client_address=client_address
+        )
+        return principal, "password"
+    except Unauthenticated as exc:
+        raise Unauthenticated(
+            mapping.INVALID_TOKEN if isinstance(credentials, str) else mapping.INVALID_CREDENTIALS
+        ) from exc
+
+
+async def _resolve(sessions: SessionService, dialect: DialectPlugin, sid: str) -> core.Session:
+    try:
+        return await sessions.resolve_secret(
+            sid, dialect.expiry_policy(), tenant=dialect.options.tenant, dialect="saymon"
+        )
+    except Unauthenticated as exc:
+        # S7: an id that "doesn't exist or was already deleted" is "Session expired.", as is a timed-out one.
+        raise Unauthenticated(mapping.SESSION_EXPIRED) from exc
+
+
+def _unquote(value: str) -> str:
+    # S1 warns that the id comes back in quotes and clients may forget to strip them: accept it either way.
+    value = value.strip()
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def _basic_credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    # Only Basic is a credential here; any other Authorization value is one that does not hold.
+    if (encoded := bearer_token(request, "Basic")) is None:
+        raise Unauthenticated(mapping.INVALID_CREDENTIALS)
+    try:
+        login, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthenticated(mapping.INVALID_CREDENTIALS) from exc
+    if not colon or not login:
+        raise Unauthenticated(mapping.INVALID_CREDENTIALS)
+    return login, password
+
+
+async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await request.body()
+    if not body.strip():
+        return wire.CreateSession()  # no body is missing parameters, worded as such
+    if media != FORM:
+        return await json_body(request, wire.CreateSession)
+    try:
+        fields = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("request body is not a valid form") from exc
+    return msgspec.convert(fields, wire.CreateSession)
