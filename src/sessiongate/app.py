@@ -25,6 +25,7 @@ from sessiongate.observability import configure_logging, metrics
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, is_ready
+from sessiongate.tokens.refresh import RefreshTokens
 
 __all__ = ("create_app",)
 
@@ -133,8 +134,10 @@ def _local_swagger() -> SwaggerRenderPlugin:
 
 async def _sweep(services: Services, settings: Settings) -> None:
     """Every ``sweep_interval``, delete what has run out, a batch at a time so no statement holds the writer long."""
+    refresh = RefreshTokens(services.runner, services.digester)
     sweeps: list[Callable[[], Awaitable[int]]] = [
         lambda: services.sessions.sweep_expired(batch=settings.sweep_batch),
+        lambda: refresh.sweep_expired(now=services.clock(), batch=settings.sweep_batch),
         lambda: services.identity.sweep_failures(batch=settings.sweep_batch),
     ]
     while True:

@@ -1,0 +1,64 @@
+"""``PortosDialect``: class attributes, dependencies and the problem-details body."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+from litestar.di import NamedDependency, Provide
+
+from sessiongate.core.errors import GatewayError
+from sessiongate.core.models import ExpiryPolicy
+from sessiongate.dialects.base import DialectPlugin
+from sessiongate.identity.devices import Devices
+from sessiongate.runtime import Services
+from sessiongate.tokens.refresh import RefreshTokens
+from sessiongate_portos import mapping, routes
+from sessiongate_portos.options import PortosOptions
+
+__all__ = ("PortosDialect", "PortosOptions")
+
+
+class PortosDialect(DialectPlugin):
+    """PORTOS: log in to a device for a JWT and a refresh token; list, read and delete sessions with NData."""
+
+    name = "portos"
+    title = "PORTOS sessions"
+    controllers: ClassVar = [
+        routes.login,
+        routes.profile,
+        routes.refresh,
+        routes.logout,
+        routes.list_sessions,
+        *routes.session_routes("/sessions"),
+        *routes.session_routes("/api/sessions", "Api"),
+    ]
+    Options = PortosOptions
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """A fixed lifetime from login, extended only by a refresh; uses write ``lastAccessAt`` now and then."""
+        assert isinstance(self.options, PortosOptions)
+        return ExpiryPolicy(
+            ttl=self.options.lifetime, absolute=self.options.max_lifetime, touch_interval=self.options.touch_interval
+        )
+
+    def dependencies(self) -> dict[str, Provide]:
+        """``caller`` (the bearer's session and user), ``devices`` and ``refresh_tokens``."""
+        return {
+            "caller": Provide(routes.authenticate),
+            "devices": Provide(_devices, sync_to_thread=False),
+            "refresh_tokens": Provide(_refresh_tokens, sync_to_thread=False),
+        }
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """RFC 7807 problem details (S4), ``application/problem+json``."""
+        body = mapping.problem_out(error, instance=request.scope["path"])
+        return Response(body, status_code=error.status, media_type="application/problem+json", headers=error.headers)
+
+
+def _devices(services: NamedDependency[Services]) -> Devices:
+    return Devices(services.runner)
+
+
+def _refresh_tokens(services: NamedDependency[Services]) -> RefreshTokens:
+    return RefreshTokens(services.runner, services.digester, mint=mapping.mint_refresh)

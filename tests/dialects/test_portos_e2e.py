@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.databases import backends, database
+from tests.support.server import Server, running_server
+
+ADMIN, PASSWORD = "999", "portos-999-secret"
+
+
+def cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
+    env |= {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "sessiongate", *args], input=stdin, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(params=backends())
+def gateway(request, tmp_path) -> Iterator[tuple[Server, str]]:
+    with database(request.param, tmp_path) as url:
+        assert cli(url, "db", "upgrade").returncode == 0
+        added = cli(url, "users", "add", "--login", ADMIN, "--role", "admin", "--password-stdin", stdin=f"{PASSWORD}\n")
+        assert added.returncode == 0, added.stderr
+        for name, env in (("BackOffice", "BackOffice"), ("P01", "CashRegister")):
+            assert cli(url, "devices", "add", "--name", name, "--env", env).returncode == 0
+        with running_server(url, tmp_path, workers=2) as server:
+            yield server, url
+
+
+def log_in(server: Server, device: str = "BackOffice") -> dict:
+    body = {"UserName": ADMIN, "Password": PASSWORD, "DeviceName": device}
+    response = httpx.post(f"{server.base_url}/api/auth", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_operators_provision_devices_from_the_cli(gateway):
+    _, url = gateway
+    listed = cli(url, "devices", "list")
+    assert listed.stdout.splitlines() == ["BackOffice\tBackOffice", "P01\tCashRegister"]
+    again = cli(url, "devices", "add", "--name", "P01", "--env", "PDA")
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+    assert cli(url, "devices", "add", "--name", "X", "--env", "Kiosk").returncode != 0
+    assert cli(url, "devices", "remove", "--name", "P01").returncode == 0
+    assert cli(url, "devices", "list").stdout.splitlines() == ["BackOffice\tBackOffice"]
+
+
+def test_concurrent_refreshes_across_server_processes_have_one_winner(gateway):
+    server, _ = gateway
+    login = log_in(server)
+    body = {"tokenId": login["tokenId"], "refreshToken": login["refreshToken"]}
+
+    async def race() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            responses = await asyncio.gather(*(client.post("/api/auth/refresh", json=body) for _ in range(8)))
+        return sorted(r.status_code for r in responses)
+
+    assert asyncio.run(race()) == [200] + [409] * 7
+
+
+def test_concurrent_logins_on_a_sale_device_across_processes_leave_one_session(gateway):
+    server, _ = gateway
+    body = {"UserName": ADMIN, "Password": PASSWORD, "DeviceName": "P01"}
+
+    async def logins() -> list[dict]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            responses = await asyncio.gather(*(client.post("/api/auth", json=body) for _ in range(4)))
+        return [r.json() for r in responses]
+
+    tokens = [login["tokenId"] for login in asyncio.run(logins())]
+    live = [
+        t
+        for t in tokens
+        if httpx.get(f"{server.base_url}/api/auth", headers={"Authorization": f"Bearer {t}"}).is_success
+    ]
+    assert len(live) == 1
+    admin = {"Authorization": f"Bearer {log_in(server)['tokenId']}"}
+    listed = httpx.get(f"{server.base_url}/sessions?identity.deviceName=eq:P01", headers=admin).json()
+    assert listed["totalCount"] == 1
+
+
+def test_a_deleted_session_is_refused_by_every_process(gateway):
+    server, _ = gateway
+    login = log_in(server)
+    headers = {"Authorization": f"Bearer {login['tokenId']}"}
+    admin = {"Authorization": f"Bearer {log_in(server)['tokenId']}"}
+    sid = httpx.get(f"{server.base_url}/sessions?$sort=startedAt&$take=1", headers=admin).json()["items"][0][
+        "sessionId"
+    ]
+    assert httpx.delete(f"{server.base_url}/sessions/{sid}", headers=admin).status_code == 200
+    assert all(httpx.get(f"{server.base_url}/api/auth", headers=headers).status_code == 401 for _ in range(6))
