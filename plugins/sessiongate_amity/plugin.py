@@ -1,0 +1,77 @@
+"""``AmityDialect``: class attributes, dependencies and the error body."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+from litestar.di import NamedDependency, Provide
+from litestar.enums import MediaType
+
+from sessiongate.core.errors import GatewayError, Unauthenticated
+from sessiongate.core.models import ExpiryPolicy
+from sessiongate.dialects.base import DialectPlugin
+from sessiongate.identity.tenants import TenantService
+from sessiongate.runtime import Services
+from sessiongate_amity import mapping, routes
+from sessiongate_amity.options import AmityOptions
+
+__all__ = ("AmityDialect", "AmityOptions")
+
+TOKEN_PATH = "/authentication/token"  # noqa: S105 - a path, not a secret
+
+
+class AmityDialect(DialectPlugin):
+    """Amity Social Cloud: register a device session with an API key for a 30-day JWT; verify, revoke, renew."""
+
+    name = "amity"
+    title = "Amity sessions"
+    controllers: ClassVar = [
+        *(routes.register_route(v) for v in (3, 4, 5)),
+        routes.verify_session,
+        routes.revoke_session,
+        routes.revoke_user_sessions,
+        routes.chat_settings,
+        routes.token_v4,
+        routes.token_v3,
+    ]
+    Options = AmityOptions
+
+    def __init__(self, options: AmityOptions | None = None) -> None:
+        super().__init__(options)
+        self._tenants: tuple[Services, TenantService] | None = None
+
+    @property
+    def settings(self) -> AmityOptions:
+        """The options, typed."""
+        assert isinstance(self.options, AmityOptions)
+        return self.options
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """A fixed lifetime from registration; renewing means registering again."""
+        return ExpiryPolicy(ttl=self.settings.lifetime, touch_interval=self.settings.touch_interval)
+
+    def dependencies(self) -> dict[str, Provide]:
+        """``tenants``, ``network`` (by API key), ``server_network`` (by server key) and ``caller`` (by token)."""
+        return {
+            "tenants": Provide(self._tenant_service, sync_to_thread=False),
+            "network": Provide(routes.network),
+            "server_network": Provide(routes.server_network),
+            "caller": Provide(routes.authenticate),
+        }
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """``{"status": "error", "code", "message", "data"?}``; the auth-token routes answer a bad server key with
+        ``text/plain`` ``Unauthorized`` and validation failures with 422 (S2)."""
+        token_route = request.scope["path"].endswith(TOKEN_PATH)
+        if token_route and isinstance(error, Unauthenticated):
+            return Response("Unauthorized", status_code=401, media_type=MediaType.TEXT, headers=error.headers)
+        status, body = mapping.error_out(error, validation_status=422 if token_route else 400)
+        return Response(body, status_code=status, headers=error.headers)
+
+    def _tenant_service(self, services: NamedDependency[Services]) -> TenantService:
+        # One per set of services: an app restarted in the same process (tests) gets new ones.
+        if self._tenants is None or self._tenants[0] is not services:
+            tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
+            self._tenants = (services, tenants)
+        return self._tenants[1]

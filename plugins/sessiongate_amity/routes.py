@@ -1,0 +1,311 @@
+"""Amity's session routes: register (three versions), verify, revoke, the chat settings read, auth tokens."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, QueryParameter
+
+from sessiongate.core import models as core
+from sessiongate.core.errors import AccountDisabled, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from sessiongate.core.service import SessionService
+from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
+from sessiongate.dialects.bodies import json_body
+from sessiongate.identity.service import IdentityService
+from sessiongate.identity.tenants import Tenant, TenantService
+from sessiongate.settings import Settings
+from sessiongate.tokens.opaque import new_secret
+from sessiongate_amity import mapping, wire
+from sessiongate_amity.options import AmityOptions
+
+__all__ = (
+    "Caller",
+    "authenticate",
+    "chat_settings",
+    "network",
+    "register_route",
+    "revoke_session",
+    "revoke_user_sessions",
+    "server_network",
+    "token_v3",
+    "token_v4",
+    "verify_session",
+)
+
+TAGS = ["amity"]
+# Query members are checked here, not by Litestar, so that failures name them as the client spelled them.
+UserIdQuery = Annotated[str | None, QueryParameter(name="userId")]
+IsPublic = Annotated[str | None, QueryParameter(name="isPublic")]
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """The session an access token names; its tenant is the network the request is in."""
+
+    session: core.Session
+
+
+def register_route(version: int) -> HTTPRouteHandler:
+    """``POST /api/v{version}/sessions``: the same contract in v3 (deprecated), v4 and v5 (what the SDK calls)."""
+
+    @post(
+        f"/api/v{version}/sessions",
+        operation_id=f"registerSessionV{version}",
+        status_code=200,
+        tags=TAGS,
+        deprecated=version == 3,
+    )
+    async def register(
+        request: Request[Any, Any, Any],
+        *,
+        network: NamedDependency[Tenant],
+        sessions: NamedDependency[SessionService],
+        identity: NamedDependency[IdentityService],
+        tenants: NamedDependency[TenantService],
+        dialect: NamedDependency[DialectPlugin],
+        settings: NamedDependency[Settings],
+    ) -> wire.Session:
+        """Register a device session for a user (created on first sight); with the current token, a renewal."""
+        return await _register(
+            request,
+            network=network,
+            sessions=sessions,
+            identity=identity,
+            tenants=tenants,
+            dialect=dialect,
+            settings=settings,
+        )
+
+    return register
+
+
+@get("/api/v3/sessions", operation_id="verifySession", tags=TAGS)
+async def verify_session(caller: NamedDependency[Caller], dialect: NamedDependency[DialectPlugin]) -> wire.Verified:
+    """200 while the access token is valid."""
+    return wire.Verified(last_cache_purge=mapping.iso(_options(dialect).last_cache_purge))
+
+
+@delete("/api/v4/sessions", operation_id="revokeSession", status_code=200, tags=TAGS)
+async def revoke_session(
+    caller: NamedDependency[Caller],
+    sessions: NamedDependency[SessionService],
+    identity: NamedDependency[IdentityService],
+    user_id: UserIdQuery = None,
+    is_public: IsPublic = None,
+) -> wire.Success:
+    """Revoke the caller's own token; with ``userId``, an admin revokes every token of that user."""
+    public = _flag(is_public, "isPublic")
+    if user_id is None:
+        await sessions.revoke(caller.session.id, tenant=caller.session.tenant)
+    else:
+        await _revoke_all(caller, sessions, identity, _text(user_id, "userId", 50), public)
+    return wire.Success(success=True)
+
+
+@delete("/api/v4/sessions/users/{userId:str}", operation_id="revokeUserSessions", status_code=200, tags=TAGS)
+async def revoke_user_sessions(
+    userId: FromPath[str],  # noqa: N803 - S2 names the path parameter "userId"
+    caller: NamedDependency[Caller],
+    sessions: NamedDependency[SessionService],
+    identity: NamedDependency[IdentityService],
+    is_public: IsPublic = None,
+) -> wire.Success:
+    """An admin revokes every token of a user."""
+    public = _flag(is_public, "isPublic")
+    await _revoke_all(caller, sessions, identity, _text(userId, "userId", 50), public)
+    return wire.Success(success=True)
+
+
+@get("/api/v3/network-settings/chat", operation_id="getChatSettings", tags=TAGS)
+async def chat_settings(caller: NamedDependency[Caller]) -> wire.ChatSettings:
+    """The network's chat settings, which the TypeScript SDK's login waits for."""
+    return mapping.CHAT_SETTINGS
+
+
+@post("/api/v4/authentication/token", operation_id="createAuthToken", status_code=200, tags=TAGS)
+async def token_v4(
+    request: Request[Any, Any, Any],
+    server_network: NamedDependency[Tenant],
+    tenants: NamedDependency[TenantService],
+) -> Response[str]:
+    """A single-use auth token for one user of a secure network, as ``text/plain``."""
+    body = await json_body(request, wire.TokenRequest)
+    token = await tenants.issue_auth_token(server_network, body.user_id)
+    return Response(token.value, media_type=MediaType.TEXT)
+
+
+@get("/api/v3/authentication/token", operation_id="getAuthToken", tags=TAGS)
+async def token_v3(
+    server_network: NamedDependency[Tenant],
+    tenants: NamedDependency[TenantService],
+    user_id: UserIdQuery = None,
+) -> Response[bytes]:
+    """The same, as a JSON string (S2's v3 response)."""
+    token = await tenants.issue_auth_token(server_network, _text(user_id, "userId", 100))
+    return Response(msgspec.json.encode(token.value), media_type=MediaType.JSON)
+
+
+async def network(request: Request[Any, Any, Any], tenants: NamedDependency[TenantService]) -> Tenant:
+    """The ``network`` dependency: the tenant whose API key ``x-api-key`` carries (any header casing).
+
+    Raises:
+        Unauthenticated: no key, or one no tenant holds.
+    """
+    found = await tenants.by_key(request.headers.get("x-api-key", ""), "api")
+    if found is None:
+        raise Unauthenticated("invalid api key")
+    return found
+
+
+async def server_network(request: Request[Any, Any, Any], tenants: NamedDependency[TenantService]) -> Tenant:
+    """The ``server_network`` dependency: the secure tenant whose server key ``x-server-key`` carries.
+
+    Raises:
+        Unauthenticated: no key, or one no tenant holds (answered ``text/plain`` ``Unauthorized``, as S2 shows).
+    """
+    found = await tenants.by_key(request.headers.get("x-server-key", ""), "server")
+    if found is None:
+        raise Unauthenticated("invalid server key")
+    return found
+
+
+async def authenticate(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    tenants: NamedDependency[TenantService],
+    dialect: NamedDependency[DialectPlugin],
+) -> Caller:
+    """The ``caller`` dependency: the live session of the bearer token, in the network of ``x-api-key`` if sent.
+
+    The SDK sends its API key only when registering, so without one the token's own network is the request's.
+
+    Raises:
+        Unauthenticated: no token, a bad, expired or revoked one, or one of another network than the key's.
+    """
+    if (token := bearer_token(request)) is None:
+        raise Unauthenticated("missing access token")
+    tenant = None
+    if "x-api-key" in request.headers:
+        tenant = (await network(request, tenants)).name
+    session, _ = await sessions.resolve_jwt(
+        token, dialect.expiry_policy(), session_claim="sid", tenant=tenant, dialect="amity"
+    )
+    return Caller(session=session)
+
+
+async def _register(
+    request: Request[Any, Any, Any],
+    *,
+    network: Tenant,
+    sessions: SessionService,
+    identity: IdentityService,
+    tenants: TenantService,
+    dialect: DialectPlugin,
+    settings: Settings,
+) -> wire.Session:
+    body = await json_body(request, wire.RegisterSession)
+    renewed = await _renewed(request, sessions, dialect, network, body.user_id)
+    await _check_auth_token(tenants, network, body)
+    principal = await _user(identity, network.name, body)
+    if principal.disabled:
+        raise AccountDisabled("account disabled")
+    refresh = new_secret()  # amity publishes no way to redeem it: only its digest is kept (spec decision 7)
+    new = mapping.register_in(
+        body,
+        tenant=network.name,
+        client_address=client_address(request, trust_forwarded=settings.trust_forwarded),
+        refresh_digest=sessions.digester.digest(refresh),
+        renewed_from=renewed.id if renewed is not None else None,
+    )
+    options = _options(dialect)
+    created = await sessions.hand_over(new, dialect.expiry_policy(), grace=options.renewal_grace)
+    if renewed is not None and renewed.device.id != body.device_id:
+        with contextlib.suppress(NotFound):  # ended meanwhile: nothing left to shorten
+            await sessions.shorten(renewed.id, tenant=network.name, within=options.renewal_grace)
+    token = sessions.issue_jwt(created.session, mapping.claims(created.session))
+    return mapping.session_out(created.session, token, refresh, principal, options.last_cache_purge)
+
+
+def _text(value: str | None, name: str, longest: int) -> str:
+    if value is None:
+        raise InvalidRequest(f"{name} is required", field=name)
+    if not 1 <= len(value) <= longest or "\x00" in value:
+        raise InvalidRequest(f"{name} must be 1 to {longest} characters, none of them NUL", field=name)
+    return value
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value not in {None, "true", "false"}:
+        raise InvalidRequest(f"{name} must be true or false", field=name)
+    return value != "false"
+
+
+def _options(dialect: DialectPlugin) -> AmityOptions:
+    assert isinstance(dialect.options, AmityOptions)
+    return dialect.options
+
+
+async def _renewed(
+    request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin, network: Tenant, user_id: str
+) -> core.Session | None:
+    # A registration carrying the current token renews it; a token that is not the same user's live one is refused.
+    if (token := bearer_token(request)) is None:
+        return None
+    session, _ = await sessions.resolve_jwt(
+        token, dialect.expiry_policy(), session_claim="sid", tenant=network.name, dialect="amity"
+    )
+    if session.principal_id != user_id:
+        raise Unauthenticated("access token of another user")
+    return session
+
+
+async def _user(identity: IdentityService, tenant: str, body: wire.RegisterSession) -> core.Principal:
+    # Most registrations are a known user signing in again: a read then, a write only to create or rename.
+    display = None if isinstance(body.display_name, msgspec.UnsetType) else body.display_name
+    known = await identity.get(tenant=tenant, principal_id=body.user_id)
+    if known is not None and display in {None, known.display_name}:
+        return known
+    principal, _ = await identity.upsert_principal(tenant=tenant, principal_id=body.user_id, display_name=display)
+    return principal
+
+
+async def _check_auth_token(tenants: TenantService, network: Tenant, body: wire.RegisterSession) -> None:
+    # Only secure networks need one; elsewhere a given authToken is ignored, as the vendor documents it optional.
+    if not network.secure:
+        return
+    token = None if isinstance(body.auth_token, msgspec.UnsetType) else body.auth_token
+    if token is None or not await tenants.consume_auth_token(token, tenant=network.name, principal_id=body.user_id):
+        raise Unauthenticated("invalid auth token")
+
+
+async def _revoke_all(
+    caller: Caller, sessions: SessionService, identity: IdentityService, user_id: str, is_public: bool
+) -> None:
+    tenant = caller.session.tenant
+    admin = await identity.get(tenant=tenant, principal_id=caller.session.principal_id or "")
+    if admin is None or "admin" not in admin.roles:
+        raise Forbidden("only an admin may revoke another user's tokens")
+    target = user_id if is_public else await _public_id(sessions, tenant, user_id)
+    if target is None or await identity.get(tenant=tenant, principal_id=target) is None:
+        raise NotFound("user not found", field="userId")
+    await sessions.revoke_all_for_principal(target, tenant=tenant)
+
+
+async def _public_id(sessions: SessionService, tenant: str, internal: str) -> str | None:
+    # isPublic=false names the user by its internal id, which amity sessions carry as their subject.
+    query = core.SessionQuery(
+        tenant=tenant,
+        filters=(
+            core.SessionFilter(field="dialect", op="eq", values=("amity",)),
+            core.SessionFilter(field="subject", op="eq", values=(internal,)),
+        ),
+        page=core.PageRequest(take=1),
+        with_total=False,
+    )
+    page = await sessions.list(query)
+    return page.items[0].principal_id if page.items else None

@@ -1,0 +1,281 @@
+"""Tenants ("networks") chosen by API key, their server keys, and the short-lived auth tokens of secure tenants.
+
+Keys and auth tokens are secrets: they are drawn from ``secrets``, shown once, and kept only as keyed digests
+(:class:`~sessiongate.tokens.opaque.Digester`); a lookup goes by digest and is confirmed in constant time. An auth
+token is single use: the one conditional ``UPDATE`` that consumes it succeeds for exactly one caller.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Literal, cast
+
+import msgspec
+from advanced_alchemy.base import UUIDv7AuditBase
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Boolean, ForeignKey, Index, String, Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+from uuid_utils.compat import uuid7
+
+from sessiongate.core.errors import InvalidRequest
+from sessiongate.core.models import IssuedToken
+from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
+from sessiongate.tokens.opaque import Digester
+
+__all__ = (
+    "AUTH_TOKEN_TTL",
+    "MAX_TENANT_NAME",
+    "AddedKeys",
+    "KeyInfo",
+    "KeyKind",
+    "Tenant",
+    "TenantAuthTokenRecord",
+    "TenantKeyRecord",
+    "TenantRecord",
+    "TenantService",
+)
+
+MAX_TENANT_NAME = 64  # = sg_session.tenant
+AUTH_TOKEN_TTL = 600.0
+"""Seconds an auth token can be exchanged for a session (Amity: 10 minutes)."""
+_SWEEP_BATCH = 100
+_CACHE_SIZE = 1024
+KeyKind = Literal["api", "server"]
+
+
+class TenantRecord(UUIDv7AuditBase):
+    """A tenant. ``secure`` tenants accept a session only with an auth token minted with a server key."""
+
+    __tablename__ = "sg_tenant"
+
+    name: Mapped[str] = mapped_column(String(MAX_TENANT_NAME), unique=True)
+    secure: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TenantKeyRecord(UUIDv7AuditBase):
+    """An API key (public, in client apps) or a server key (secret, on the tenant's backend) of a tenant."""
+
+    __tablename__ = "sg_tenant_key"
+    __table_args__ = (Index("ix_sg_tenant_key_tenant", "tenant"),)
+
+    tenant: Mapped[str] = mapped_column(String(MAX_TENANT_NAME), ForeignKey("sg_tenant.name", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(8))
+
+
+class TenantAuthTokenRecord(UUIDv7AuditBase):
+    """An auth token a secure tenant's backend minted for one principal; usable once, until ``expires_at``."""
+
+    __tablename__ = "sg_tenant_auth_token"
+    __table_args__ = (Index("ix_sg_tenant_auth_token_expires", "expires_at"),)
+
+    tenant: Mapped[str] = mapped_column(String(MAX_TENANT_NAME), ForeignKey("sg_tenant.name", ondelete="CASCADE"))
+    principal_id: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+TENANTS = cast("Table", TenantRecord.__table__)
+KEYS = cast("Table", TenantKeyRecord.__table__)
+AUTH_TOKENS = cast("Table", TenantAuthTokenRecord.__table__)
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant as the gateway knows it."""
+
+    name: str
+    secure: bool
+    created_at: datetime
+
+
+class AddedKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """Keys just created: the only time their values are known. ``server_key`` only for secure tenants."""
+
+    tenant: Tenant
+    api_key: str
+    server_key: str | None
+
+
+class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A key as listed: never its value, only its last characters."""
+
+    id: str
+    tenant: str
+    secure: bool
+    kind: KeyKind
+    hint: str
+    created_at: datetime
+
+
+class TenantService:
+    """Create tenants and keys, find the tenant of a key, mint and consume auth tokens.
+
+    Args:
+        engine: The gateway's engine (administration runs one transaction on it).
+        digester: Keys the digests of keys and tokens (the gateway's, so every process agrees).
+        clock: "Now".
+        runner: Where the request-path statements run; the engine when not given.
+        key_cache_seconds: How long a key found is remembered by this process. Keys are never deleted, so only a
+            tenant made secure can be seen late, by at most this long; 0 turns the cache off.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        digester: Digester,
+        clock: Callable[[], datetime],
+        runner: StatementRunner | None = None,
+        *,
+        key_cache_seconds: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.digester = digester
+        self.clock = clock
+        self.runner = runner or AsyncEngineRunner(engine)
+        self.key_cache_seconds = key_cache_seconds
+        self._known: dict[str, tuple[Tenant, str, float]] = {}
+
+    async def add_keys(
+        self, tenant: str, *, secure: bool = False, api_key: str | None = None, server_key: str | None = None
+    ) -> AddedKeys:
+        """Create an API key for ``tenant`` (creating the tenant if need be), and a server key when it is secure.
+
+        ``secure`` makes the tenant secure (it never makes one insecure). Given key values are imported instead of
+        drawn, so clients already carrying a vendor's key keep working; all of it is one transaction.
+
+        Raises:
+            InvalidRequest: a bad tenant name or key value, or a server key for a tenant that is not secure.
+        """
+        if not 0 < len(tenant) <= MAX_TENANT_NAME or not tenant.isprintable() or tenant != tenant.strip():
+            raise InvalidRequest(f"tenant name must be 1 to {MAX_TENANT_NAME} printable characters", field="tenant")
+        for name, value in (("api_key", api_key), ("server_key", server_key)):
+            if value is not None and not 16 <= len(value) <= 150:
+                raise InvalidRequest(f"{name} must be 16 to 150 characters", field=name)
+        now = self.clock()
+        insert_fn = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert_fn(TENANTS)
+                .values(id=uuid7(), name=tenant, secure=secure, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            if secure:
+                await conn.execute(update(TENANTS).where(TENANTS.c.name == tenant).values(secure=True, updated_at=now))
+            row = (await conn.execute(select(TENANTS).where(TENANTS.c.name == tenant))).one()
+            record = Tenant(name=row.name, secure=row.secure, created_at=row.created_at)
+            if server_key is not None and not record.secure:
+                raise InvalidRequest("a server key is only for a secure tenant", field="server_key")
+            api = api_key or secrets.token_hex(24)
+            server = (server_key or new_key()) if record.secure else None
+            rows = [("api", api)] + ([("server", server)] if server is not None else [])
+            await conn.execute(
+                insert(KEYS),
+                [
+                    {
+                        "id": uuid7(),
+                        "tenant": tenant,
+                        "kind": kind,
+                        "digest": self.digester.digest(value),
+                        "hint": value[-4:],
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for kind, value in rows
+                ],
+            )
+        return AddedKeys(tenant=record, api_key=api, server_key=server)
+
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every key of every tenant, by tenant and age."""
+        stmt = (
+            select(KEYS.c.id, KEYS.c.tenant, KEYS.c.kind, KEYS.c.hint, KEYS.c.created_at, TENANTS.c.secure)
+            .join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
+            .order_by(KEYS.c.tenant, KEYS.c.created_at, KEYS.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            KeyInfo(id=str(r.id), tenant=r.tenant, secure=r.secure, kind=r.kind, hint=r.hint, created_at=r.created_at)
+            for r in rows
+        ]
+
+    async def by_key(self, key: str, kind: KeyKind) -> Tenant | None:
+        """The tenant holding ``key`` of ``kind``, or ``None``: one indexed read (or a recent answer), confirmed in
+        constant time."""
+        if not key or len(key) > 256:
+            return None
+        digest = self.digester.digest(key)
+        known = self._known.get(digest)
+        if known is not None and known[2] > time.monotonic():
+            return known[0] if known[1] == kind else None
+        stmt = (
+            select(TENANTS.c.name, TENANTS.c.secure, TENANTS.c.created_at, KEYS.c.digest, KEYS.c.kind)
+            .join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
+            .where(KEYS.c.digest == digest)
+        )
+        rows = await self.runner.read(stmt)
+        if not rows or not self.digester.matches(key, rows[0].digest):
+            return None
+        tenant = Tenant(name=rows[0].name, secure=rows[0].secure, created_at=rows[0].created_at)
+        if self.key_cache_seconds > 0:
+            if len(self._known) >= _CACHE_SIZE:
+                self._known.clear()
+            self._known[digest] = (tenant, rows[0].kind, time.monotonic() + self.key_cache_seconds)
+        return tenant if rows[0].kind == kind else None
+
+    async def issue_auth_token(self, tenant: Tenant, principal_id: str, *, ttl: float = AUTH_TOKEN_TTL) -> IssuedToken:
+        """A single-use token that lets ``principal_id`` open a session in ``tenant`` within ``ttl`` seconds.
+
+        Expired tokens are cleared out in small batches on the way, so the table stays small.
+        """
+        now = self.clock()
+        value = secrets.token_hex(21)
+        expires = now + timedelta(seconds=ttl)
+        await self.runner.write(
+            insert(AUTH_TOKENS).values(
+                id=uuid7(),
+                tenant=tenant.name,
+                principal_id=principal_id,
+                digest=self.digester.digest(value),
+                expires_at=expires,
+                used_at=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        stale = select(AUTH_TOKENS.c.id).where(AUTH_TOKENS.c.expires_at <= now).limit(_SWEEP_BATCH).scalar_subquery()
+        await self.runner.write(delete(AUTH_TOKENS).where(AUTH_TOKENS.c.id.in_(stale)))
+        return IssuedToken(kind="opaque", value=value, expires_at=expires)
+
+    async def consume_auth_token(self, token: str, *, tenant: str, principal_id: str) -> bool:
+        """Use up an auth token: ``True`` once for an unused, unexpired token of this tenant and principal.
+
+        One conditional ``UPDATE``: of two requests racing with the same token, exactly one sees a changed row.
+        """
+        if not token or len(token) > 256:
+            return False
+        now = self.clock()
+        stmt = (
+            update(AUTH_TOKENS)
+            .where(
+                AUTH_TOKENS.c.digest == self.digester.digest(token),
+                AUTH_TOKENS.c.tenant == tenant,
+                AUTH_TOKENS.c.principal_id == principal_id,
+                AUTH_TOKENS.c.used_at.is_(None),
+                AUTH_TOKENS.c.expires_at > now,
+            )
+            .values(used_at=now, updated_at=now)
+        )
+        return (await self.runner.write(stmt)).rowcount == 1
+
+
+def new_key() -> str:
+    """A fresh server key."""
+    return secrets.token_urlsafe(36)
