@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -149,3 +150,16 @@ def test_a_password_set_from_the_cli_ends_every_session(cli, database_url, tmp_p
     outcomes, hashes = with_services(database_url, check)
     assert outcomes == ["revoked", "revoked", "refused", "accepted"]
     assert all(h.startswith("$argon2id$") and "new-password" not in h for h in hashes)
+
+
+def test_a_user_disabled_from_the_cli_is_refused_by_the_running_server_at_once(cli, database_url, tmp_path):
+    # The server keeps a validated session's row between commits; the CLI's commit must end that at once.
+    with running_server(database_url, tmp_path, env={"SESSIONGATE_DIALECTS": "saymon"}) as server:
+        assert cli("users", "add", "--login", "eve", "--password-stdin", stdin="eve-password\n").returncode == 0
+        with httpx.Client(base_url=server.base_url) as client:
+            login = client.post("/node/api/users/session", json={"login": "eve", "password": "eve-password"})
+            assert login.status_code == 200
+            headers = {"X-Session-Id": login.json()}
+            assert [client.get("/node/api/users/current", headers=headers).status_code for _ in range(3)] == [200] * 3
+            assert cli("users", "disable", "--login", "eve").returncode == 0
+            assert client.get("/node/api/users/current", headers=headers).status_code == 401

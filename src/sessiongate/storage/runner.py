@@ -11,6 +11,8 @@ every committed write (WAL). Statements are SQLAlchemy Core on the same database
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +55,13 @@ class StatementRunner(Protocol):
         """
         ...
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection, in any process, commits a change to the database.
+
+        ``None`` when there is no cheap way to know: then no answer may be kept across calls.
+        """
+        ...
+
     async def close(self) -> None:
         """Release threads and connections."""
         ...
@@ -75,6 +84,10 @@ class AsyncEngineRunner:
         """One pooled connection per query."""
         async with self.engine.connect() as conn:
             return list((await conn.execute(statement, params)).all())
+
+    def data_version(self) -> int | None:
+        """PostgreSQL has no cheap, synchronous change counter (LISTEN/NOTIFY would be the way): nothing is kept."""
+        return None
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """One transaction on a pooled connection, ``work`` running synchronously on it."""
@@ -101,6 +114,9 @@ class SqliteRunner:
         self._pending: list[_Job] = []
         self._flushing = False
         self._write_conn: Connection | None = None
+        self._path = self._engine.url.database or ""
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """Queue the write; it commits with whatever else is queued, and this returns after that commit."""
@@ -187,12 +203,39 @@ class SqliteRunner:
         finally:
             conn.rollback()  # end the read transaction so the next read sees newer commits
 
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a connection of its own that never writes, so every commit counts.
+
+        A few microseconds, run on the caller's thread: it reads the WAL index in shared memory, no file I/O. It
+        never waits for a lock (``timeout=0``); on any error it answers ``None`` and starts over with a new
+        connection, whose counter starts afresh — the ``None`` in between tells callers to drop what they kept.
+        """
+        with self._version_lock:
+            try:
+                if self._version_conn is None:
+                    self._version_conn = sqlite3.connect(
+                        self._path, timeout=0, isolation_level=None, check_same_thread=False
+                    )
+                row = self._version_conn.execute("PRAGMA data_version").fetchone()
+                return int(row[0])
+            except sqlite3.Error:
+                self._close_version()
+                return None
+
+    def _close_version(self) -> None:
+        if self._version_conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._version_conn.close()
+            self._version_conn = None
+
     async def close(self) -> None:
         """Stop the threads and close their connections."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self._close_writer)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        with self._version_lock:
+            self._close_version()
         self._engine.dispose()
 
     def _close_writer(self) -> None:

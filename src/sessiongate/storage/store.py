@@ -39,6 +39,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery, SortKey
 from sessiongate.core.service import reuse_key_digest
+from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 
@@ -46,6 +47,7 @@ __all__ = ("LISTING_INDEXES", "SqlSessionStore")
 
 T = type_cast("Table", SessionRecord.__table__)
 C = T.c
+DIGEST_CACHE_SIZE = 10_000  # sessions looked up by secret whose rows are kept between commits (about 1 KB each)
 _PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 _SORTABLE: dict[str, Any] = {
     "id": C.id,
@@ -99,6 +101,7 @@ class SqlSessionStore:
         self.runner = runner or AsyncEngineRunner(engine)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._plain_insert, self._upsert = _insert_statements(engine.dialect.name)
+        self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(DIGEST_CACHE_SIZE)
 
     async def insert(
         self,
@@ -141,9 +144,20 @@ class SqlSessionStore:
         return session, session.id != str(new_id)
 
     async def by_digest(self, digest: str) -> tuple[Session, str] | None:
-        """One indexed ``SELECT`` by digest."""
+        """One indexed ``SELECT`` by digest, or the same answer kept from the last one if no commit came since.
+
+        The kept answer spares the validate paths their database round trip, most of their cost, while a session
+        is used repeatedly and nothing is written; any commit anywhere (a touch, a revocation, another process)
+        sends the next lookup to the database again.
+        """
+        version = self.runner.data_version()
+        if (kept := self._by_digest.get(digest, version)) is not None:
+            return kept
         rows = await self.runner.read(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))
-        return (_session(rows[0]), rows[0].token_digest) if rows else None
+        found = (_session(rows[0]), rows[0].token_digest) if rows else None
+        if found is not None:
+            self._by_digest.put(digest, found, version)
+        return found
 
     async def by_id(self, session_id: str) -> Session | None:
         """One ``SELECT`` by primary key."""
