@@ -69,7 +69,10 @@ class AmityDialect(DialectPlugin):
         status, body = mapping.error_out(error, validation_status=422 if token_route else 400)
         return Response(body, status_code=status, headers=error.headers)
 
-    def _tenant_service(self, services: NamedDependency[Services]) -> TenantService:
+    def _tenant_service(
+        self, services: NamedDependency[Services], dialect: NamedDependency[DialectPlugin]
+    ) -> TenantService:
+        del dialect  # after the app's dependency chain, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
         # One per set of services: an app restarted in the same process (tests) gets new ones.
         if self._tenants is None or self._tenants[0] is not services:
             tenants = TenantService(services.engine, services.digester, services.clock, services.runner)

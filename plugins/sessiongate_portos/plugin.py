@@ -56,9 +56,11 @@ class PortosDialect(DialectPlugin):
         return Response(body, status_code=error.status, media_type="application/problem+json", headers=error.headers)
 
 
-def _devices(services: NamedDependency[Services]) -> Devices:
+def _devices(services: NamedDependency[Services], dialect: NamedDependency[DialectPlugin]) -> Devices:
+    del dialect  # after the app's dependency chain, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
     return Devices(services.runner)
 
 
-def _refresh_tokens(services: NamedDependency[Services]) -> RefreshTokens:
+def _refresh_tokens(services: NamedDependency[Services], devices: NamedDependency[Devices]) -> RefreshTokens:
+    del devices  # a link of the chain
     return RefreshTokens(services.runner, services.digester, mint=mapping.mint_refresh)

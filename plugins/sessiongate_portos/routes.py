@@ -169,6 +169,7 @@ async def authenticate(
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
     dialect: NamedDependency[DialectPlugin],
+    devices: NamedDependency[Devices],
 ) -> Caller:
     """The ``caller`` dependency: ``Authorization: Bearer <tokenId>`` of a live PORTOS session, else 401.
 
@@ -176,6 +177,7 @@ async def authenticate(
         Unauthenticated: no token, a bad or expired one, or its session is over or its user gone.
         AccountDisabled: the user was disabled.
     """
+    del devices  # after ``devices``, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("missing bearer token")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from litestar import Request, Response, Router, route
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.plugins import InitPlugin
@@ -115,7 +115,8 @@ class DialectPlugin(InitPlugin):
         app_config.route_handlers.append(router)
         return app_config
 
-    def _self(self) -> DialectPlugin:
+    def _self(self, identity: NamedDependency[object]) -> DialectPlugin:
+        del identity  # a link of the app's dependency chain (DEPENDENCY_CHAIN in sessiongate.app)
         return self
 
 
