@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from sessiongate.core.errors import SessionRevoked
+from sessiongate.core.errors import NotFound, SessionRevoked
 from sessiongate.core.models import ExpiryPolicy, NewSession
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
@@ -118,3 +118,23 @@ async def test_repeated_lookups_between_commits_skip_the_database(two_processes,
     await one.sessions.create(NewSession(dialect="test"), FIXED)  # any commit
     await one.sessions.resolve_secret(created.secret, FIXED)
     assert reads == 2
+
+
+async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_it(two_processes, monkeypatch):
+    one, other = two_processes
+    created = await one.sessions.create(NewSession(dialect="test"), FIXED)
+    reads = 0
+    real_read = one.sessions.store.runner.read
+
+    async def counting_read(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(one.sessions.store.runner, "read", counting_read)
+    for _ in range(3):
+        assert (await one.sessions.get(created.session.id)).id == created.session.id
+    assert reads == 1
+    await other.sessions.revoke(created.session.id)
+    with pytest.raises(NotFound):
+        await one.sessions.get(created.session.id)

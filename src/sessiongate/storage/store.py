@@ -47,7 +47,7 @@ __all__ = ("LISTING_INDEXES", "SqlSessionStore")
 
 T = type_cast("Table", SessionRecord.__table__)
 C = T.c
-DIGEST_CACHE_SIZE = 10_000  # sessions looked up by secret whose rows are kept between commits (about 1 KB each)
+KEPT_ROWS = 10_000  # sessions looked up by secret, and by id, whose rows are kept between commits (about 1 KB each)
 _PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 _SORTABLE: dict[str, Any] = {
     "id": C.id,
@@ -101,7 +101,8 @@ class SqlSessionStore:
         self.runner = runner or AsyncEngineRunner(engine)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._plain_insert, self._upsert = _insert_statements(engine.dialect.name)
-        self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(DIGEST_CACHE_SIZE)
+        self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS)
+        self._by_id: ReadCache[uuid.UUID, Session] = ReadCache(KEPT_ROWS)
 
     async def insert(
         self,
@@ -160,12 +161,19 @@ class SqlSessionStore:
         return found
 
     async def by_id(self, session_id: str) -> Session | None:
-        """One ``SELECT`` by primary key."""
+        """One ``SELECT`` by primary key, or the row kept from the last one if no commit came since (as
+        :meth:`by_digest`: the JWT dialects look their session up by id on every request)."""
         key = _uuid(session_id)
         if key is None:
             return None
+        version = self.runner.data_version()
+        if (kept := self._by_id.get(key, version)) is not None:
+            return kept
         rows = await self.runner.read(select(*_PUBLIC).where(C.id == key))
-        return _session(rows[0]) if rows else None
+        found = _session(rows[0]) if rows else None
+        if found is not None:
+            self._by_id.put(key, found, version)
+        return found
 
     async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
         """One ``UPDATE … RETURNING`` of a still-live row."""
