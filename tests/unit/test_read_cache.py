@@ -100,41 +100,37 @@ async def test_a_revocation_by_another_process_is_seen_by_the_next_lookup(two_pr
         await one.sessions.resolve_secret(created.secret, FIXED)
 
 
-async def test_repeated_lookups_between_commits_skip_the_database(two_processes, monkeypatch):
+@pytest.fixture
+def reads(two_processes, monkeypatch) -> list[object]:
+    """Every read the first process's store sends to its database."""
+    runner = two_processes[0].sessions.store.runner
+    real_read, sent = runner.read, []
+
+    async def counting_read(statement, *args, **kwargs):
+        sent.append(statement)
+        return await real_read(statement, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "read", counting_read)
+    return sent
+
+
+async def test_repeated_lookups_between_commits_skip_the_database(two_processes, reads):
     one, _ = two_processes
     created = await one.sessions.create(NewSession(dialect="test"), FIXED, with_secret=True)
-    reads = 0
-    real_read = one.sessions.store.runner.read
-
-    async def counting_read(*args, **kwargs):
-        nonlocal reads
-        reads += 1
-        return await real_read(*args, **kwargs)
-
-    monkeypatch.setattr(one.sessions.store.runner, "read", counting_read)
     for _ in range(5):
         await one.sessions.resolve_secret(created.secret, FIXED)
-    assert reads == 1
+    assert len(reads) == 1
     await one.sessions.create(NewSession(dialect="test"), FIXED)  # any commit
     await one.sessions.resolve_secret(created.secret, FIXED)
-    assert reads == 2
+    assert len(reads) == 2
 
 
-async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_it(two_processes, monkeypatch):
+async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_it(two_processes, reads):
     one, other = two_processes
     created = await one.sessions.create(NewSession(dialect="test"), FIXED)
-    reads = 0
-    real_read = one.sessions.store.runner.read
-
-    async def counting_read(*args, **kwargs):
-        nonlocal reads
-        reads += 1
-        return await real_read(*args, **kwargs)
-
-    monkeypatch.setattr(one.sessions.store.runner, "read", counting_read)
     for _ in range(3):
         assert (await one.sessions.get(created.session.id)).id == created.session.id
-    assert reads == 1
+    assert len(reads) == 1
     await other.sessions.revoke(created.session.id)
     with pytest.raises(NotFound):
         await one.sessions.get(created.session.id)

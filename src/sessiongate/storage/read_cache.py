@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 __all__ = ("ReadCache",)
@@ -43,6 +44,15 @@ class ReadCache(Generic[K, V]):
         if len(self._answers) >= self._capacity:
             self._answers.clear()
         self._answers[key] = answer
+
+    async def read_through(self, key: K, version: int | None, read: Callable[[K], Awaitable[V | None]]) -> V | None:
+        """The answer kept for ``key`` at ``version`` (seen before calling this), else ``read(key)``, then kept."""
+        if (kept := self.get(key, version)) is not None:
+            return kept
+        found = await read(key)
+        if found is not None:
+            self.put(key, found, version)
+        return found
 
     def __len__(self) -> int:
         return len(self._answers)

@@ -151,14 +151,11 @@ class SqlSessionStore:
         is used repeatedly and nothing is written; any commit anywhere (a touch, a revocation, another process)
         sends the next lookup to the database again.
         """
-        version = self.runner.data_version()
-        if (kept := self._by_digest.get(digest, version)) is not None:
-            return kept
+        return await self._by_digest.read_through(digest, self.runner.data_version(), self._select_by_digest)
+
+    async def _select_by_digest(self, digest: str) -> tuple[Session, str] | None:
         rows = await self.runner.read(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))
-        found = (_session(rows[0]), rows[0].token_digest) if rows else None
-        if found is not None:
-            self._by_digest.put(digest, found, version)
-        return found
+        return (_session(rows[0]), rows[0].token_digest) if rows else None
 
     async def by_id(self, session_id: str) -> Session | None:
         """One ``SELECT`` by primary key, or the row kept from the last one if no commit came since (as
@@ -166,14 +163,11 @@ class SqlSessionStore:
         key = _uuid(session_id)
         if key is None:
             return None
-        version = self.runner.data_version()
-        if (kept := self._by_id.get(key, version)) is not None:
-            return kept
+        return await self._by_id.read_through(key, self.runner.data_version(), self._select_by_id)
+
+    async def _select_by_id(self, key: uuid.UUID) -> Session | None:
         rows = await self.runner.read(select(*_PUBLIC).where(C.id == key))
-        found = _session(rows[0]) if rows else None
-        if found is not None:
-            self._by_id.put(key, found, version)
-        return found
+        return _session(rows[0]) if rows else None
 
     async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
         """One ``UPDATE … RETURNING`` of a still-live row."""
