@@ -46,6 +46,23 @@ def test_jwt_carries_kid_iat_and_exp():
     assert claims == {"session": "s1", "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 600}
 
 
+def test_jwt_is_the_token_pyjwt_would_sign():
+    claims = {"session": "01a2299d-8194-75fa-ba3c-3932d6977c91", "identifier": "device-7"}
+    expires = NOW + timedelta(seconds=600)
+    token = ring().encode(claims, issued_at=NOW, expires_at=expires)
+    payload = {**claims, "iat": int(NOW.timestamp()), "exp": int(expires.timestamp())}
+    assert token == jwt.encode(payload, KEY_A, algorithm="HS256", headers={"kid": "a"})
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "kid": "a", "typ": "JWT"}
+
+
+def test_jwt_with_non_ascii_claims_verifies_under_pyjwt():
+    claims = {"session": "s1", "identifier": "dévice ☃"}
+    token = ring().encode(claims, issued_at=NOW, expires_at=NOW + timedelta(seconds=600))
+    decoded = jwt.decode(token, KEY_A, algorithms=["HS256"], options={"verify_exp": False})
+    assert decoded["identifier"] == "dévice ☃"
+    assert ring().decode(token, now=NOW)["identifier"] == "dévice ☃"
+
+
 def test_tokens_signed_with_a_retired_key_still_verify_after_rotation():
     old = ring(active="a").encode({"s": 1}, issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
     assert ring(active="b").decode(old, now=NOW)["s"] == 1
