@@ -3,6 +3,7 @@ from __future__ import annotations
 import httpx
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import running_server
 
@@ -52,3 +53,30 @@ def test_no_token_or_digest_reaches_the_server_log(server):
     for token in tokens:
         assert token not in logs
         assert token.split(".")[2] not in logs
+
+
+def _samples(text: str, name: str) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["method"], s.labels["path"], s.labels["status_code"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_metrics_count_and_time_requests_by_route_template_and_status(server):
+    for i in range(2):
+        httpx.post(f"{server.base_url}/api/sessions", json={"identifier": f"metered-{i}"})
+    httpx.post(f"{server.base_url}/api/sessions", content=b"{bad", headers={"content-type": "application/json"})
+    secret_looking_id = "0f0e0d0c-sid-that-must-not-become-a-label"
+    assert httpx.get(f"{server.base_url}/node/api/users/session/verify/{secret_looking_id}").status_code == 401
+
+    text = httpx.get(f"{server.base_url}/metrics").text
+    totals = _samples(text, "sessiongate_requests_total")
+    assert totals[("POST", "/api/sessions", "200")] == 2
+    assert totals[("POST", "/api/sessions", "400")] == 1
+    assert totals[("GET", "/node/api/users/session/verify/{sid}", "401")] == 1
+    assert _samples(text, "sessiongate_request_duration_seconds_count")[("POST", "/api/sessions", "200")] == 2
+    assert _samples(text, "sessiongate_requests_in_progress")[("POST", "/api/sessions", "200")] == 0
+    assert not any(path == "/metrics" for _, path, _ in totals)
+    assert secret_looking_id not in text
