@@ -6,6 +6,10 @@ SQLite lets one connection write at a time; with a pool of async connections, co
 up in one transaction (group commit: one commit for many writes), and answers each caller when that commit is
 done, so nothing is acknowledged before it is durable. Reads run on a few reader threads, one hop each, and see
 every committed write (WAL). Statements are SQLAlchemy Core on the same database file.
+
+Copying the WAL back into the database file (a checkpoint, with its fsyncs) is left to a thread of its own,
+:class:`WalCheckpointer`: SQLite would otherwise run it inside every thousandth page's commit, and the requests
+waiting on that commit waited for the copy too, the slowest percent of a create's latency.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-__all__ = ("AsyncEngineRunner", "Outcome", "SqliteRunner", "StatementRunner", "runner_for")
+__all__ = ("AsyncEngineRunner", "Outcome", "SqliteRunner", "StatementRunner", "WalCheckpointer", "runner_for")
 
 MAX_BATCH = 256
+CHECKPOINT_EVERY_S = 0.25
+"""How often the checkpointer copies what was committed since its last run back into the database file."""
+WRITER_AUTOCHECKPOINT_PAGES = 20_000
+"""The writer checkpoints by itself only if the WAL reaches this many pages (80 MB): the checkpointer fell behind."""
 T = TypeVar("T")
 
 
@@ -104,7 +112,14 @@ _Job = tuple[Executable, dict[str, Any] | None, "asyncio.Future[Outcome]"]
 class SqliteRunner:
     """One writer thread with group commit and a few reader threads, on one SQLite file."""
 
-    def __init__(self, url: str, pragmas: Callable[[Any, Any], None], readers: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        pragmas: Callable[[Any, Any], None],
+        readers: int = 4,
+        checkpoint_every: float = CHECKPOINT_EVERY_S,
+        writer_autocheckpoint: int = WRITER_AUTOCHECKPOINT_PAGES,
+    ) -> None:
         sync_url = url.replace("+aiosqlite", "+pysqlite", 1)
         self._engine: Engine = create_engine(sync_url, poolclass=NullPool)
         event.listen(self._engine, "connect", pragmas)
@@ -117,6 +132,8 @@ class SqliteRunner:
         self._path = self._engine.url.database or ""
         self._version_conn: sqlite3.Connection | None = None
         self._version_lock = threading.Lock()
+        self._writer_autocheckpoint = writer_autocheckpoint
+        self.checkpointer = WalCheckpointer(self._path, checkpoint_every)
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """Queue the write; it commits with whatever else is queued, and this returns after that commit."""
@@ -150,10 +167,18 @@ class SqliteRunner:
         finally:
             self._flushing = False
 
-    def _run_batch(self, batch: Sequence[tuple[Executable, dict[str, Any] | None]]) -> list[Outcome | BaseException]:
+    def _writer_connection(self) -> Connection:
         if self._write_conn is None:
-            self._write_conn = self._engine.connect()
-        conn = self._write_conn
+            conn = self._engine.connect()
+            # Checkpoints are the checkpointer's; this connection only does one if the WAL grows far past that.
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={int(self._writer_autocheckpoint)}")
+            conn.commit()
+            self._write_conn = conn
+            self.checkpointer.start()
+        return self._write_conn
+
+    def _run_batch(self, batch: Sequence[tuple[Executable, dict[str, Any] | None]]) -> list[Outcome | BaseException]:
+        conn = self._writer_connection()
         outcomes: list[Outcome | BaseException] = []
         try:
             with conn.begin():
@@ -170,6 +195,7 @@ class SqliteRunner:
             conn.close()
             self._write_conn = None
             raise
+        self.checkpointer.committed()
         return outcomes
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
@@ -178,16 +204,16 @@ class SqliteRunner:
         return await loop.run_in_executor(self._writer, self._run_work, work)
 
     def _run_work(self, work: Callable[[Connection], T]) -> T:
-        if self._write_conn is None:
-            self._write_conn = self._engine.connect()
-        conn = self._write_conn
+        conn = self._writer_connection()
         try:
             with conn.begin():
-                return work(conn)
+                done = work(conn)
         except BaseException:
             conn.close()  # as in _run_batch: never reuse a connection whose transaction failed
             self._write_conn = None
             raise
+        self.checkpointer.committed()
+        return done
 
     async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Run a query on a reader thread's own connection."""
@@ -233,6 +259,7 @@ class SqliteRunner:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self._close_writer)
         self._writer.shutdown(wait=True)
+        await loop.run_in_executor(None, self.checkpointer.stop)
         self._readers.shutdown(wait=True)
         with self._version_lock:
             self._close_version()
@@ -242,6 +269,61 @@ class SqliteRunner:
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+
+
+class WalCheckpointer:
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a thread and connection of its own, after commits.
+
+    A passive checkpoint copies the committed frames no reader still needs and waits for nobody; once it has copied
+    everything, the writer's next transaction starts the WAL over from the beginning, so the WAL stays small. SQLite
+    releases the GIL while it copies and syncs, so requests go on meanwhile. It never changes what any connection
+    reads (``data_version`` stays put). Errors (another process checkpointing, say) are left for the next run.
+    """
+
+    def __init__(self, path: str, every: float) -> None:
+        self._path = path
+        self._every = every
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.runs = 0
+        """Checkpoints run so far (for tests and curiosity)."""
+
+    def start(self) -> None:
+        """Start the thread, once."""
+        with self._lock:
+            if self._thread is None and not self._stopping.is_set():
+                self._thread = threading.Thread(target=self._loop, name="sg-sqlite-checkpointer", daemon=True)
+                self._thread.start()
+
+    def committed(self) -> None:
+        """Note that a commit added to the WAL (called by the writer, which never waits for the copy)."""
+        self._dirty.set()
+
+    def stop(self) -> None:
+        """Stop the thread after one last checkpoint of what is committed."""
+        self._stopping.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self._every):
+                if self._dirty.is_set():
+                    self._dirty.clear()
+                    self._checkpoint(conn)
+            self._checkpoint(conn)
+        finally:
+            conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.runs += 1
 
 
 def runner_for(engine: AsyncEngine, url: str, pragmas: Callable[[Any, Any], None]) -> StatementRunner:
