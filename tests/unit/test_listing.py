@@ -299,3 +299,16 @@ async def test_timestamps_survive_the_round_trip_exactly(services, clock):
     assert made.expires_at - made.created_at == timedelta(hours=1)
     async with services.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM sg_session"))).scalar() == 1
+
+
+async def test_one_principals_listing_and_count_read_their_index(services, clock, statements):
+    for i in range(40):
+        await add(services, clock, principal_id=f"p-{i % 4}")
+    statements.clear()
+    page = await listing(services, principal_id="p-1", page=PageRequest(take=5))
+    assert page.total == 10
+    assert len(statements) == 2
+    for statement, parameters in statements:
+        plan = await explain(services, statement, parameters)
+        assert reads_an_index(plan), plan
+        assert not sorts(plan), plan

@@ -19,11 +19,9 @@ class SessionRecord(UUIDv7AuditBase):
     """One session of any dialect. Secrets appear only as keyed digests."""
 
     __tablename__ = "sg_session"
-    __table_args__ = (
-        Index("ix_sg_session_tenant_created", "tenant", "created_at", "id"),
-        Index("ix_sg_session_tenant_principal", "tenant", "principal_id"),
-        Index("ix_sg_session_expires", "expires_at"),
-    )
+    # The sweeper's index; the listings' partial indexes of live rows are declared with their queries
+    # (storage.store.LISTING_INDEXES).
+    __table_args__ = (Index("ix_sg_session_expires", "expires_at"),)
 
     tenant: Mapped[str] = mapped_column(String(64))
     dialect: Mapped[str] = mapped_column(String(32))
