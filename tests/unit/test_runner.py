@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from sessiongate.storage.database import sqlite_pragmas
-from sessiongate.storage.runner import SqliteRunner
+from sessiongate.storage.runner import DriverStatement, SqliteRunner
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +52,19 @@ async def test_returning_rows_come_back_to_their_caller(runner):
         *[runner.write(text("INSERT INTO t VALUES (:a) RETURNING a"), {"a": i}) for i in range(50)]
     )
     assert [o.rows[0][0] for o in outcomes] == list(range(50))
+
+
+async def test_driver_statements_commit_with_their_batch_and_fail_alone(runner):
+    results = await asyncio.gather(
+        runner.write_driver(DriverStatement("INSERT INTO t VALUES (:a) RETURNING a", {"a": 7})),
+        runner.write_driver(DriverStatement("INSERT INTO t VALUES (:a) RETURNING a", {"a": 7})),
+        runner.write(text("INSERT INTO t VALUES (8)")),
+        return_exceptions=True,
+    )
+    assert results[0].rows == [(7,)]
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert results[2].rowcount == 1
+    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [7, 8]
 
 
 ROW = 4096  # bytes of payload per row: 1500 rows are about 1500 pages, past SQLite's own checkpoint point (1000)

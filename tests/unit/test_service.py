@@ -4,12 +4,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import msgspec
 import pytest
+from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, NewSession, PageRequest, SessionQuery
+from sessiongate.core.service import reuse_key_digest
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
+from sessiongate.storage.store import _session
+from sessiongate.storage.tables import SessionRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -181,3 +186,59 @@ async def test_concurrent_creates_are_all_stored_and_distinct(services):
     created = await asyncio.gather(*[services.sessions.create(new(reuse_key=f"k{i}"), FIXED) for i in range(200)])
     assert len({c.session.id for c in created}) == 200
     assert (await services.sessions.list(SessionQuery(page=PageRequest(take=1)))).total == 200
+
+
+@pytest.fixture
+async def sqlite_services(tmp_path, clock) -> AsyncIterator[Services]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/driver.db"
+    async with open_services(Settings(database_url=url), clock=clock, migrate=True) as built:
+        yield built
+
+
+async def test_the_creates_dbapi_insert_stores_and_returns_what_sqlalchemys_execution_of_it_does(
+    sqlite_services, clock
+):
+    # On SQLite (only) a create's INSERT runs on the writer's DBAPI connection (storage.store._DriverInsert), converting
+    # parameters and the returned row itself; the same statement run by SQLAlchemy on the same runner is the reference.
+    services = sqlite_services
+    store = services.sessions.store
+    assert store._driver_inserts is not None
+    now = clock.now
+
+    def values(key: str) -> dict[str, object]:
+        return {
+            "id": uuid7(),
+            "tenant": "t",
+            "dialect": "test",
+            "principal_id": "p1",
+            "subject": "s ü",
+            "client_address": "10.0.0.1",
+            "token_digest": services.digester.digest(key),
+            "reuse_key": reuse_key_digest(key),
+            "device_id": "dev-1",
+            "device_name": "Kassa ☃",
+            "device_kind": "phone",
+            "device_model": "X",
+            "device_sdk_version": "6.35.3",
+            "device_env": None,
+            "created_at": now,
+            "updated_at": now,
+            "last_seen_at": now,
+            "expires_at": now + timedelta(seconds=600),
+            "absolute_expires_at": now + timedelta(seconds=900),
+            "revoked_at": None,
+            "version": 1,
+            "attributes": {"roles": ["a", "b"], "n": 1.5, "text": "☃"},
+        }
+
+    by_driver = await store._driver_inserts[1].run(values("driver"))
+    by_sqlalchemy = _session((await services.runner.write(store._upsert, values("sqlalchemy"))).rows[0])
+    assert by_driver == await services.sessions.get(by_driver.id, tenant="t")
+    assert msgspec.structs.replace(by_driver, id=by_sqlalchemy.id) == by_sqlalchemy
+
+    columns = [c.name for c in SessionRecord.__table__.columns if c.name not in {"id", "token_digest", "reuse_key"}]
+    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+    async with services.engine.connect() as conn:
+        rows = (await conn.exec_driver_sql(f"SELECT {typed}, typeof(id), length(id) FROM sg_session")).all()
+    assert len(rows) == 2
+    assert rows[0] == rows[1]

@@ -27,7 +27,15 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-__all__ = ("AsyncEngineRunner", "Outcome", "SqliteRunner", "StatementRunner", "WalCheckpointer", "runner_for")
+__all__ = (
+    "AsyncEngineRunner",
+    "DriverStatement",
+    "Outcome",
+    "SqliteRunner",
+    "StatementRunner",
+    "WalCheckpointer",
+    "runner_for",
+)
 
 MAX_BATCH = 256
 CHECKPOINT_EVERY_S = 0.25
@@ -43,6 +51,18 @@ class Outcome:
 
     rows: list[Row[Any]] = field(default_factory=list)
     rowcount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """SQL for the DBAPI connection itself, its parameters already in the driver's terms; rows come back raw.
+
+    For the one statement every create runs (``storage.store``): SQLAlchemy's execution of a Core statement, its
+    cache lookup, parameter and result processing and events, cost more than SQLite's own work on it.
+    """
+
+    sql: str
+    params: dict[str, Any]
 
 
 class StatementRunner(Protocol):
@@ -106,7 +126,7 @@ class AsyncEngineRunner:
         """Nothing of its own to release (the engine is disposed by its owner)."""
 
 
-_Job = tuple[Executable, dict[str, Any] | None, "asyncio.Future[Outcome]"]
+_Job = tuple[Executable | DriverStatement, dict[str, Any] | None, "asyncio.Future[Outcome]"]
 
 
 class SqliteRunner:
@@ -122,6 +142,8 @@ class SqliteRunner:
     ) -> None:
         sync_url = url.replace("+aiosqlite", "+pysqlite", 1)
         self._engine: Engine = create_engine(sync_url, poolclass=NullPool)
+        self.dialect = self._engine.dialect
+        """The writer's SQLAlchemy dialect: its type processors are what a :class:`DriverStatement` must match."""
         event.listen(self._engine, "connect", pragmas)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-sqlite-writer")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sg-sqlite-reader")
@@ -137,6 +159,13 @@ class SqliteRunner:
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """Queue the write; it commits with whatever else is queued, and this returns after that commit."""
+        return await self._queue(statement, params)
+
+    async def write_driver(self, statement: DriverStatement) -> Outcome:
+        """As :meth:`write`, for SQL the DBAPI runs as it is (the rows are the driver's tuples)."""
+        return await self._queue(statement, None)
+
+    async def _queue(self, statement: Executable | DriverStatement, params: dict[str, Any] | None) -> Outcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((statement, params, future))
@@ -177,7 +206,9 @@ class SqliteRunner:
             self.checkpointer.start()
         return self._write_conn
 
-    def _run_batch(self, batch: Sequence[tuple[Executable, dict[str, Any] | None]]) -> list[Outcome | BaseException]:
+    def _run_batch(
+        self, batch: Sequence[tuple[Executable | DriverStatement, dict[str, Any] | None]]
+    ) -> list[Outcome | BaseException]:
         conn = self._writer_connection()
         outcomes: list[Outcome | BaseException] = []
         try:
@@ -186,6 +217,9 @@ class SqliteRunner:
                     # A failing statement is undone alone (SQLite's ABORT conflict resolution rolls back just that
                     # statement); the transaction and the batch's other writes go on and commit.
                     try:
+                        if isinstance(statement, DriverStatement):
+                            outcomes.append(_run_driver(conn, statement))
+                            continue
                         result = conn.execute(statement, params)
                         rows = list(result.all()) if result.returns_rows else []
                         outcomes.append(Outcome(rows=rows, rowcount=max(result.rowcount, 0)))
@@ -269,6 +303,16 @@ class SqliteRunner:
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+
+
+def _run_driver(conn: Connection, statement: DriverStatement) -> Outcome:
+    """Run ``statement`` on ``conn``'s DBAPI connection, inside the transaction ``conn`` has begun."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(statement.sql, statement.params).fetchall()
+        return Outcome(rows=rows, rowcount=max(cursor.rowcount, 0))
+    finally:
+        cursor.close()
 
 
 class WalCheckpointer:
