@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
@@ -116,9 +116,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 # tests/unit/test_dependency_chain.py keeps every route that way.
 
 
-def _services(state: State, settings: NamedDependency[Settings]) -> Services:
+def _services(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Services:
+    # Through the request, which exists anyway: a ``state: State`` parameter built a State (and its lock) per request.
     del settings  # a link of the chain (DEPENDENCY_CHAIN)
-    services: Services = state.services
+    services: Services = request.app.state.services
     return services
 
 
