@@ -127,6 +127,9 @@ async def refresh_chains(target: Any, connections: int, duration: float) -> dict
             raise RuntimeError(f"portos login answered {status}")
         try:
             start.wait()
+            # The connection has been idle while the other chains logged in (argon2id: on a slow machine, longer than
+            # the server's keep-alive timeout, which then closes it); the chain refreshes on a new one.
+            conn.close()
             while status == 200 and not stop.is_set():
                 body = json.dumps({"tokenId": tokens["tokenId"], "refreshToken": tokens["refreshToken"]}).encode()
                 began = time.perf_counter()
