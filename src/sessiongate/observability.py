@@ -62,7 +62,7 @@ _DURATION = Histogram("sessiongate_request_duration_seconds", "Request duration,
 _IN_PROGRESS = Gauge(
     "sessiongate_requests_in_progress", "Total requests currently in progress", _LABELS, multiprocess_mode="livesum"
 )
-_UNSENT = 500  # a request that ended without a response counts as the server error it became
+_SERVER_ERROR = 500
 
 
 class RequestMetrics:
@@ -89,13 +89,15 @@ class RequestMetrics:
             return
         method: str = scope["method"]
         start = time.perf_counter()
-        outcome = [_UNSENT, 0.0]
+        status = _SERVER_ERROR  # until a response starts: a request that ends without one became a server error
+        finished = 0.0
 
         async def noting_send(message: Message) -> None:
+            nonlocal status, finished
             if message["type"] == "http.response.start":
-                outcome[0] = message["status"]
+                status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                outcome[1] = time.perf_counter()
+                finished = time.perf_counter()
             await send(message)
 
         in_flight = self._in_flight.get((method, path))
@@ -107,15 +109,14 @@ class RequestMetrics:
             await self._app(scope, receive, noting_send)
         finally:
             in_flight.dec()
-            status, end = outcome
-            key = (method, path, int(status))
+            key = (method, path, status)
             children = self._children.get(key)
             if children is None:
-                labels = (method, path, key[2], _APP)
-                errors = _ERRORS.labels(*labels) if key[2] >= _UNSENT else None
+                labels = (*key, _APP)
+                errors = _ERRORS.labels(*labels) if status >= _SERVER_ERROR else None
                 children = self._children[key] = (_REQUESTS.labels(*labels), _DURATION.labels(*labels), errors)
             count, duration, errors = children
             count.inc()
-            duration.observe((end or time.perf_counter()) - start)
+            duration.observe((finished or time.perf_counter()) - start)
             if errors is not None:
                 errors.inc()

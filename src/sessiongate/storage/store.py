@@ -100,7 +100,6 @@ class SqlSessionStore:
     def __init__(self, engine: AsyncEngine, runner: StatementRunner | None = None) -> None:
         self.engine = engine
         self.runner = runner or AsyncEngineRunner(engine)
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._plain_insert, self._upsert = _insert_statements(engine.dialect.name)
         self._driver_inserts = (
             (_DriverInsert(self._plain_insert, self.runner), _DriverInsert(self._upsert, self.runner))
