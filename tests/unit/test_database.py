@@ -32,4 +32,4 @@ async def test_migrated_session_table_has_exactly_the_indexes_the_code_declares(
     reflected = {i["name"] for i in indexes if not i.get("duplicates_constraint")}  # PostgreSQL's unique constraints
     declared = {i.name for i in SessionRecord.__table__.indexes}
     assert reflected == declared
-    assert declared == {"ix_sg_session_expires", *(i.name for i in LISTING_INDEXES)}
+    assert declared == {"ix_sg_session_expires", "ix_sg_session_revoked", *(i.name for i in LISTING_INDEXES)}

@@ -288,10 +288,17 @@ class SqlSessionStore:
         return Page(items=items, total=total, skip=query.page.skip, take=query.page.take)
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
-        """Delete one batch of dead rows, oldest expiry first, through the expiry index."""
-        dead = or_(C.expires_at <= now, C.revoked_at.is_not(None))
-        victims = select(C.id).where(dead).order_by(C.expires_at).limit(batch).scalar_subquery()
-        return (await self.runner.write(delete(T).where(C.id.in_(victims)))).rowcount
+        """Delete one batch of dead rows: expired ones through the expiry index, then revoked ones through theirs.
+
+        Two statements, each reading only its victims: one ``expires_at <= now OR revoked_at IS NOT NULL`` had no
+        index to search and scanned every session, holding the writer (and every create) for as long.
+        """
+        expired = select(C.id).where(C.expires_at <= now).order_by(C.expires_at).limit(batch)
+        deleted = (await self.runner.write(delete(T).where(C.id.in_(expired.scalar_subquery())))).rowcount
+        if deleted < batch:
+            revoked = select(C.id).where(C.revoked_at.is_not(None)).order_by(C.revoked_at).limit(batch - deleted)
+            deleted += (await self.runner.write(delete(T).where(C.id.in_(revoked.scalar_subquery())))).rowcount
+        return deleted
 
 
 def _insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from advanced_alchemy.base import UUIDv7AuditBase, orm_registry
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 __all__ = ("SecretRecord", "SessionRecord", "metadata")
@@ -19,9 +19,18 @@ class SessionRecord(UUIDv7AuditBase):
     """One session of any dialect. Secrets appear only as keyed digests."""
 
     __tablename__ = "sg_session"
-    # The sweeper's index; the listings' partial indexes of live rows are declared with their queries
+    # The sweeper's indexes: expired rows by expiry, revoked ones by a partial index holding only them (so it costs
+    # a create nothing). The listings' partial indexes of live rows are declared with their queries
     # (storage.store.LISTING_INDEXES).
-    __table_args__ = (Index("ix_sg_session_expires", "expires_at"),)
+    __table_args__ = (
+        Index("ix_sg_session_expires", "expires_at"),
+        Index(
+            "ix_sg_session_revoked",
+            "revoked_at",
+            sqlite_where=text("revoked_at IS NOT NULL"),
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     tenant: Mapped[str] = mapped_column(String(64))
     dialect: Mapped[str] = mapped_column(String(32))
