@@ -40,8 +40,14 @@ class ErrorDispatcher:
         handler = request.scope.get("route_handler")
         if handler is not None and (name := handler.opt.get("dialect")) in self.plugins:
             return self.plugins[name]
-        path = request.scope["path"]
-        return next((p for p in self.plugins.values() if p.allow_header(path) is not None), None)
+        # A routing error has no handler: match the path, then the raw one. A parameter holding an encoded "/"
+        # (%2F) is one segment of the raw path but two of the decoded one, which no route of the dialect matches.
+        raw_path: bytes = request.scope.get("raw_path") or b""
+        for path in (request.scope["path"], raw_path.decode("latin-1")):
+            for plugin in self.plugins.values():
+                if plugin.allow_header(path) is not None:
+                    return plugin
+        return None
 
     def __call__(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         """The exception handler registered for ``Exception`` on the app."""

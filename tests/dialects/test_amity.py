@@ -538,6 +538,14 @@ def test_existing_keys_can_be_imported(client, database_url, monkeypatch):
 # -- methods ---------------------------------------------------------------------------------------------------
 
 
+def test_a_user_id_holding_an_encoded_slash_is_answered_in_amitys_shape(client, key):
+    # Decoded, the path has one segment too many and matches no route: the 404 is still amity's, not RFC 9457.
+    response = client.delete(f"{V4}/users/a%2Fb", headers=bearer(token_for(client, key)))
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert set(response.json()) == {"status", "code", "message"}
+
+
 @pytest.mark.parametrize(
     ("path", "allow"),
     [
