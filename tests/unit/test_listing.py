@@ -19,6 +19,7 @@ from sessiongate.core.models import (
 )
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
+from tests.support.plans import explain
 
 pytestmark = pytest.mark.anyio
 
@@ -238,16 +239,6 @@ def reads_an_index(plan: str) -> bool:
 
 def sorts(plan: str) -> bool:
     return "TEMP B-TREE" in plan or "Sort" in plan
-
-
-async def explain(services, statement, parameters):
-    async with services.engine.connect() as conn:
-        if services.engine.dialect.name == "sqlite":
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            return " | ".join(str(r[-1]) for r in rows)
-        await conn.exec_driver_sql("SET enable_seqscan = off")
-        rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        return " | ".join(str(r[0]) for r in rows)
 
 
 @pytest.mark.parametrize("skip", [0, 90])

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 import msgspec
 import pytest
-from sqlalchemy import Executable, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Executable
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
@@ -18,6 +17,7 @@ from sessiongate.settings import Settings
 from sessiongate.storage.runner import Outcome
 from sessiongate.storage.store import _session
 from sessiongate.storage.tables import SessionRecord
+from tests.support.plans import explain_statement
 
 pytestmark = pytest.mark.anyio
 
@@ -206,7 +206,7 @@ async def test_sweep_searches_its_victims_and_never_scans_the_sessions(services,
     await services.sessions.sweep_expired(batch=5)
     assert len(sent) == 2  # expired, then revoked
     for statement in sent:
-        plan = await explain(services, statement)
+        plan = await explain_statement(services, statement)
         if services.engine.dialect.name == "sqlite":
             assert "SCAN sg_session" not in plan, plan
             assert "SEARCH sg_session USING INDEX ix_sg_session_" in plan, plan
@@ -216,21 +216,6 @@ async def test_sweep_searches_its_victims_and_never_scans_the_sessions(services,
             assert "Seq Scan" not in plan, plan
             assert "Filter:" not in plan, plan
             assert "Index Cond: (expires_at <=" in plan or "ix_sg_session_revoked" in plan, plan
-
-
-async def explain(services: Services, statement: Executable) -> str:
-    """The plan of ``statement`` with its parameters bound (seq scans discouraged on PostgreSQL's small tables)."""
-    name = services.engine.dialect.name
-    # Named parameters that text() reads back, without asyncpg's ``::TYPE`` casts.
-    compiled = statement.compile(dialect=(sqlite if name == "sqlite" else postgresql).dialect(paramstyle="named"))
-    sql = str(compiled)
-    async with services.engine.connect() as conn:
-        if name == "sqlite":
-            rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"), compiled.params)
-            return " | ".join(str(r[-1]) for r in rows)
-        await conn.execute(text("SET enable_seqscan = off"))
-        rows = await conn.execute(text(f"EXPLAIN {sql}"), compiled.params)
-        return " | ".join(str(r[0]) for r in rows)
 
 
 async def test_list_shows_live_sessions_of_the_tenant(services, clock):
