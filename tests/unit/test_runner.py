@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, make_url, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from sessiongate.storage.database import sqlite_pragmas
-from sessiongate.storage.runner import DriverStatement, SqliteRunner
+from sessiongate.storage.database import alchemy_config, sqlite_pragmas
+from sessiongate.storage.runner import DriverStatement, SqliteRunner, StatementRunner, runner_for
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +117,170 @@ async def test_the_wal_is_reused_rather_than_grown_while_writes_go_on(tmp_path):
         assert Path(f"{path}-wal").stat().st_size < 4_000_000
     finally:
         await runner.close()
+
+
+# Nothing acknowledged is lost: every caller of a batch gets a durable success or an error, whatever SQLite undid.
+
+
+@dataclass
+class Store:
+    """The runner the gateway uses on a database (SQLite: the writer thread; PostgreSQL: the async engine)."""
+
+    runner: StatementRunner
+    url: str
+    closed: bool = False
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.runner.close()
+
+
+@pytest.fixture
+async def store(database_url) -> AsyncIterator[Store]:
+    config = alchemy_config(database_url)
+    built = Store(runner_for(config.get_engine(), database_url, sqlite_pragmas), database_url)
+    await built.runner.write(text("CREATE TABLE t (a INTEGER PRIMARY KEY)"))
+    yield built
+    await built.close()
+    await config.get_engine().dispose()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path) -> AsyncIterator[Store]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/s.db"
+    built = Store(SqliteRunner(url, sqlite_pragmas), url)
+    yield built
+    await built.close()
+
+
+async def refuse_a_2(runner: StatementRunner, url: str) -> None:
+    """A trigger refusing the row ``a = 2``; on SQLite by ``RAISE(ROLLBACK)``, which undoes the whole transaction."""
+    if url.startswith("sqlite"):
+        await runner.write(
+            text(
+                "CREATE TRIGGER t_refuse BEFORE INSERT ON t WHEN NEW.a = 2 BEGIN SELECT RAISE(ROLLBACK, 'refused'); END"
+            )
+        )
+        return
+    await runner.write(
+        text(
+            "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.a = 2 THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+        )
+    )
+    await runner.write(text("CREATE TRIGGER t_refuse BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION t_refuse()"))
+
+
+async def reopened_rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    """``sql``'s rows read on a new connection once the runner is closed: what is really in the database."""
+    await store.close()
+    if store.url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(make_url(store.url).database or "")) as conn:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+    engine = create_async_engine(store.url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+    finally:
+        await engine.dispose()
+
+
+def acknowledged(results: list[Any]) -> set[int]:
+    return {i + 1 for i, r in enumerate(results) if not isinstance(r, BaseException)}
+
+
+async def test_a_statement_that_rolls_the_transaction_back_loses_no_acknowledged_write_of_its_batch(store):
+    await refuse_a_2(store.runner, store.url)
+    insert = text("INSERT INTO t VALUES (:a)")
+    results = await asyncio.gather(*(store.runner.write(insert, {"a": a}) for a in (1, 2, 3)), return_exceptions=True)
+    assert isinstance(results[1], DBAPIError)
+    assert "refused" in str(results[1])
+    assert acknowledged(results) == {1, 3}  # the refused row's neighbours are not failed with it either
+    assert await reopened_rows(store, "SELECT a FROM t ORDER BY a") == [(1,), (3,)]
+
+
+async def test_a_driver_statement_that_rolls_the_transaction_back_loses_no_acknowledged_write(sqlite_store):
+    runner = sqlite_store.runner
+    await runner.write(text("CREATE TABLE t (a INTEGER PRIMARY KEY)"))
+    await refuse_a_2(runner, sqlite_store.url)
+    results = await asyncio.gather(
+        *(runner.write_driver(DriverStatement("INSERT INTO t VALUES (:a) RETURNING a", {"a": a})) for a in (1, 2, 3)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert [r.rows for r in (results[0], results[2])] == [[(1,)], [(3,)]]
+    assert await reopened_rows(sqlite_store, "SELECT a FROM t ORDER BY a") == [(1,), (3,)]
+
+
+async def test_a_full_database_loses_no_acknowledged_write_and_fails_the_write_that_did_not_fit(sqlite_store):
+    runner = sqlite_store.runner
+    await runner.write(text("CREATE TABLE big (a INTEGER PRIMARY KEY, b BLOB)"))
+    pages = (await runner.read(text("PRAGMA page_count")))[0][0]
+    # Room for one 20 kB row (five or six pages), not two: the second insert meets SQLITE_FULL, which undoes the
+    # whole transaction; the third is a small row that fits in a page already there.
+    await runner.write(text(f"PRAGMA max_page_count = {pages + 8}"))
+    insert = text("INSERT INTO big VALUES (:a, randomblob(:n))")
+    results = await asyncio.gather(
+        runner.write(insert, {"a": 1, "n": 20_000}),
+        runner.write(insert, {"a": 2, "n": 20_000}),
+        runner.write(insert, {"a": 3, "n": 10}),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], OperationalError)
+    assert "full" in str(results[1])
+    assert acknowledged(results) == {1, 3}
+    assert await reopened_rows(sqlite_store, "SELECT a FROM big ORDER BY a") == [(1,), (3,)]
+
+
+async def test_a_statement_that_fails_part_way_leaves_none_of_its_changes(sqlite_store):
+    # UPDATE OR FAIL stops at the conflicting row and keeps what it changed before it (SQLite's FAIL resolution):
+    # its caller is told it failed, so none of it may be committed with the rest of the batch.
+    runner = sqlite_store.runner
+    await runner.write(text("CREATE TABLE u (a INTEGER PRIMARY KEY, b INTEGER UNIQUE)"))
+    await runner.write(text("INSERT INTO u VALUES (1, 10), (2, 20)"))
+    results = await asyncio.gather(
+        runner.write(text("INSERT INTO u VALUES (3, 30)")),
+        runner.write(text("UPDATE OR FAIL u SET b = 5 WHERE a < 3")),
+        runner.write(text("INSERT INTO u VALUES (4, 40)")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], IntegrityError)
+    assert acknowledged(results) == {1, 3}
+    rows = await reopened_rows(sqlite_store, "SELECT a, b FROM u ORDER BY a")
+    assert rows == [(1, 10), (2, 20), (3, 30), (4, 40)]
+
+
+async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
+    runner = sqlite_store.runner
+    await runner.write(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+    await runner.write(
+        text(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY,"
+            " pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    )
+    results = await asyncio.gather(
+        runner.write(text("INSERT INTO parent VALUES (1)")),
+        runner.write(text("INSERT INTO child VALUES (1, 99)")),  # no parent 99: refused only by the COMMIT
+        runner.write(text("INSERT INTO child VALUES (2, 1)")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, IntegrityError) for r in results)
+    assert await reopened_rows(sqlite_store, "SELECT id FROM parent UNION ALL SELECT id FROM child") == []
+
+
+async def test_a_transaction_whose_statement_failed_is_undone_even_when_its_work_caught_the_error(store):
+    await refuse_a_2(store.runner, store.url)
+
+    def work(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        with contextlib.suppress(DBAPIError):
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+        return "done"
+
+    with pytest.raises(DBAPIError, match="refused"):
+        await store.runner.transaction(work)
+    assert await store.runner.read(text("SELECT a FROM t")) == []
+    await store.runner.transaction(lambda conn: conn.execute(text("INSERT INTO t VALUES (3)")))
+    assert await reopened_rows(store, "SELECT a FROM t ORDER BY a") == [(3,)]

@@ -4,8 +4,16 @@ SQLite lets one connection write at a time; with a pool of async connections, co
 ``database is locked`` and SQLite's busy handler sleeps in steps of up to 100 ms, which is where latency went.
 :class:`SqliteRunner` instead queues every write to one thread that owns one connection, runs whatever has queued
 up in one transaction (group commit: one commit for many writes), and answers each caller when that commit is
-done, so nothing is acknowledged before it is durable. Reads run on a few reader threads, one hop each, and see
+done, so nothing is acknowledged before it is committed. Reads run on a few reader threads, one hop each, and see
 every committed write (WAL). Statements are SQLAlchemy Core on the same database file.
+
+Every caller of a batch gets either a committed success or an error, never a success that a later rollback undid.
+SQLite undoes a whole transaction, not just the failing statement, after ``SQLITE_FULL``, an I/O error, an interrupt
+or a trigger's ``RAISE(ROLLBACK)``; and a statement under ``FAIL`` resolution (``OR FAIL``, ``RAISE(FAIL)``) keeps
+the changes it made before failing. So a batch in which a statement fails is rolled back and run again without it,
+each statement then between a ``SAVEPOINT`` and its ``RELEASE`` (or ``ROLLBACK TO``): the savepoints cost only the
+rare batch that had a failure, and a failure that still undoes the transaction starts it over once more without that
+statement. A failing ``COMMIT`` fails the whole batch.
 
 Copying the WAL back into the database file (a checkpoint, with its fsyncs) is left to a thread of its own,
 :class:`WalCheckpointer`: SQLite would otherwise run it inside every thousandth page's commit, and the requests
@@ -24,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 __all__ = (
     "AsyncEngineRunner",
     "DriverStatement",
+    "FailedStatements",
     "Outcome",
     "SqliteRunner",
     "StatementRunner",
@@ -79,7 +89,10 @@ class StatementRunner(Protocol):
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` on a connection inside one transaction: committed when it returns, undone when it raises.
 
-        For a logical write of several statements that must happen together (a refresh-token rotation).
+        For a logical write of several statements that must happen together (a refresh-token rotation). A statement
+        of ``work`` that fails undoes the transaction even when ``work`` catches its error: the caller gets that
+        error (as PostgreSQL, which refuses every later statement of a failed transaction and turns its ``COMMIT``
+        into a rollback, would otherwise answer as if it had committed).
         """
         ...
 
@@ -100,6 +113,7 @@ class AsyncEngineRunner:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._failures = FailedStatements(engine.sync_engine)
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """One transaction per statement."""
@@ -120,10 +134,11 @@ class AsyncEngineRunner:
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """One transaction on a pooled connection, ``work`` running synchronously on it."""
         async with self.engine.begin() as conn:
-            return await conn.run_sync(work)
+            return await conn.run_sync(self._failures.run, work)
 
     async def close(self) -> None:
-        """Nothing of its own to release (the engine is disposed by its owner)."""
+        """Stop watching the engine's errors (the engine is disposed by its owner)."""
+        self._failures.close()
 
 
 _Job = tuple[Executable | DriverStatement, dict[str, Any] | None, "asyncio.Future[Outcome]"]
@@ -145,6 +160,7 @@ class SqliteRunner:
         self.dialect = self._engine.dialect
         """The writer's SQLAlchemy dialect: its type processors are what a :class:`DriverStatement` must match."""
         event.listen(self._engine, "connect", pragmas)
+        self._failures = FailedStatements(self._engine)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-sqlite-writer")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sg-sqlite-reader")
         self._local = threading.local()
@@ -210,27 +226,57 @@ class SqliteRunner:
         self, batch: Sequence[tuple[Executable | DriverStatement, dict[str, Any] | None]]
     ) -> list[Outcome | BaseException]:
         conn = self._writer_connection()
-        outcomes: list[Outcome | BaseException] = []
+        outcomes: dict[int, Outcome | BaseException] = {}
+        todo = list(range(len(batch)))
+        guarded = False
         try:
-            with conn.begin():
-                for statement, params in batch:
-                    # A failing statement is undone alone (SQLite's ABORT conflict resolution rolls back just that
-                    # statement); the transaction and the batch's other writes go on and commit.
-                    try:
-                        if isinstance(statement, DriverStatement):
-                            outcomes.append(_run_driver(conn, statement))
-                            continue
-                        result = conn.execute(statement, params)
-                        rows = list(result.all()) if result.returns_rows else []
-                        outcomes.append(Outcome(rows=rows, rowcount=max(result.rowcount, 0)))
-                    except Exception as exc:  # noqa: BLE001 - handed to the caller of that statement
-                        outcomes.append(exc)
+            while (failed := self._attempt(conn, batch, todo, outcomes, guarded=guarded)) is not None:
+                todo.remove(failed)
+                guarded = True
         except BaseException:
-            conn.close()
+            conn.close()  # never reuse a connection whose transaction failed; closing it rolls back what is left
             self._write_conn = None
             raise
         self.checkpointer.committed()
-        return outcomes
+        return [outcomes[index] for index in range(len(batch))]
+
+    def _attempt(
+        self,
+        conn: Connection,
+        batch: Sequence[tuple[Executable | DriverStatement, dict[str, Any] | None]],
+        todo: list[int],
+        outcomes: dict[int, Outcome | BaseException],
+        *,
+        guarded: bool,
+    ) -> int | None:
+        """Run the statements ``todo`` of ``batch`` in one transaction and commit it.
+
+        Returns ``None`` once committed; or, having rolled the transaction back, the index of the failed statement
+        to leave out of the next attempt. Unguarded, the first failure does that (SQLite may have undone the
+        transaction, or kept part of the statement); guarded, each statement runs under a savepoint, and only a
+        failure that undid the whole transaction does. Outcomes are those of the attempt that commits.
+        """
+        driver = _driver(conn)
+        transaction = conn.begin()
+        # Explicitly, not at the first write as sqlite3 would: a savepoint outside a transaction would begin one,
+        # and its RELEASE commit it.
+        driver.execute("BEGIN")
+        for index in todo:
+            statement, params = batch[index]
+            if guarded:
+                driver.execute("SAVEPOINT sg_statement")
+            try:
+                outcomes[index] = _run(conn, statement, params)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller of that statement
+                outcomes[index] = exc
+                if not guarded or not driver.in_transaction:
+                    transaction.rollback()  # a no-op for SQLite when it has already undone the transaction
+                    return index
+                driver.execute("ROLLBACK TO sg_statement")
+            if guarded:
+                driver.execute("RELEASE sg_statement")
+        transaction.commit()
+        return None
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in its own transaction on the writer thread, between two group commits."""
@@ -241,7 +287,7 @@ class SqliteRunner:
         conn = self._writer_connection()
         try:
             with conn.begin():
-                done = work(conn)
+                done = self._failures.run(conn, work)
         except BaseException:
             conn.close()  # as in _run_batch: never reuse a connection whose transaction failed
             self._write_conn = None
@@ -297,6 +343,7 @@ class SqliteRunner:
         self._readers.shutdown(wait=True)
         with self._version_lock:
             self._close_version()
+        self._failures.close()
         self._engine.dispose()
 
     def _close_writer(self) -> None:
@@ -305,14 +352,66 @@ class SqliteRunner:
             self._write_conn = None
 
 
+def _driver(conn: Connection) -> sqlite3.Connection:
+    driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+    return driver
+
+
+def _run(conn: Connection, statement: Executable | DriverStatement, params: dict[str, Any] | None) -> Outcome:
+    if isinstance(statement, DriverStatement):
+        return _run_driver(conn, statement)
+    result = conn.execute(statement, params)
+    rows = list(result.all()) if result.returns_rows else []
+    return Outcome(rows=rows, rowcount=max(result.rowcount, 0))
+
+
 def _run_driver(conn: Connection, statement: DriverStatement) -> Outcome:
     """Run ``statement`` on ``conn``'s DBAPI connection, inside the transaction ``conn`` has begun."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _driver(conn).cursor()
     try:
         rows = cursor.execute(statement.sql, statement.params).fetchall()
         return Outcome(rows=rows, rowcount=max(cursor.rowcount, 0))
     finally:
         cursor.close()
+
+
+class FailedStatements:
+    """Notes the first statement that fails inside :meth:`run`, so its transaction is never committed.
+
+    SQLAlchemy's ``handle_error`` event sees every statement error on the engine's connections, including the ones
+    the work then catches.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._first: dict[Connection, BaseException | None] = {}
+        event.listen(engine, "handle_error", self._note)
+
+    def run(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        """``work(conn)``; raises the first statement error of ``work`` even if ``work`` caught it.
+
+        Raises:
+            Exception: the first error of a statement of ``work``, or what ``work`` raised.
+        """
+        self._first[conn] = None
+        try:
+            done = work(conn)
+            failed = self._first[conn]
+        finally:
+            del self._first[conn]
+        if failed is not None:
+            raise failed
+        return done
+
+    def close(self) -> None:
+        """Stop listening to the engine."""
+        if event.contains(self._engine, "handle_error", self._note):
+            event.remove(self._engine, "handle_error", self._note)
+
+    def _note(self, context: ExceptionContext) -> None:
+        conn = context.connection
+        if conn is not None and conn in self._first and self._first[conn] is None:
+            self._first[conn] = context.sqlalchemy_exception or context.original_exception
 
 
 class WalCheckpointer:
