@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     configure_logging(settings.log_level)
     dialects = registry.load(settings.dialects, settings.dialect_options)
     registry.check_no_route_clash(dialects)
-    db = alchemy_config(settings.database_url)
+    db = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     metrics_middleware, metrics_controller = metrics()
 
     @contextlib.asynccontextmanager

@@ -96,7 +96,7 @@ async def _upgrade(settings: Settings, revision: str = "heads") -> None:
     from sessiongate.storage.database import alchemy_config
     from sessiongate.storage.database import upgrade as apply
 
-    engine = alchemy_config(settings.database_url).get_engine()
+    engine = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous).get_engine()
     try:
         await apply(engine, revision)
     finally:

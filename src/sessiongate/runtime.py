@@ -13,7 +13,7 @@ from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.throttle import ThrottlePolicy
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, sqlite_pragmas, upgrade
+from sessiongate.storage.database import alchemy_config, sqlite_pragmas_for, upgrade
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
 from sessiongate.tokens.jwt import KeyRing
@@ -49,8 +49,9 @@ async def open_services(
         db: An existing advanced-alchemy config to share its engine (the app's); a new one otherwise.
         migrate: Apply migrations first; default: ``settings.migrate_at_start``.
     """
-    engine = (db or alchemy_config(settings.database_url)).get_engine()
-    runner = runner_for(engine, settings.database_url, sqlite_pragmas)
+    synchronous = settings.sqlite_synchronous
+    engine = (db or alchemy_config(settings.database_url, sqlite_synchronous=synchronous)).get_engine()
+    runner = runner_for(engine, settings.database_url, sqlite_pragmas_for(synchronous))
     try:
         if settings.migrate_at_start if migrate is None else migrate:
             await upgrade(engine)

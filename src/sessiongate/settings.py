@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``production`` turns off debug output."""
     auto_migrate: bool | None = None
     """Apply migrations at start-up; ``None`` means yes for SQLite and no for other databases."""
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """SQLite only: ``NORMAL`` (a commit survives the process crashing, not a power loss) or ``FULL`` (every commit
+    is synced to the disk before it is acknowledged, so it survives a power loss too; an fsync per group commit)."""
     jwt_keys: dict[str, str] = msgspec.field(default_factory=dict)
     """HS256 signing keys by ``kid`` (each at least 32 bytes). Empty: one is generated and kept in the database."""
     jwt_active_kid: str | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -18,20 +19,31 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("MIGRATIONS_DIR", "alchemy_config", "is_ready", "sqlite_pragmas", "upgrade")
+__all__ = (
+    "MIGRATIONS_DIR",
+    "SqliteSynchronous",
+    "alchemy_config",
+    "is_ready",
+    "sqlite_pragmas",
+    "sqlite_pragmas_for",
+    "upgrade",
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+SqliteSynchronous = Literal["NORMAL", "FULL"]
+"""How SQLite syncs commits in WAL mode (``PRAGMA synchronous``); what each promises is said in ``storage.runner``."""
 
 
 _CONFIGS = itertools.count(1)
 
 
-def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
+def alchemy_config(url: str, *, sqlite_synchronous: SqliteSynchronous = "NORMAL") -> SQLAlchemyAsyncConfig:
     """The advanced-alchemy config every part of the gateway shares (one engine per process).
 
-    SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes, the WAL default) and a busy
-    timeout so concurrent processes wait instead of failing.
+    SQLite gets WAL, ``synchronous`` as asked (:data:`SqliteSynchronous`) and a busy timeout so concurrent processes
+    wait instead of failing.
     """
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -52,18 +64,29 @@ def alchemy_config(url: str) -> SQLAlchemyAsyncConfig:
         engine_config=EngineConfig(**engine_kwargs),
     )
     if url.startswith("sqlite"):
-        event.listen(config.get_engine().sync_engine, "connect", sqlite_pragmas)
+        event.listen(config.get_engine().sync_engine, "connect", sqlite_pragmas_for(sqlite_synchronous))
     return config
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL, NORMAL sync, a busy timeout and foreign keys on every new SQLite connection."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def sqlite_pragmas_for(synchronous: SqliteSynchronous) -> Callable[[Any, Any], None]:
+    """The ``connect`` hook giving every new SQLite connection WAL, ``synchronous``, a busy timeout and foreign keys."""
+    if synchronous not in ("NORMAL", "FULL"):  # it is spliced into SQL: never anything else
+        msg = f"synchronous must be NORMAL or FULL, not {synchronous!r}"
+        raise ValueError(msg)
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return pragmas
+
+
+sqlite_pragmas = sqlite_pragmas_for("NORMAL")
+"""The default ``connect`` hook (``synchronous=NORMAL``)."""
 
 
 def _ensure_sqlite_dir(url: str) -> None:

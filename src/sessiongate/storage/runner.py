@@ -15,6 +15,12 @@ each statement then between a ``SAVEPOINT`` and its ``RELEASE`` (or ``ROLLBACK T
 rare batch that had a failure, and a failure that still undoes the transaction starts it over once more without that
 statement. A failing ``COMMIT`` fails the whole batch.
 
+Committed means what ``PRAGMA synchronous`` promises (``storage.database``): with ``NORMAL``, the default, a commit
+survives the process crashing or being killed, but the last commits before a power loss or an operating-system crash
+may be lost (the WAL is synced at checkpoints, not at every commit); the database stays consistent either way. With
+``FULL`` (``SESSIONGATE_SQLITE_SYNCHRONOUS=FULL``) every commit is synced to the disk before it is acknowledged, and
+survives a power loss too, at the cost of one fsync per group commit.
+
 Copying the WAL back into the database file (a checkpoint, with its fsyncs) is left to a thread of its own,
 :class:`WalCheckpointer`: SQLite would otherwise run it inside every thousandth page's commit, and the requests
 waiting on that commit waited for the copy too, the slowest percent of a create's latency.
