@@ -43,8 +43,10 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from sessiongate.dialects import registry
+    from sessiongate.observability import configure_logging
 
     settings = settings_from_env()
+    configure_logging(settings.log_level)  # what start-up says before the workers run is logged as they log
     try:
         registry.load(settings.dialects, settings.dialect_options)
     except Exception as exc:

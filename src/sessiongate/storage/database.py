@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +18,7 @@ from advanced_alchemy.extensions.litestar import (
 )
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +34,11 @@ __all__ = (
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+OWNER_ONLY = 0o600
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+"""The suffixes of a SQLite database's files: the database itself, its WAL, its shared memory and its journal."""
+
+log = logging.getLogger("sessiongate.storage")
 
 SqliteSynchronous = Literal["NORMAL", "FULL"]
 """How SQLite syncs commits in WAL mode (``PRAGMA synchronous``); what each promises is said in ``storage.runner``."""
@@ -47,7 +55,7 @@ def alchemy_config(url: str, *, sqlite_synchronous: SqliteSynchronous = "NORMAL"
     """
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        _ensure_sqlite_dir(url)
+        _owner_only_sqlite_file(url)
     else:
         engine_kwargs = {"pool_size": 20, "max_overflow": 10, "pool_pre_ping": True}
     # advanced-alchemy makes each config's state keys unique by recursing once per earlier config of the process
@@ -89,10 +97,48 @@ sqlite_pragmas = sqlite_pragmas_for("NORMAL")
 """The default ``connect`` hook (``synchronous=NORMAL``)."""
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    if path and path != ":memory:":
-        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+def _owner_only_sqlite_file(url: str) -> None:
+    """Create the database file readable by its owner only, before SQLite does; tighten an existing one.
+
+    The database holds every session and the gateway's generated keys. SQLite creates a new database with the
+    process's umask (world-readable under the usual 022), and gives its WAL, SHM and journal files the database
+    file's own mode: so a database file created owner-only here keeps all of them owner-only. Files an earlier
+    version (or a copy) left readable by others are made owner-only, with a warning naming the file.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    except FileExistsError:
+        for suffix in SQLITE_FILES:
+            _tighten(Path(f"{path}{suffix}"))
+    else:
+        os.fchmod(fd, OWNER_ONLY)  # whatever the umask took away
+        os.close(fd)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except OSError as exc:
+        log.warning(
+            "database file is readable by others and could not be made owner-only",
+            extra={"path": str(path), "mode": f"{mode:04o}", "error": exc.strerror},
+        )
+        return
+    log.warning(
+        "database file was readable by others: made owner-only",
+        extra={"path": str(path), "mode": f"{mode:04o}", "now": f"{mode & 0o700:04o}"},
+    )
 
 
 async def is_ready(engine: AsyncEngine) -> bool:
