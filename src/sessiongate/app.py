@@ -26,19 +26,22 @@ from sessiongate.observability import configure_logging, metrics
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, is_ready
+from sessiongate.tokens.keys import say_if_kept_in_clear
 from sessiongate.tokens.refresh import RefreshTokens
 
-__all__ = ("create_app",)
+__all__ = ("create_app", "create_served_app")
 
 log = logging.getLogger("sessiongate")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, announce: bool = True) -> Litestar:
     """Build the gateway.
 
     Args:
         settings: What to build; read from the environment when not given (the only place that reads it).
         clock: The service's clock; tests pass a controllable one.
+        announce: Log at start what the operator should know about the deployment (keys kept in clear).
+            ``sessiongate serve`` says it itself, once, before its workers start.
 
     Raises:
         ImproperlyConfiguredException: an unknown dialect, bad dialect options, or two dialects on one route.
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock, db=db) as services:
+            if announce:
+                say_if_kept_in_clear(settings, services.kept_in_clear)
             app.state.services = services
             app.state.sessions = services.sessions
             if settings.admin_login and settings.admin_password:
@@ -109,6 +114,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         ),
         state=State({"settings": settings, "dialects": {d.name: d for d in dialects}}),
     )
+
+
+def create_served_app() -> Litestar:
+    """The app of a ``sessiongate serve`` worker: serve has already said what start-up says, once for all workers."""
+    return create_app(announce=False)
 
 
 # DEPENDENCY_CHAIN: each of the gateway's dependencies takes the one before it, even where it does not use it.

@@ -51,11 +51,11 @@ def serve(host: str, port: int, workers: int) -> None:
         registry.load(settings.dialects, settings.dialect_options)
     except Exception as exc:
         raise click.ClickException(str(getattr(exc, "detail", "") or exc)) from exc
-    if settings.migrate_at_start:
-        # Once here, before the workers start, so they never race each other on the schema.
-        run_async(_upgrade(settings))
+    # Once here, before the workers start: they never race each other on the schema, the keys are generated (or
+    # refused) once, and what start-up has to say is said once.
+    run_async(_prepare(settings))
     uvicorn.run(
-        "sessiongate.app:create_app",
+        "sessiongate.app:create_served_app",
         factory=True,
         host=host,
         port=port,
@@ -94,6 +94,14 @@ def upgrade(revision: str) -> None:
     click.echo("database is up to date")
 
 
+async def _prepare(settings: Settings) -> None:
+    from sessiongate.runtime import open_services
+    from sessiongate.tokens.keys import say_if_kept_in_clear
+
+    async with open_services(settings) as services:
+        say_if_kept_in_clear(settings, services.kept_in_clear)
+
+
 async def _upgrade(settings: Settings, revision: str = "heads") -> None:
     from sessiongate.storage.database import alchemy_config
     from sessiongate.storage.database import upgrade as apply
@@ -111,4 +119,11 @@ for _module in pkgutil.iter_modules(commands.__path__):
 
 def main() -> None:
     """Entry point of the ``sessiongate`` script."""
-    sys.exit(cli())
+    from sessiongate.tokens.keys import KeyMaterialError
+
+    try:
+        sys.exit(cli())
+    except KeyMaterialError as exc:
+        # Every command needs the keys: one clear line, as click gives its own errors, rather than a traceback.
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

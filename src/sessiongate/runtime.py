@@ -35,6 +35,8 @@ class Services:
     sessions: SessionService
     runner: StatementRunner
     identity: IdentityService
+    kept_in_clear: tuple[str, ...]
+    """Names of the generated keys in use that the database keeps unencrypted (no master key was given)."""
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +50,9 @@ async def open_services(
         clock: "Now", for every service.
         db: An existing advanced-alchemy config to share its engine (the app's); a new one otherwise.
         migrate: Apply migrations first; default: ``settings.migrate_at_start``.
+
+    Raises:
+        KeyMaterialError: the keys kept in the database cannot be read with the master keys given.
     """
     synchronous = settings.sqlite_synchronous
     engine = (db or alchemy_config(settings.database_url, sqlite_synchronous=synchronous)).get_engine()
@@ -68,6 +73,7 @@ async def open_services(
             sessions=sessions,
             runner=runner,
             identity=IdentityService(engine, sessions, digester, clock, _throttle_policy(settings), runner=runner),
+            kept_in_clear=material.kept_in_clear,
         )
     finally:
         await runner.close()

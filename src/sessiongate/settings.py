@@ -16,6 +16,9 @@ __all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Settings", "SettingsError")
 PREFIX = "SESSIONGATE_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongate.db"
 MAX_JWT_LEEWAY = 60
+MIN_KEY_BYTES = 32
+FILE_SUFFIX = "_FILE"
+"""``SESSIONGATE_<NAME>_FILE`` names a file holding the value of ``SESSIONGATE_<NAME>`` (container secrets)."""
 
 
 class SettingsError(ValueError):
@@ -44,6 +47,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds of clock skew accepted on ``exp``/``iat`` (at most 60)."""
     token_key: str | None = None
     """Key of the keyed SHA-256 digests of opaque tokens. Empty: generated and kept in the database."""
+    secret_key: str | None = None
+    """Master key (at least 32 bytes): every key the gateway generates and keeps in the database is stored encrypted
+    under it, so a copy of the database holds no usable key. Unset: they are kept in clear (said at start in
+    production). A database whose keys are encrypted does not start without it."""
+    secret_key_previous: tuple[str, ...] = ()
+    """Earlier master keys, while rotating: what is encrypted under them is still read, and encrypted under
+    ``secret_key`` again at start or by ``sessiongate secrets rewrap``."""
     secure_cookies: bool = False
     """Always mark cookies ``Secure`` (they are anyway when the request arrived over TLS)."""
     trust_forwarded: bool = False
@@ -78,12 +88,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 0 <= self.jwt_leeway <= MAX_JWT_LEEWAY:
             msg = f"jwt_leeway must be between 0 and {MAX_JWT_LEEWAY} seconds"
             raise SettingsError(msg)
-        short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < 32]
+        short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < MIN_KEY_BYTES]
         if short:
-            msg = f"jwt_keys {short} are shorter than 32 bytes"
+            msg = f"jwt_keys {short} are shorter than {MIN_KEY_BYTES} bytes"
             raise SettingsError(msg)
         if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
             msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"
+            raise SettingsError(msg)
+        if self.secret_key_previous and self.secret_key is None:
+            msg = "secret_key_previous needs secret_key, the master key to encrypt under"
+            raise SettingsError(msg)
+        masters = [*([self.secret_key] if self.secret_key is not None else []), *self.secret_key_previous]
+        if any(len(key.encode()) < MIN_KEY_BYTES for key in masters):
+            msg = f"secret_key and secret_key_previous must each be at least {MIN_KEY_BYTES} bytes"
             raise SettingsError(msg)
 
     @property
@@ -109,7 +126,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Build settings from ``SESSIONGATE_*`` variables, over ``SESSIONGATE_CONFIG`` (a TOML file) if set.
 
         Nested keys split on ``__``: ``SESSIONGATE_ZELF__LIFETIME=300`` sets option ``lifetime`` of dialect
-        ``zelf``. Values starting with ``[`` or ``{`` are JSON; list settings also take comma lists.
+        ``zelf``. Values starting with ``[`` or ``{`` are JSON; list settings also take comma lists. Any setting
+        can instead name a file holding its value, ``SESSIONGATE_<NAME>_FILE`` (surrounding whitespace dropped).
 
         Raises:
             SettingsError: naming the variable that holds a bad value.
@@ -119,10 +137,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if config := env.get(f"{PREFIX}CONFIG"):
             tree = tomllib.loads(Path(config).read_text(encoding="utf-8"))
         fields = {f.name for f in msgspec.structs.fields(cls)}
-        for key, raw in env.items():
+        for key, given in env.items():
             if not key.startswith(PREFIX) or key == f"{PREFIX}CONFIG":
                 continue
-            path = key[len(PREFIX) :].lower().split("__")
+            name, raw = key[len(PREFIX) :], given
+            if name.endswith(FILE_SUFFIX) and name[: -len(FILE_SUFFIX)].lower() in fields:
+                name = name[: -len(FILE_SUFFIX)]
+                if f"{PREFIX}{name}" in env:
+                    raise SettingsError(f"set {PREFIX}{name} or {key}, not both")
+                raw = _read_setting_file(key, given)
+            path = name.lower().split("__")
             value = _parse_value(raw, path[0])
             if path[0] in fields:
                 _assign(tree, path, value)
@@ -134,6 +158,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from exc
 
 
+def _read_setting_file(variable: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        # The reason only: never the content, which may be a secret.
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"{variable}: cannot read {path}: {reason}") from None
+
+
 def _decode_path(kind: type, value: Any) -> Any:
     # msgspec has no native Path; environment variables and TOML both give text.
     if kind is Path and isinstance(value, str):
@@ -143,6 +176,10 @@ def _decode_path(kind: type, value: Any) -> Any:
 
 def _parse_value(raw: str, name: str) -> Any:
     text = raw.strip()
+    if name == "secret_key":  # a key is what it is, whatever it starts with
+        return text
+    if name == "secret_key_previous" and text[:1] != "[":
+        return [line.strip() for line in text.splitlines() if line.strip()]  # one key, or one per line (a file)
     if text[:1] in "[{":
         try:
             return json.loads(text)

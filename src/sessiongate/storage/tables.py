@@ -56,7 +56,8 @@ class SessionRecord(UUIDv7AuditBase):
 class SecretRecord(UUIDv7AuditBase):
     """Server-side keys generated when none is configured, shared by every gateway process.
 
-    They sign and key digests, so they are kept as they are: this table is as sensitive as the settings.
+    They sign and key digests. With a master key, ``value`` is the key encrypted under it (``tokens.keys``); without
+    one it is the key itself, and this table is as sensitive as the settings.
     """
 
     __tablename__ = "sg_secret"

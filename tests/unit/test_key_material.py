@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongate.settings import Settings, SettingsError
+from sessiongate.storage.database import alchemy_config, upgrade
+from sessiongate.tokens.keys import KeyMaterial, KeyMaterialError, load_key_material
+
+MASTER = "master-key-0123456789abcdef-0123456789abcdef"
+OTHER = "another-master-key-0123456789abcdef-0123456"
+
+
+def test_the_master_key_comes_from_the_environment_or_from_a_file_without_its_trailing_newline(tmp_path: Path):
+    assert Settings.from_env({"SESSIONGATE_SECRET_KEY": MASTER}).secret_key == MASTER
+    secret = tmp_path / "master"
+    secret.write_text(MASTER + "\n")
+    assert Settings.from_env({"SESSIONGATE_SECRET_KEY_FILE": str(secret)}).secret_key == MASTER
+    assert Settings.from_env({}).secret_key is None
+
+
+def test_a_master_key_is_taken_as_it_is_even_when_it_looks_like_json():
+    key = '{"not": "a map"} ' + "x" * 32
+    assert Settings.from_env({"SESSIONGATE_SECRET_KEY": key}).secret_key == key
+
+
+def test_previous_master_keys_are_one_key_a_json_list_or_a_file_of_one_key_per_line(tmp_path: Path):
+    one = {"SESSIONGATE_SECRET_KEY": MASTER, "SESSIONGATE_SECRET_KEY_PREVIOUS": OTHER}
+    assert Settings.from_env(one).secret_key_previous == (OTHER,)
+    listed = {"SESSIONGATE_SECRET_KEY": MASTER, "SESSIONGATE_SECRET_KEY_PREVIOUS": f'["{OTHER}", "{"y" * 32}"]'}
+    assert Settings.from_env(listed).secret_key_previous == (OTHER, "y" * 32)
+    lines = tmp_path / "previous"
+    lines.write_text(f"{OTHER}\n{'y' * 32}\n")
+    from_file = {"SESSIONGATE_SECRET_KEY": MASTER, "SESSIONGATE_SECRET_KEY_PREVIOUS_FILE": str(lines)}
+    assert Settings.from_env(from_file).secret_key_previous == (OTHER, "y" * 32)
+
+
+def test_a_short_master_key_is_refused_without_being_shown():
+    with pytest.raises(SettingsError, match="secret_key") as refused:
+        Settings.from_env({"SESSIONGATE_SECRET_KEY": "short-master-key"})
+    assert "short-master-key" not in str(refused.value)
+
+
+def test_a_master_key_given_twice_is_refused(tmp_path: Path):
+    secret = tmp_path / "master"
+    secret.write_text(MASTER)
+    with pytest.raises(SettingsError, match="SESSIONGATE_SECRET_KEY_FILE"):
+        Settings.from_env({"SESSIONGATE_SECRET_KEY": MASTER, "SESSIONGATE_SECRET_KEY_FILE": str(secret)})
+
+
+def test_an_unreadable_key_file_is_refused_naming_the_variable(tmp_path: Path):
+    with pytest.raises(SettingsError, match="SESSIONGATE_SECRET_KEY_FILE"):
+        Settings.from_env({"SESSIONGATE_SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_previous_master_keys_need_a_current_one():
+    with pytest.raises(SettingsError, match="secret_key_previous"):
+        Settings.from_env({"SESSIONGATE_SECRET_KEY_PREVIOUS": OTHER})
+
+
+@pytest.fixture
+async def engine(database_url) -> AsyncIterator[AsyncEngine]:
+    built = alchemy_config(database_url).get_engine()
+    await upgrade(built)
+    yield built
+    await built.dispose()
+
+
+async def load(engine: AsyncEngine, **settings: object) -> KeyMaterial:
+    url = engine.url.render_as_string(hide_password=False)
+    return await load_key_material(engine, Settings(database_url=url, **settings))  # type: ignore[arg-type]
+
+
+async def stored(engine: AsyncEngine) -> dict[str, str]:
+    async with engine.connect() as conn:
+        return dict((await conn.execute(text("SELECT name, value FROM sg_secret"))).tuples().all())
+
+
+def keys_of(material: KeyMaterial) -> list[str]:
+    return [*material.jwt_keys.values(), material.digest_key.decode()]
+
+
+@pytest.mark.anyio
+async def test_with_a_master_key_no_generated_key_is_in_the_database_and_every_start_reads_the_same_keys(engine):
+    first = await load(engine, secret_key=MASTER)
+    kept = await stored(engine)
+    assert set(kept) == {"jwt:auto-1", "digest-key"}
+    assert not any(key in value for key in keys_of(first) for value in kept.values())
+    assert keys_of(await load(engine, secret_key=MASTER)) == keys_of(first)
+
+
+@pytest.mark.anyio
+async def test_keys_kept_in_clear_are_encrypted_by_the_first_start_with_a_master_key_and_stay_the_same(engine):
+    in_clear = await load(engine)
+    assert sorted((await stored(engine)).values()) == sorted(keys_of(in_clear))
+    assert keys_of(await load(engine, secret_key=MASTER)) == keys_of(in_clear)
+    encrypted = await stored(engine)
+    assert not any(key in value for key in keys_of(in_clear) for value in encrypted.values())
+
+
+@pytest.mark.anyio
+async def test_encrypted_keys_without_the_master_key_stop_the_start_and_no_new_key_is_made(engine):
+    first = await load(engine, secret_key=MASTER)
+    kept = await stored(engine)
+    with pytest.raises(KeyMaterialError, match="SESSIONGATE_SECRET_KEY") as refused:
+        await load(engine)
+    assert "\n" not in str(refused.value)
+    assert await stored(engine) == kept
+    assert not any(key in str(refused.value) for key in [*keys_of(first), MASTER])
+
+
+@pytest.mark.anyio
+async def test_keys_encrypted_under_another_master_key_stop_the_start(engine):
+    await load(engine, secret_key=MASTER)
+    kept = await stored(engine)
+    with pytest.raises(KeyMaterialError, match="another master key"):
+        await load(engine, secret_key=OTHER)
+    assert await stored(engine) == kept
+
+
+@pytest.mark.anyio
+async def test_a_previous_master_key_still_reads_the_keys_which_are_then_encrypted_under_the_current_one(engine):
+    first = await load(engine, secret_key=MASTER)
+    assert keys_of(await load(engine, secret_key=OTHER, secret_key_previous=(MASTER,))) == keys_of(first)
+    assert keys_of(await load(engine, secret_key=OTHER)) == keys_of(first)
+    with pytest.raises(KeyMaterialError, match="another master key"):
+        await load(engine, secret_key=MASTER)
+
+
+@pytest.mark.anyio
+async def test_keys_given_in_the_settings_are_never_stored(engine):
+    material = await load(engine, secret_key=MASTER, jwt_keys={"k1": "j" * 32}, token_key="d" * 32)
+    assert keys_of(material) == ["j" * 32, "d" * 32]
+    assert await stored(engine) == {}
