@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -136,3 +139,28 @@ async def test_keys_given_in_the_settings_are_never_stored(engine):
     material = await load(engine, secret_key=MASTER, jwt_keys={"k1": "j" * 32}, token_key="d" * 32)
     assert keys_of(material) == ["j" * 32, "d" * 32]
     assert await stored(engine) == {}
+
+
+def said_kept_in_clear(log: str) -> list[dict]:
+    return [json.loads(line) for line in log.splitlines() if "SESSIONGATE_SECRET_KEY" in line]
+
+
+def test_an_app_started_in_production_without_a_master_key_says_once_that_its_keys_are_kept_in_clear(
+    make_client, monkeypatch
+):
+    # The gateway's handler writes to the sys.stderr of the moment the app is made: a buffer of the test's own.
+    gateway_log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", gateway_log)
+    make_client(dialects=("zelf",), environment="production")
+    said = said_kept_in_clear(gateway_log.getvalue())
+    assert [line["level"] for line in said] == ["warning"]
+    assert said[0]["keys"] == ["jwt:auto-1", "digest-key"]
+
+
+def test_an_app_with_a_master_key_or_not_in_production_says_nothing_of_keys_in_clear(make_client, monkeypatch):
+    gateway_log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", gateway_log)
+    make_client(dialects=("zelf",))
+    make_client(dialects=("zelf",), environment="production", secret_key=MASTER)
+    assert "started" in gateway_log.getvalue()  # the gateway did log, so the check below means something
+    assert said_kept_in_clear(gateway_log.getvalue()) == []
