@@ -45,7 +45,6 @@ from sqlalchemy.pool import NullPool
 __all__ = (
     "AsyncEngineRunner",
     "DriverStatement",
-    "FailedStatements",
     "Outcome",
     "SqliteRunner",
     "StatementRunner",
@@ -119,7 +118,7 @@ class AsyncEngineRunner:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._failures = FailedStatements(engine.sync_engine)
+        self._failures = _FailedStatements(engine.sync_engine)
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """One transaction per statement."""
@@ -166,7 +165,7 @@ class SqliteRunner:
         self.dialect = self._engine.dialect
         """The writer's SQLAlchemy dialect: its type processors are what a :class:`DriverStatement` must match."""
         event.listen(self._engine, "connect", pragmas)
-        self._failures = FailedStatements(self._engine)
+        self._failures = _FailedStatements(self._engine)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sg-sqlite-writer")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sg-sqlite-reader")
         self._local = threading.local()
@@ -381,7 +380,7 @@ def _run_driver(conn: Connection, statement: DriverStatement) -> Outcome:
         cursor.close()
 
 
-class FailedStatements:
+class _FailedStatements:
     """Notes the first statement that fails inside :meth:`run`, so its transaction is never committed.
 
     SQLAlchemy's ``handle_error`` event sees every statement error on the engine's connections, including the ones
