@@ -5,8 +5,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +15,7 @@ import httpx
 import jwt
 from sqlalchemy import make_url
 
-from tests.support.server import Server, free_port, running_server
+from tests.support.server import Server, free_port, run_command, running_server
 
 
 @contextmanager
@@ -67,31 +65,14 @@ ADMIN, PASSWORD = "999", "portos-999-secret"
 JWT_KEY = "jwt:auto-1"  # the name under which the generated signing key is kept
 
 
-def sessiongate(
-    database_url: str, directory: Path, *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
-    environ |= {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "sessiongate", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=directory,
-        timeout=120,
-        check=False,
-    )
-
-
 def provision(database_url: str, directory: Path, env: dict[str, str]) -> None:
     """A portos admin and a device to log in on, made from the CLI as an operator would."""
-    added = sessiongate(
+    added = run_command(
         database_url, directory, "users", "add", "--login", ADMIN, "--role", "admin", "--password-stdin",
         env=env, stdin=f"{PASSWORD}\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    device = sessiongate(
+    device = run_command(
         database_url, directory, "devices", "add", "--name", "BackOffice", "--env", "BackOffice", env=env
     )
     assert device.returncode == 0, device.stderr
@@ -144,7 +125,7 @@ def forge(token: str, key: str) -> str:
 
 def refused_start(database_url: str, directory: Path, env: dict[str, str]) -> list[str]:
     """What ``sessiongate serve`` says when it refuses to start; it must not serve."""
-    done = sessiongate(database_url, directory, "serve", "--port", str(free_port()), env=env)
+    done = run_command(database_url, directory, "serve", "--port", str(free_port()), env=env)
     assert done.returncode != 0, done.stdout + done.stderr
     return (done.stdout + done.stderr).splitlines()
 
@@ -209,7 +190,7 @@ def test_the_master_key_rotates_with_secrets_rewrap_and_tokens_outlive_the_rotat
     provision(database_url, tmp_path, old)
     with running_server(database_url, tmp_path, env=old) as server:
         token = log_in(server)
-    rewrapped = sessiongate(
+    rewrapped = run_command(
         database_url, tmp_path, "secrets", "rewrap", env=new | {"SESSIONGATE_SECRET_KEY_PREVIOUS": MASTER}
     )
     assert rewrapped.returncode == 0, rewrapped.stderr

@@ -38,8 +38,7 @@ def running_server(
     """Start the gateway with ``database_url``; stop it (SIGTERM, then SIGKILL) afterwards."""
     port = free_port()
     log_path = directory / f"server-{port}.log"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
-    environ |= {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true", **(env or {})}
+    environ = _environ(database_url, env)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)],
@@ -59,6 +58,27 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def run_command(
+    database_url: str, directory: Path, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sessiongate <args>`` on ``database_url`` as an operator would, in the environment a server gets."""
+    return subprocess.run(
+        [sys.executable, "-m", "sessiongate", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_environ(database_url, env),
+        cwd=directory,
+        timeout=120,
+        check=False,
+    )
+
+
+def _environ(database_url: str, env: Mapping[str, str] | None) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
+    return environ | {"SESSIONGATE_DATABASE_URL": database_url, "SESSIONGATE_AUTO_MIGRATE": "true", **(env or {})}
 
 
 def _wait_ready(server: Server, timeout: float = 30.0) -> None:
