@@ -123,7 +123,7 @@ async def load_key_material(engine: AsyncEngine, settings: Settings) -> KeyMater
         KeyMaterialError: a key in use is encrypted, and no master key given decrypts it.
     """
     master = MasterKeys.from_settings(settings)
-    given = {_JWT_SECRET: bool(settings.jwt_keys), _DIGEST_SECRET: settings.token_key is not None}
+    given = {_JWT_SECRET: bool(settings.jwt_keys), _DIGEST_SECRET: bool(settings.token_key)}
     needed = [name for name, configured in given.items() if not configured]
     for name in needed:
         await _insert_if_absent(engine, name, secrets.token_urlsafe(48), master)
@@ -140,7 +140,7 @@ async def load_key_material(engine: AsyncEngine, settings: Settings) -> KeyMater
 
 
 def say_if_kept_in_clear(settings: Settings, kept_in_clear: Sequence[str]) -> None:
-    """In production, log that generated keys are kept in clear (no master key): a copy of the database forges.
+    """In production, log that generated keys are kept in clear (no master key): a copy of the database forges tokens.
 
     Args:
         settings: The gateway's settings.
