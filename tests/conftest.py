@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from sessiongate.app import create_app
 from sessiongate.settings import Settings
 from tests.support.clock import FakeClock
-from tests.support.databases import backends, database
+from tests.support.databases import backends, migrated_database
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_JWT_KEY = "test-signing-key-0123456789abcdef-0123456789"
@@ -19,7 +19,7 @@ TEST_JWT_KEY = "test-signing-key-0123456789abcdef-0123456789"
 
 @pytest.fixture(params=backends())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database(request.param, tmp_path) as url:
+    with migrated_database(request.param, tmp_path) as url:
         yield url
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.databases import backends, database
+from tests.support.databases import backends, migrated_database
 from tests.support.server import Server, running_server
 
 ADMIN, PASSWORD = "999", "portos-999-secret"
@@ -25,7 +25,7 @@ def cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.C
 
 @pytest.fixture(params=backends())
 def gateway(request, tmp_path) -> Iterator[tuple[Server, str]]:
-    with database(request.param, tmp_path) as url:
+    with migrated_database(request.param, tmp_path) as url:
         assert cli(url, "db", "upgrade").returncode == 0
         added = cli(url, "users", "add", "--login", ADMIN, "--role", "admin", "--password-stdin", stdin=f"{PASSWORD}\n")
         assert added.returncode == 0, added.stderr
