@@ -68,6 +68,7 @@ def migrated_database(kind: str, directory: Path) -> Iterator[str]:
     if kind == "sqlite":
         path = directory / "gateway.db"
         shutil.copyfile(_sqlite_template(), path)
+        path.chmod(0o600)  # as the gateway creates its databases: a wider mode is tightened at start, with a warning
         yield f"sqlite+aiosqlite:///{path}"
         return
     pool = _postgres_pool()
