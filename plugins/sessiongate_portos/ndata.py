@@ -13,13 +13,26 @@ from typing import Literal, NamedTuple
 from sessiongate.core import models as core
 from sessiongate.core.errors import InvalidRequest
 
-__all__ = ("DEFAULT_TAKE", "MAX_SKIP", "MAX_TAKE", "MEMBERS", "NData", "filter_pattern", "parse", "sort_pattern")
+__all__ = (
+    "BOOLEAN",
+    "DEFAULT_TAKE",
+    "MAX_SKIP",
+    "MAX_TAKE",
+    "MEMBERS",
+    "NData",
+    "filter_pattern",
+    "parse",
+    "sort_pattern",
+)
 
 DEFAULT_TAKE = 50
 MAX_TAKE = 1000
 MAX_SKIP = 2_147_483_647
 Kind = Literal["id", "text", "auth", "time", "int"]
 BEARER = "Bearer"  # authenticationType of PORTOS's own sessions (S1); other dialects' show their name
+# S1 types $count as a bool, and PORTOS is ASP.NET, whose binder reads a bool in any letter case (.NET clients send
+# "True"); ASCII letters only, as spelled out: Python's case folding would also take a long s (U+017F) for "s".
+BOOLEAN = "[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"
 
 
 class Member(NamedTuple):
@@ -87,6 +100,7 @@ def sort_pattern() -> str:
 _FILTERS = {m.name: re.compile(filter_pattern(m.kind)) for m in MEMBERS}
 _SORT = re.compile(sort_pattern())
 _NATURAL = re.compile("0|[1-9][0-9]*")
+_BOOLEAN = re.compile(BOOLEAN)
 
 
 class NData(NamedTuple):
@@ -107,7 +121,7 @@ def parse(raw: NData, *, tenant: str, principal_id: str | None) -> core.SessionQ
     """
     skip = _natural(raw.skip, "$skip", default=0, limit=MAX_SKIP)
     take = _natural(raw.take, "$take", default=DEFAULT_TAKE, limit=MAX_TAKE)
-    if raw.counting not in {None, "true", "false"}:
+    if raw.counting is not None and not _BOOLEAN.fullmatch(raw.counting):
         raise InvalidRequest("$count must be true or false", field="$count")
     filters = tuple(f for name, values in raw.filters.items() for value in values or () for f in _filters(name, value))
     return core.SessionQuery(
@@ -116,7 +130,7 @@ def parse(raw: NData, *, tenant: str, principal_id: str | None) -> core.SessionQ
         filters=filters,
         sort=_sort(raw.sort or []) or DEFAULT_SORT,
         page=core.PageRequest(skip=skip, take=take),
-        count_only=raw.counting == "true",
+        count_only=raw.counting is not None and raw.counting.lower() == "true",
     )
 
 

@@ -533,6 +533,15 @@ def test_count_true_omits_items_and_counts_the_page_it_would_be(client, many):
     assert "items" in listed(client, admin, "?$count=false")
 
 
+@pytest.mark.parametrize(("value", "counts_only"), [("True", True), ("TRUE", True), ("tRUe", True), ("False", False)])
+def test_count_takes_a_dotnet_bool_in_any_letter_case(client, many, value, counts_only):
+    # PORTOS is ASP.NET: its binder reads a bool case-insensitively, and .NET clients send "True"/"False".
+    _, admin = many
+    expected = listed(client, admin, f"?$count={value.lower()}")
+    assert listed(client, admin, f"?$count={value}") == expected
+    assert ("items" not in expected) == counts_only
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -661,7 +670,10 @@ def timezone_plus_two():
         ("?$take=", "$take"),
         ("?$take=ten", "$take"),
         ("?$count=yes", "$count"),
-        ("?$count=True", "$count"),
+        ("?$count=1", "$count"),
+        ("?$count=", "$count"),
+        ("?$count=%20true", "$count"),
+        ("?$count=fal%C5%BFe", "$count"),  # a long s (U+017F): case folding takes it for "s"
         ("?$sort=nope", "$sort"),
         ("?$sort=startedAt:up", "$sort"),
         ("?$sort=-startedAt:desc", "$sort"),
@@ -706,6 +718,7 @@ def test_the_spec_states_exactly_the_grammar_the_parser_accepts(client):
     for member in ndata.MEMBERS:
         assert declared[member.name]["schema"]["items"]["pattern"] == f"^{ndata.filter_pattern(member.kind)}$"
     assert declared["$sort"]["schema"]["items"]["pattern"] == f"^{ndata.sort_pattern()}$"
+    assert declared["$count"]["schema"]["pattern"] == f"^(?:{ndata.BOOLEAN})$"
     take = declared["$take"]["schema"]
     assert (take["maximum"], take["default"]) == (ndata.MAX_TAKE, ndata.DEFAULT_TAKE)
     assert declared["$skip"]["schema"]["maximum"] == ndata.MAX_SKIP

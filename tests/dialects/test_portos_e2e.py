@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from tests.support.databases import backends, migrated_database
 from tests.support.server import Server, running_server
 
 ADMIN, PASSWORD = "999", "portos-999-secret"
+PROBLEM = "application/problem+json"
 
 
 def cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,6 +43,15 @@ def log_in(server: Server, device: str = "BackOffice") -> dict:
     response = httpx.post(f"{server.base_url}/api/auth", json=body, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def login_sid(login: dict) -> str:
+    payload = login["tokenId"].split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def bearer(login: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {login['tokenId']}"}
 
 
 def test_operators_provision_devices_from_the_cli(gateway):
@@ -98,3 +110,26 @@ def test_a_deleted_session_is_refused_by_every_process(gateway):
     ]
     assert httpx.delete(f"{server.base_url}/sessions/{sid}", headers=admin).status_code == 200
     assert all(httpx.get(f"{server.base_url}/api/auth", headers=headers).status_code == 401 for _ in range(6))
+
+
+def test_count_takes_the_bools_dotnet_clients_send(gateway):
+    server, _ = gateway
+    login = log_in(server)
+    sessions = f"{server.base_url}/sessions"
+    for value in ("True", "TRUE", "true"):
+        counted = httpx.get(sessions, params={"$count": value}, headers=bearer(login))
+        assert counted.status_code == 200, counted.text
+        assert counted.headers["content-type"] == "application/json"
+        assert counted.content == b'{"count":1,"totalCount":1}'
+    for value in ("False", "FALSE", "false"):
+        listed = httpx.get(sessions, params={"$count": value}, headers=bearer(login))
+        assert listed.status_code == 200, listed.text
+        body = listed.json()
+        assert (body["count"], body["totalCount"]) == (1, 1)
+        assert [s["sessionId"] for s in body["items"]] == [login_sid(login)]
+    refused = httpx.get(sessions, params={"$count": "yes"}, headers=bearer(login))
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == PROBLEM
+    assert refused.json()["errors"] == [
+        {"memberName": "$count", "message": "$count must be true or false", "code": "Invalid"}
+    ]
