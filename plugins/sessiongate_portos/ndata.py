@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from sessiongate.core import models as core
 from sessiongate.core.errors import InvalidRequest
@@ -70,23 +70,28 @@ DATE_TIME = (
 )
 _TEXT = "[^;\\u0000]*"  # one argument: the rest of the operation (NUL is refused: PostgreSQL text cannot hold it)
 _TEXT_ITEM = "[^:;\\u0000]*"  # an argument of "in", which separates its arguments with ':'
+_BARE_TEXT = "[^:;\\u0000]+"  # a value without an operator: without ':', which would make its start an operator
 _INT = "-?(?:0|[1-9][0-9]{0,8})"  # fits the 32-bit version column
-_OPERATORS: dict[Kind, tuple[tuple[str, ...], str, str | None]] = {
-    # kind: (single-argument operators, their argument, the argument of "in" or None when "in" is not offered)
-    "id": (("eq", "neq", "like", "gt", "ge", "lt", "le"), _TEXT, _TEXT_ITEM),
-    "text": (("eq", "neq", "like", "gt", "ge", "lt", "le"), _TEXT, _TEXT_ITEM),
-    "auth": (("eq", "neq"), _TEXT, _TEXT_ITEM),
-    "time": (("eq", "neq", "gt", "ge", "lt", "le"), DATE_TIME, None),
-    "int": (("eq", "neq", "gt", "ge", "lt", "le"), _INT, _INT),
+_OPERATORS: dict[Kind, tuple[tuple[str, ...], str, str | None, str]] = {
+    # kind: (single-argument operators, their argument, the argument of "in" or None when "in" is not offered,
+    # a bare value: one that means "eq" with it; a time or a number starts with a digit or '-', never an operator)
+    "id": (("eq", "neq", "like", "gt", "ge", "lt", "le"), _TEXT, _TEXT_ITEM, _BARE_TEXT),
+    "text": (("eq", "neq", "like", "gt", "ge", "lt", "le"), _TEXT, _TEXT_ITEM, _BARE_TEXT),
+    "auth": (("eq", "neq"), _TEXT, _TEXT_ITEM, _BARE_TEXT),
+    "time": (("eq", "neq", "gt", "ge", "lt", "le"), DATE_TIME, None, DATE_TIME),
+    "int": (("eq", "neq", "gt", "ge", "lt", "le"), _INT, _INT, _INT),
 }
+_OPERATOR_NAMES = frozenset(get_args(core.FilterOp))
 
 
 def filter_pattern(kind: Kind) -> str:
-    """The grammar of one filter parameter's value: operations separated by ``;``, each ``op:arg[:arg…]``."""
-    single, argument, item = _OPERATORS[kind]
+    """The grammar of one filter parameter's value: operations separated by ``;``, each ``op:arg[:arg…]`` or a
+    bare value (which means ``eq``)."""
+    single, argument, item, bare = _OPERATORS[kind]
     operation = f"(?:{'|'.join(single)}):{argument}"
     if item is not None:
-        operation = f"(?:{operation}|in(?::{item})+)"
+        operation = f"{operation}|in(?::{item})+"
+    operation = f"(?:{operation}|{bare})"
     return f"{operation}(?:;{operation})*"
 
 
@@ -163,7 +168,10 @@ def _filters(name: str, value: str) -> list[core.SessionFilter]:
         raise InvalidRequest(f"{name}: not a valid filter for this member", field=name)
     found = []
     for operation in value.split(";"):
-        op, _, rest = operation.partition(":")
+        op, colon, rest = operation.partition(":")
+        if not colon or op not in _OPERATOR_NAMES:
+            # S1 types sessionId as a plain string "supporting NData syntax": a value without an operator means eq.
+            op, rest = "eq", operation
         args = rest.split(":") if op == "in" else [rest]
         found.append(
             core.SessionFilter(

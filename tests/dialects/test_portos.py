@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import jwt
 import msgspec
@@ -637,6 +638,32 @@ def test_session_id_filters(client, many):
     assert listed_ids(client, admin, "?sessionId=eq:soZIt6uj62fzs8ep4UvnNSxRXFryUiq3") == []
 
 
+def test_a_bare_session_id_is_that_session(client, many):
+    # S1 types sessionId as a plain string "supporting NData syntax": a value without an operator means eq.
+    sids, admin = many
+    assert listed(client, admin, f"?sessionId={sids[4]}") == listed(client, admin, f"?sessionId=eq:{sids[4]}")
+    assert listed_ids(client, admin, f"?sessionId={sids[4]}") == [sids[4]]
+    hyphenated = f"{sids[4][:8]}-{sids[4][8:12]}-{sids[4][12:16]}-{sids[4][16:20]}-{sids[4][20:]}"
+    assert listed_ids(client, admin, f"?sessionId={hyphenated}") == [sids[4]]
+    assert listed_ids(client, admin, "?sessionId=soZIt6uj62fzs8ep4UvnNSxRXFryUiq3") == []
+    assert listed_ids(client, admin, f"?sessionId={sids[4]};neq:{sids[5]}") == [sids[4]]
+    assert listed_ids(client, admin, f"?sessionId={sids[4]}&sessionId={sids[5]}") == []
+
+
+@pytest.mark.parametrize("member", ndata.MEMBERS, ids=lambda m: m.name)
+def test_a_bare_filter_value_means_eq(client, many, member):
+    _, admin = many
+    chosen = listed(client, admin)["items"][3]
+    value = quote(str(_shown(chosen, member.name)), safe="")
+    bare = listed(client, admin, f"?{member.name}={value}")
+    assert bare == listed(client, admin, f"?{member.name}=eq:{value}")
+    assert chosen["sessionId"] in [s["sessionId"] for s in bare["items"]]
+
+
+def _shown(session, name):
+    return session["identity"][name[9:]] if name.startswith("identity.") else session[name]
+
+
 def test_time_filters_take_offsets_and_round_trip_exactly(client, many):
     _, admin = many
     everything = listed(client, admin)["items"]
@@ -681,22 +708,29 @@ def timezone_plus_two():
         ("?$sort=", "$sort"),
         ("?$sort=identity", "$sort"),
         ("?sessionId=", "sessionId"),
-        ("?sessionId=abc", "sessionId"),
+        ("?sessionId=a:b", "sessionId"),
         ("?sessionId=between:a:b", "sessionId"),
         ("?sessionId=eq:a;", "sessionId"),
         ("?sessionId=EQ:a", "sessionId"),
         ("?sessionId=eq:a%00b", "sessionId"),
-        ("?identity.userName=in", "identity.userName"),
+        ("?identity.userName=a;;b", "identity.userName"),
+        ("?identity.userName=;eq:a", "identity.userName"),
+        ("?identity.deviceName=P:01", "identity.deviceName"),
+        ("?identity.authenticationType=Bearer;", "identity.authenticationType"),
         ("?identity.authenticationType=like:B*", "identity.authenticationType"),
         ("?startedAt=eq:yesterday", "startedAt"),
         ("?startedAt=eq:2023-02-29T00:00:00Z", "startedAt"),
         ("?startedAt=eq:2023-08-04T11:19:38", "startedAt"),
         ("?startedAt=in:2023-08-04T11:19:38Z", "startedAt"),
+        ("?startedAt=2023-08-04", "startedAt"),
+        ("?startedAt=2023-08-04T11:19:38", "startedAt"),
         ("?expiresAt=like:2023*", "expiresAt"),
         ("?lastAccessAt=gt:2023-08-04T24:00:00Z", "lastAccessAt"),
         ("?_v=eq:1.5", "_v"),
         ("?_v=eq:9999999999", "_v"),
         ("?_v=like:1", "_v"),
+        ("?_v=one", "_v"),
+        ("?_v=1.5", "_v"),
         ("?_v=eq:1&_v=zz:2", "_v"),
     ],
 )

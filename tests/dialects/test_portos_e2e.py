@@ -133,3 +133,19 @@ def test_count_takes_the_bools_dotnet_clients_send(gateway):
     assert refused.json()["errors"] == [
         {"memberName": "$count", "message": "$count must be true or false", "code": "Invalid"}
     ]
+
+
+def test_a_bare_session_id_filters_as_eq(gateway):
+    server, _ = gateway
+    wanted, caller = log_in(server), log_in(server)
+    sessions, sid = f"{server.base_url}/sessions", login_sid(wanted)
+    bare = httpx.get(sessions, params={"sessionId": sid}, headers=bearer(caller))
+    assert bare.status_code == 200, bare.text
+    assert bare.headers["content-type"] == "application/json"
+    assert [s["sessionId"] for s in bare.json()["items"]] == [sid]
+    # Listing touches only the caller's session, so the same query with the operator spelled out reads the same bytes.
+    assert bare.content == httpx.get(sessions, params={"sessionId": f"eq:{sid}"}, headers=bearer(caller)).content
+    refused = httpx.get(sessions, params={"sessionId": f"between:{sid}:{sid}"}, headers=bearer(caller))
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == PROBLEM
+    assert [e["memberName"] for e in refused.json()["errors"]] == ["sessionId"]
