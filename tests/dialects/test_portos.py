@@ -857,6 +857,12 @@ def test_other_methods_get_405_problem_details_with_allow(client, path, allow):
     assert (options.status_code, options.headers["allow"]) == (204, allow)
 
 
+def test_a_login_without_a_password_counts_as_a_failed_login(client):
+    for _ in range(5):
+        problem(client.post(AUTH, json={"UserName": CLERK, "DeviceName": "P01"}), 401, 1)
+    problem(client.post(AUTH, json={"UserName": CLERK, "Password": CLERK_PASSWORD, "DeviceName": "P01"}), 423, 5)
+
+
 def test_validation_problem_details_follow_the_vendor_model(client, admin):
     body = client.get(f"{SESSIONS}?$take=x", headers=admin).json()
     assert body == {
