@@ -857,6 +857,75 @@ def test_other_methods_get_405_problem_details_with_allow(client, path, allow):
     assert (options.status_code, options.headers["allow"]) == (204, allow)
 
 
+def spec_response(name):
+    """The body example of a response component of openapi/portos.yaml, and that component."""
+    spec = yaml.safe_load((ROOT / "openapi" / "portos.yaml").read_text())
+    response = spec["components"]["responses"][name]
+    media = response["content"][PROBLEM]
+    return media["example"] if "example" in media else next(iter(media["examples"].values()))["value"], response
+
+
+def provoke_refresh_race(client):
+    login = log_in(client)
+    body = {"tokenId": login["tokenId"], "refreshToken": login["refreshToken"]}
+    client.post(REFRESH, json=body)
+    return client.post(REFRESH, json=body)
+
+
+def provoke_lock(client):
+    for _ in range(5):
+        client.post(AUTH, json={"UserName": CLERK, "Password": "wrong", "DeviceName": "P01"})
+    return client.post(AUTH, json={"UserName": CLERK, "Password": CLERK_PASSWORD, "DeviceName": "P01"})
+
+
+def provoke_address_limit(client):
+    for i in range(20):
+        client.post(AUTH, json={"UserName": f"nobody-{i}", "Password": "wrong", "DeviceName": "P01"})
+    return client.post(AUTH, json={"UserName": CLERK, "Password": CLERK_PASSWORD, "DeviceName": "P01"})
+
+
+def provoke_disabled(client):
+    run(client, client.app.state.services.identity.disable, tenant="default", login=CLERK)
+    return client.post(AUTH, json={"UserName": CLERK, "Password": CLERK_PASSWORD, "DeviceName": "P01"})
+
+
+def provoke_revoked(client):
+    login = log_in(client)
+    client.delete(AUTH, headers=bearer(login))
+    return client.get(SESSIONS, headers=bearer(login))
+
+
+PROVOKED = {
+    "ValidationFailed": lambda c: c.get(f"{SESSIONS}?$take=x", headers=bearer(log_in(c))),
+    "Unauthorized": provoke_revoked,
+    "LoginRefused": lambda c: c.post(AUTH, json={"UserName": ADMIN, "DeviceName": "BackOffice"}),
+    "Forbidden": provoke_disabled,
+    "NotFound": lambda c: c.get(f"{SESSIONS}/Hq6563mjODIOwNa87Cgi295uNPlKeOqA", headers=bearer(log_in(c))),
+    "RefreshRaced": provoke_refresh_race,
+    "PayloadTooLarge": lambda c: c.post(AUTH, json={"UserName": "999", "DeviceName": "P01", "pad": "x" * 20_000}),
+    "UnsupportedMediaType": lambda c: c.post(
+        AUTH, content=b"UserName=999", headers={"content-type": "application/x-www-form-urlencoded"}
+    ),
+    "Locked": provoke_lock,
+    "TooManyRequests": provoke_address_limit,
+    "MethodNotAllowed": lambda c: c.put(SESSIONS),
+}
+
+
+@pytest.mark.parametrize("name", PROVOKED)
+def test_the_specs_error_examples_are_what_the_server_answers(client, name):
+    example, documented = spec_response(name)
+    response = PROVOKED[name](client)
+    body = problem(response, example["status"], example.get("errorCode"))
+    assert response.headers["content-type"] == PROBLEM
+    assert set(response.headers) >= {h.lower() for h in documented.get("headers", {})}
+    if "resource" in body:  # the session raced for is the one just made
+        assert body["resource"] == example["resource"] | {"id": body["resource"]["id"]}
+        body["resource"] = example["resource"]
+    assert list(body) == list(example)  # the example shows the members in the order the server sends them
+    assert body == example | {"traceId": body["traceId"]}
+
+
 def test_a_login_without_a_password_counts_as_a_failed_login(client):
     for _ in range(5):
         problem(client.post(AUTH, json={"UserName": CLERK, "DeviceName": "P01"}), 401, 1)
