@@ -136,12 +136,16 @@ def timestamp(when: datetime) -> str:
 
 
 def session_out(session: core.Session, *, login: str | None = None) -> wire.Session:
-    """Any dialect's session in S1's shape (decision D9 in the spec: how foreign sessions are named)."""
+    """Any dialect's session in S1's shape (decision D9 in the spec: how foreign sessions are named).
+
+    ``login`` is the login of the session's principal, which names it before its subject does, as the listing's
+    ``identity.userName`` filter and sort key do (``ndata.MEMBERS``).
+    """
     portos = session.dialect == "portos"
     return wire.Session(
         session_id=session_id(session),
         identity=wire.Identity(
-            user_name=session.subject or login or "",
+            user_name=login or session.subject or "",
             device_name=session.device.name or session.device.id or session.dialect,
             env_name=session.device.env or session.dialect,
             authentication_type=BEARER if portos else session.dialect,

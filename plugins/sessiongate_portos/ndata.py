@@ -46,7 +46,8 @@ class Member(NamedTuple):
 
 MEMBERS = (
     Member("sessionId", "id", (), "id"),
-    Member("identity.userName", "subject", (), "text"),
+    # The user's login (an amity user's is the userId it registered with), else what the session was opened for.
+    Member("identity.userName", "principal_login", ("subject",), "text"),
     Member("identity.deviceName", "device_name", ("device_id", "dialect"), "text"),
     Member("identity.envName", "device_env", ("dialect",), "text"),
     Member("identity.authenticationType", "dialect", (), "auth"),

@@ -275,8 +275,9 @@ async def _out(identity: IdentityService, dialect: DialectPlugin, session: core.
 
 
 async def _logins(identity: IdentityService, tenant: str, items: list[core.Session]) -> dict[str, str]:
-    """Logins of the principals of sessions that name no subject (foreign dialects), by principal id."""
-    wanted = {s.principal_id for s in items if s.subject is None and s.principal_id}
+    """Logins of the principals of other dialects' sessions, by principal id: a session's subject need not be its
+    user's name (amity's is an internal id). PORTOS's own sessions carry their login as their subject."""
+    wanted = {s.principal_id for s in items if s.principal_id and (s.subject is None or s.dialect != "portos")}
     found: dict[str, str] = {}
     for principal_id in wanted:
         if (principal := await identity.get(tenant=tenant, principal_id=principal_id)) is not None:

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from sessiongate.core import models as core
 from sessiongate.identity.devices import Devices
 from sessiongate.identity.passwords import Passwords
+from sessiongate.identity.tenants import TenantService
 from sessiongate_portos import mapping, ndata, wire
 from tests.conftest import ROOT
 
@@ -763,11 +764,26 @@ def test_the_spec_states_exactly_the_grammar_the_parser_accepts(client):
 
 @pytest.fixture
 def gateway(make_client):
-    c = portos_client(make_client, "zelf", "saymon")
+    c = portos_client(make_client, "zelf", "saymon", "amity")
     add_user(c, ADMIN, ADMIN_PASSWORD, roles=("admin",))
     add_user(c, CLERK, CLERK_PASSWORD)
     add_device(c, "BackOffice", "BackOffice")
     return c
+
+
+def amity_key(client) -> str:
+    """An amity API key for the portos tenant, as ``sessiongate keys add --tenant default`` makes one."""
+    services = client.app.state.services
+    tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
+    return run(client, tenants.add_keys, tenant="default").api_key
+
+
+def register_on_amity(client, key, user_id, device_id):
+    body = {"userId": user_id, "deviceId": device_id, "deviceInfo": {"kind": "ios"}}
+    response = client.post("/api/v5/sessions", json=body, headers={"x-api-key": key})
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return response.json()
 
 
 def test_admins_list_the_sessions_of_every_dialect_in_the_portos_shape(gateway):
@@ -775,11 +791,7 @@ def test_admins_list_the_sessions_of_every_dialect_in_the_portos_shape(gateway):
     gateway.post("/api/sessions", json={"identifier": "device_unique_id_here"})
     saymon_sid = gateway.post("/node/api/users/session", json={"login": CLERK, "password": CLERK_PASSWORD}).json()
     gateway.cookies.clear()
-    services = gateway.app.state.services
-    amity = core.NewSession(
-        dialect="amity", principal_id="app-1", subject="user-42", device=core.Device(id="ios-7f3a", kind="ios")
-    )
-    run(gateway, services.sessions.create, new=amity, policy=core.ExpiryPolicy(ttl=HOUR))
+    register_on_amity(gateway, amity_key(gateway), "frank", "ios-7f3a")
     identities = {s["identity"]["authenticationType"]: s["identity"] for s in listed(gateway, admin)["items"]}
     assert identities == {
         "Bearer": {
@@ -795,9 +807,27 @@ def test_admins_list_the_sessions_of_every_dialect_in_the_portos_shape(gateway):
             "authenticationType": "zelf",
         },
         "saymon": {"userName": CLERK, "deviceName": "saymon", "envName": "saymon", "authenticationType": "saymon"},
-        "amity": {"userName": "user-42", "deviceName": "ios-7f3a", "envName": "amity", "authenticationType": "amity"},
+        "amity": {"userName": "frank", "deviceName": "ios-7f3a", "envName": "amity", "authenticationType": "amity"},
     }
     assert saymon_sid
+
+
+def test_amity_sessions_are_found_and_sorted_by_the_user_id_they_registered(gateway):
+    admin = bearer(log_in(gateway))
+    key = amity_key(gateway)
+    register_on_amity(gateway, key, "grace", "web-1")
+    frank = register_on_amity(gateway, key, "frank", "ios-7f3a")
+
+    def names(query):
+        return [s["identity"]["userName"] for s in listed(gateway, admin, query)["items"]]
+
+    found = listed(gateway, admin, "?identity.userName=eq:frank")["items"]
+    assert [s["sessionId"] for s in found] == [claims_of(frank["accessToken"])["sid"].replace("-", "")]
+    assert names("?identity.userName=frank") == ["frank"]
+    assert names("?identity.userName=like:FR*") == ["frank"]
+    assert names("?identity.userName=in:grace:frank&$sort=identity.userName") == ["frank", "grace"]
+    assert names("?$sort=-identity.userName") == ["grace", "frank", ADMIN]
+    assert names("?identity.userName=neq:frank&identity.authenticationType=eq:amity") == ["grace"]
 
 
 def test_a_session_without_a_subject_is_named_after_its_user(gateway):

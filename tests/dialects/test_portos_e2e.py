@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -167,3 +168,28 @@ def test_a_login_without_a_password_gets_the_answer_the_spec_shows(gateway):
         assert response.headers["content-type"] == PROBLEM
         trace = response.json()["traceId"]
         assert response.content == json.dumps(shown | {"traceId": trace}, separators=(",", ":")).encode()
+
+
+def test_an_amity_session_is_listed_under_the_user_id_it_registered(gateway):
+    server, url = gateway
+    added = cli(url, "keys", "add", "--tenant", "default")
+    assert added.returncode == 0, added.stderr
+    key = re.search(r"^api key:\s+(\S+)$", added.stdout, re.MULTILINE)
+    assert key is not None, added.stdout
+    body = {"userId": "frank", "deviceId": "ios-7f3a", "deviceInfo": {"kind": "ios"}}
+    registered = httpx.post(f"{server.base_url}/api/v5/sessions", json=body, headers={"x-api-key": key[1]}, timeout=30)
+    assert registered.status_code == 200, registered.text
+    found = httpx.get(
+        f"{server.base_url}/sessions", params={"identity.userName": "eq:frank"}, headers=bearer(log_in(server))
+    )
+    assert found.status_code == 200, found.text
+    assert found.headers["content-type"] == "application/json"
+    listed = found.json()
+    assert (listed["count"], listed["totalCount"]) == (1, 1)
+    assert listed["items"][0]["sessionId"] == login_sid({"tokenId": registered.json()["accessToken"]}).replace("-", "")
+    assert listed["items"][0]["identity"] == {
+        "userName": "frank",
+        "deviceName": "ios-7f3a",
+        "envName": "amity",
+        "authenticationType": "amity",
+    }

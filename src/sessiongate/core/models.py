@@ -152,8 +152,10 @@ SortField = Literal[
     "last_seen_at",
     "expires_at",
     "version",
+    "principal_login",
 ]
-"""Session fields a listing can sort and filter on."""
+"""Session fields a listing can sort and filter on. ``principal_login`` is the login of the session's principal (null
+when it has none, or it is gone): the name its user goes by, whatever the session itself records as its subject."""
 FilterOp = Literal["eq", "neq", "in", "like", "gt", "ge", "lt", "le"]
 FilterValue = str | int | datetime
 """A filter or keyset value: ``str`` for text fields (and ``id``), ``int`` for ``version``, an aware ``datetime``

@@ -39,6 +39,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery, SortKey
 from sessiongate.core.service import reuse_key_digest
+from sessiongate.identity.tables import principals
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
@@ -64,6 +65,11 @@ _SORTABLE: dict[str, Any] = {
     "last_seen_at": C.last_seen_at,
     "expires_at": C.expires_at,
     "version": C.version,
+    # The principal's login, by the (tenant, public_id) unique index: one probe per row, and only for a listing that
+    # filters or sorts on it.
+    "principal_login": select(principals.c.login)
+    .where(principals.c.tenant == C.tenant, principals.c.public_id == C.principal_id)
+    .scalar_subquery(),
 }
 
 _LIVE = C.revoked_at.is_(None)
@@ -359,7 +365,9 @@ class _DriverInsert:
 
 
 _DEFAULT_SORT = (SortKey(field="created_at"),)
-_NULLABLE = frozenset({"principal_id", "subject", "device_id", "device_name", "device_env", "device_kind"})
+_NULLABLE = frozenset(
+    {"principal_id", "principal_login", "subject", "device_id", "device_name", "device_env", "device_kind"}
+)
 _TEXT = _NULLABLE | {"tenant", "dialect"}
 _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "eq": operator.eq,
