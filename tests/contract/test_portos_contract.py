@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import schemathesis
 from hypothesis import settings
 from schemathesis.auths import reauth_and_replay
 
 from sessiongate.identity.devices import Devices
 from sessiongate.runtime import Services
-from tests.contract.harness import HYPOTHESIS, Target
+from tests.conftest import ROOT
+from tests.contract.harness import CONFIG, HYPOTHESIS, Target
 
 # The spec's example login: contracts/schemathesis.toml logs in with it to get a bearer token.
 USER, PASSWORD = "999", "portos-999-secret"
@@ -46,3 +48,23 @@ class PortosFlows(schema.as_state_machine()):
 
 PortosFlows.TestCase.settings = settings(HYPOTHESIS, max_examples=25, stateful_step_count=6)
 TestPortosFlows = PortosFlows.TestCase
+
+
+def test_stateful_runs_follow_a_sessions_id_to_the_session_id_filter():
+    # Schemathesis's dependency analysis links a response's sessionId to GET /sessions?sessionId=<id>, a bare value,
+    # which the gateway answers as eq (S1 types the filter as a plain string); it was turned off while that got 400.
+    fresh = schemathesis.openapi.from_path(ROOT / "openapi" / "portos.yaml", config=CONFIG)
+    assert fresh.analysis.should_inject_links()
+    fresh.analysis.inject_links()
+    links = [
+        link
+        for item in fresh.raw_schema["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for response in operation.get("responses", {}).values()
+        for link in response.get("links", {}).values()
+    ]
+    assert any(
+        link.get("operationRef") == "#/paths/~1sessions/get" and set(link.get("parameters", {})) == {"query.sessionId"}
+        for link in links
+    )
