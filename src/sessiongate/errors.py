@@ -81,6 +81,10 @@ def to_gateway_error(exc: Exception) -> errors.GatewayError:
     if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:
         detail = _clean(exc.detail)
         return errors.InvalidRequest("invalid JSON body" if "JSON" in detail or "truncated" in detail else detail)
+    if isinstance(exc, RecursionError):
+        # The gateway's own code does not recurse on input: only a decoder handed deeply nested JSON (a cookie,
+        # a body read outside json_body) gets this far, and the request is what is wrong.
+        return errors.InvalidRequest("request is nested too deeply")
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return errors.GatewayError("internal error")
 

@@ -14,9 +14,10 @@ from litestar import Request
 
 from sessiongate.core.errors import InvalidRequest, UnsupportedMediaType
 
-__all__ = ("humanize", "json_body")
+__all__ = ("NESTED_TOO_DEEPLY", "humanize", "json_body")
 
 T = TypeVar("T")
+NESTED_TOO_DEEPLY = "request body is nested too deeply"
 _KINDS = {
     "str": "a string",
     "int": "an integer",
@@ -33,7 +34,8 @@ async def json_body(request: Request[Any, Any, Any], model: type[T]) -> T:
 
     Raises:
         UnsupportedMediaType: the body is not declared as JSON.
-        InvalidRequest: no body, malformed JSON, or a member that does not fit ``model`` (named in the message).
+        InvalidRequest: no body, malformed JSON (unpaired surrogates included), JSON nested deeper than the decoder
+            goes, or a member that does not fit ``model`` (named in the message).
     """
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await request.body()
@@ -48,6 +50,10 @@ async def json_body(request: Request[Any, Any, Any], model: type[T]) -> T:
         raise InvalidRequest(message, field=field) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest("invalid JSON body") from exc
+    except RecursionError as exc:
+        # msgspec descends one level of the interpreter's stack per level of nesting, members it skips included:
+        # about a thousand levels exhaust it, which a body of a few kilobytes reaches.
+        raise InvalidRequest(NESTED_TOO_DEEPLY) from exc
 
 
 _BOUNDS = {">=": "at least", "<=": "at most", ">": "greater than", "<": "less than"}
