@@ -137,6 +137,12 @@ def assert_refused_alike(dialect: str, responses: list[httpx.Response], status: 
 
 
 @pytest.mark.parametrize(("route", "member"), POISONED, ids=[f"{r}:{m}" for r, m in POISONED])
+def test_nul_in_any_member_of_any_body_is_refused_alike_on_every_database(gateways, sessions_before, route, member):
+    responses = answers(gateways, route, lambda body: with_member(body, member, '"a\\u0000b"'))
+    assert_refused_alike(route.dialect, responses)
+
+
+@pytest.mark.parametrize(("route", "member"), POISONED, ids=[f"{r}:{m}" for r, m in POISONED])
 @pytest.mark.parametrize("surrogate", ['"\\ud800"', '"a\\udfffb"', '"\\ud800\\u0041"', b'"\xed\xa0\x80"'])
 def test_unpaired_surrogates_in_any_member_are_refused_alike(gateways, sessions_before, route, member, surrogate):
     responses = answers(gateways, route, lambda body: with_member(body, member, surrogate))

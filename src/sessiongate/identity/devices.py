@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
 from sessiongate.storage.runner import StatementRunner
+from sessiongate.storage.text import NUL_REFUSED, holds_nul
 
 __all__ = (
     "ENVIRONMENTS",
@@ -103,6 +104,8 @@ class Devices:
         """
         if not 0 < len(name) <= MAX_NAME:
             raise InvalidRequest(f"device name must be 1 to {MAX_NAME} characters", field="name")
+        if holds_nul((name, description, settings)):
+            raise InvalidRequest(NUL_REFUSED, field="name" if holds_nul(name) else None)
         if env not in ENVIRONMENTS:
             raise InvalidRequest(f"environment must be one of {', '.join(ENVIRONMENTS)}", field="env")
         values: dict[str, Any] = {
@@ -128,7 +131,9 @@ class Devices:
         Raises:
             NotFound: no such device in the tenant.
         """
-        rows = await self.runner.read(select(D).where(D.c.tenant == tenant, D.c.name == name))
+        rows = (
+            [] if holds_nul(name) else await self.runner.read(select(D).where(D.c.tenant == tenant, D.c.name == name))
+        )
         if not rows:
             raise NotFound(f"device {name!r} not found")
         return _device(rows[0]._mapping)
@@ -144,6 +149,8 @@ class Devices:
         Raises:
             NotFound: no such device in the tenant.
         """
+        if holds_nul(name):
+            raise NotFound(f"device {name!r} not found")
         outcome = await self.runner.write(delete(D).where(D.c.tenant == tenant, D.c.name == name))
         if outcome.rowcount == 0:
             raise NotFound(f"device {name!r} not found")

@@ -43,6 +43,7 @@ from sessiongate.identity.tables import principals
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
+from sessiongate.storage.text import refuse_nul
 
 __all__ = ("LISTING_INDEXES", "SqlSessionStore")
 
@@ -151,6 +152,7 @@ class SqlSessionStore:
             "version": 1,
             "attributes": new.attributes,
         }
+        refuse_nul(values)
         if self._driver_inserts is not None:
             session = await self._driver_inserts[new.reuse_key is not None].run(values)
         else:
