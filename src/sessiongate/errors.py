@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
@@ -24,9 +25,12 @@ from sessiongate.core import errors
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.dialects.bodies import humanize
 
-__all__ = ("ErrorDispatcher", "to_gateway_error")
+__all__ = ("CLIENT_CLOSED_REQUEST", "ErrorDispatcher", "to_gateway_error")
 
 log = logging.getLogger("sessiongate.errors")
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request whose client closed the connection before the answer: what the metrics count."""
+_DISCONNECTED = "client disconnected prematurely"  # Litestar's detail when the body stream ends in http.disconnect
 
 
 class ErrorDispatcher:
@@ -51,6 +55,9 @@ class ErrorDispatcher:
 
     def __call__(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         """The exception handler registered for ``Exception`` on the app."""
+        if isinstance(exc, InternalServerException) and exc.detail == _DISCONNECTED:
+            # The client hung up while sending its body: not the gateway's failure, and nobody reads the answer.
+            return Response(content=None, status_code=CLIENT_CLOSED_REQUEST)
         owner = self.owner(request)
         error = to_gateway_error(exc)
         allow = owner.allow_header(request.scope["path"]) if owner is not None else None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.gateways import (
     API_KEY,
@@ -258,10 +261,46 @@ def test_nul_or_nesting_in_a_path_query_header_or_cookie_is_refused_alike(
     assert_refused_alike(dialect, responses)
 
 
+def logged_errors(gateway: Gateway) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in gateway.server.logs().splitlines() if line.startswith("{")]
+    assert lines, "the gateway logs (its start-up line), so a check for errors means something"
+    return [line for line in lines if line["level"] in {"error", "critical"}]
+
+
+def request_statuses(gateway: Gateway, method: str, path: str) -> dict[str, float]:
+    """``sessiongate_requests_total`` of one route, by status."""
+    text = gateway.request("GET", "/metrics").text
+    return {
+        sample.labels["status_code"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sessiongate_requests_total"
+        and (sample.labels["method"], sample.labels["path"]) == (method, path)
+    }
+
+
+@pytest.mark.parametrize("route", [BODY_ROUTES[0], BODY_ROUTES[3], BODY_ROUTES[5], BODY_ROUTES[7]], ids=str)
+def test_a_client_that_disconnects_mid_body_is_neither_logged_as_an_error_nor_counted_as_a_500(
+    gateways, sessions_before, route
+):
+    for g in gateways:
+        before, errors_before = request_statuses(g, route.method, route.path), logged_errors(g)
+        host, port = g.base_url.removeprefix("http://").split(":")
+        head = [f"{route.method} {route.path} HTTP/1.1", f"Host: {host}", "Content-Type: application/json"]
+        head += [f"{k}: {v}" for k, v in route.headers(g).items()] + ["Content-Length: 1000", "", ""]
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall("\r\n".join(head).encode() + b'{"partial": "bo')
+            time.sleep(0.2)  # the server has read the head and waits for the rest of the body
+        deadline = time.monotonic() + 30
+        while (after := request_statuses(g, route.method, route.path)) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        counted = {status: after[status] - before.get(status, 0) for status in after}
+        assert {status for status, n in counted.items() if n} == {"499"}, counted
+        assert logged_errors(g) == errors_before
+
+
 def test_no_hostile_request_left_a_session_behind_or_an_error_in_the_log(gateways, sessions_before):
     assert [g.session_count() for g in gateways] == sessions_before
     for g in gateways:
-        lines = [json.loads(line) for line in g.server.logs().splitlines() if line.startswith("{")]
-        assert lines, "the gateway logs (its start-up line), so the check below means something"
-        assert [line for line in lines if line["level"] in {"error", "critical"}] == []
+        assert logged_errors(g) == []
         assert "Traceback" not in g.server.logs()
