@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
             "sessions": Provide(_sessions, sync_to_thread=False),
             "identity": Provide(_identity, sync_to_thread=False),
         },
-        exception_handlers={Exception: ErrorDispatcher(dialects)},
+        exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
         middleware=[metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -24,6 +24,7 @@ from litestar.exceptions import (
 from sessiongate.core import errors
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.dialects.bodies import humanize
+from sessiongate.storage.outage import is_outage
 
 __all__ = ("CLIENT_CLOSED_REQUEST", "ErrorDispatcher", "to_gateway_error")
 
@@ -36,8 +37,9 @@ _DISCONNECTED = "client disconnected prematurely"  # Litestar's detail when the 
 class ErrorDispatcher:
     """Turns any exception into the response of the dialect owning the request's path."""
 
-    def __init__(self, plugins: Sequence[DialectPlugin]) -> None:
+    def __init__(self, plugins: Sequence[DialectPlugin], *, retry_after: int = 5) -> None:
         self.plugins = {p.name: p for p in plugins}
+        self.retry_after = retry_after
 
     def owner(self, request: Request[Any, Any, Any]) -> DialectPlugin | None:
         """The dialect whose route (or path, for routing errors) the request is on."""
@@ -59,7 +61,7 @@ class ErrorDispatcher:
             # The client hung up while sending its body: not the gateway's failure, and nobody reads the answer.
             return Response(content=None, status_code=CLIENT_CLOSED_REQUEST)
         owner = self.owner(request)
-        error = to_gateway_error(exc)
+        error = to_gateway_error(exc, retry_after=self.retry_after)
         allow = owner.allow_header(request.scope["path"]) if owner is not None else None
         if isinstance(error, errors.MethodNotAllowed) and allow:
             error.headers = {k: v for k, v in error.headers.items() if k.lower() != "allow"} | {"Allow": allow}
@@ -68,10 +70,19 @@ class ErrorDispatcher:
         return problem_details(request, error)
 
 
-def to_gateway_error(exc: Exception) -> errors.GatewayError:
-    """The gateway's meaning of any exception; unexpected ones are logged (type and route only) as internal."""
+def to_gateway_error(exc: Exception, *, retry_after: int = 5) -> errors.GatewayError:
+    """The gateway's meaning of any exception; unexpected ones are logged (type and route only) as internal.
+
+    Args:
+        exc: What was raised.
+        retry_after: The ``Retry-After`` seconds of a 503 for a database that cannot be reached or used.
+    """
     if isinstance(exc, errors.GatewayError):
         return exc
+    if is_outage(exc):
+        # Logged as a warning with the driver's exception type only: its message can name hosts and databases.
+        log.warning("database unavailable", extra={"exception": type(exc).__name__})
+        return errors.Unavailable("service unavailable", headers={"Retry-After": str(retry_after)})
     if isinstance(exc, ValidationException):
         message, field = _validation_message(exc)
         return errors.InvalidRequest(message, field=field)

@@ -60,6 +60,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Take the client address and scheme from ``X-Forwarded-For``/``-Proto`` (only behind a trusted proxy)."""
     max_body_bytes: int = 16384
     """Largest request body accepted; larger ones get 413 in the dialect's shape."""
+    unavailable_retry_after: int = 5
+    """Seconds a 503 tells clients to wait (``Retry-After``) when the database cannot be reached or used."""
     sweep_interval: float = 60.0
     """Seconds between sweeps of expired sessions; 0 turns the sweeper off."""
     sweep_batch: int = 500
@@ -91,6 +93,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < MIN_KEY_BYTES]
         if short:
             msg = f"jwt_keys {short} are shorter than {MIN_KEY_BYTES} bytes"
+            raise SettingsError(msg)
+        if self.unavailable_retry_after < 1:
+            msg = "unavailable_retry_after must be at least 1 second"
             raise SettingsError(msg)
         if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
             msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"

@@ -65,3 +65,9 @@ def test_settings_file_is_read_and_environment_wins(tmp_path: Path):
     settings = Settings.from_env({"SESSIONGATE_CONFIG": str(config), "SESSIONGATE_MAX_BODY_BYTES": "3000"})
     assert settings.max_body_bytes == 3000
     assert settings.log_level == "DEBUG"
+
+
+def test_a_retry_after_shorter_than_a_second_is_refused_naming_the_setting():
+    assert Settings.from_env({"SESSIONGATE_UNAVAILABLE_RETRY_AFTER": "30"}).unavailable_retry_after == 30
+    with pytest.raises(SettingsError, match="unavailable_retry_after"):
+        Settings.from_env({"SESSIONGATE_UNAVAILABLE_RETRY_AFTER": "0"})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -142,13 +145,25 @@ def _tighten(path: Path) -> None:
 
 
 async def is_ready(engine: AsyncEngine) -> bool:
-    """Whether the database answers a trivial query."""
+    """Whether the database answers a trivial query (SQLite: and its file can still be opened)."""
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        if engine.dialect.name == "sqlite" and (path := engine.url.database) and path != ":memory:":
+            await asyncio.to_thread(_sqlite_file_opens, path)
     except Exception:  # noqa: BLE001 - any failure means "not ready", which is the answer
         return False
     return True
+
+
+def _sqlite_file_opens(path: str) -> None:
+    # Open connections go on working on a file whose directory was unmounted, moved or deleted, while every new one
+    # fails: only a new connection tells. mode=rw, so a missing file is an error here instead of a new empty database.
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=1)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
