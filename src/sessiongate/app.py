@@ -29,7 +29,7 @@ from sessiongate.storage.database import alchemy_config, is_ready
 from sessiongate.tokens.keys import say_if_kept_in_clear
 from sessiongate.tokens.refresh import RefreshTokens
 
-__all__ = ("create_app", "create_served_app")
+__all__ = ("create_app",)
 
 log = logging.getLogger("sessiongate")
 
@@ -114,11 +114,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
         ),
         state=State({"settings": settings, "dialects": {d.name: d for d in dialects}}),
     )
-
-
-def create_served_app() -> Litestar:
-    """The app of a ``sessiongate serve`` worker: serve has already said what start-up says, once for all workers."""
-    return create_app(announce=False)
 
 
 # DEPENDENCY_CHAIN: each of the gateway's dependencies takes the one before it, even where it does not use it.

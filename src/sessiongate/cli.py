@@ -55,8 +55,10 @@ def serve(host: str, port: int, workers: int) -> None:
     # refused) once, and what start-up has to say is said once.
     run_async(_prepare(settings))
     uvicorn.run(
-        "sessiongate.app:create_served_app",
+        # Each server process reads the settings once and gives their limits to the protocol (sessiongate.server).
+        "sessiongate.server:create_served_app",
         factory=True,
+        http="sessiongate.server:GatewayHttpProtocol",
         host=host,
         port=port,
         workers=workers,

@@ -62,6 +62,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Largest request body accepted; larger ones get 413 in the dialect's shape."""
     unavailable_retry_after: int = 5
     """Seconds a 503 tells clients to wait (``Retry-After``) when the database cannot be reached or used."""
+    max_url_bytes: int = 8192
+    """Longest request target (path and query string) ``serve`` reads; a longer one gets 414."""
+    max_header_line_bytes: int = 8192
+    """Longest header (name and value) ``serve`` reads; a longer one gets 431."""
+    max_header_bytes: int = 32768
+    """Most bytes of headers, all together, ``serve`` reads for one request; more get 431."""
+    max_header_count: int = 100
+    """Most headers ``serve`` reads for one request; more get 431."""
+    header_timeout: float = 10.0
+    """Seconds a request line and its headers may take to arrive, from their first byte or the connection."""
+    body_timeout: float = 10.0
+    """Seconds a request body may stop arriving before ``serve`` closes the connection."""
+    keep_alive_timeout: float = 5.0
+    """Seconds a connection may stay idle between requests before ``serve`` closes it."""
+    max_connections: int = 1000
+    """Connections one ``serve`` process holds; past it a new one closes the longest-waiting idle or slow one."""
     sweep_interval: float = 60.0
     """Seconds between sweeps of expired sessions; 0 turns the sweeper off."""
     sweep_batch: int = 500
@@ -96,6 +112,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError(msg)
         if self.unavailable_retry_after < 1:
             msg = "unavailable_retry_after must be at least 1 second"
+            raise SettingsError(msg)
+        limits = ("max_url_bytes", "max_header_line_bytes", "max_header_bytes", "max_header_count", "max_connections")
+        timeouts = ("header_timeout", "body_timeout", "keep_alive_timeout")
+        if not_positive := [name for name in (*limits, *timeouts) if getattr(self, name) <= 0]:
+            msg = f"{', '.join(not_positive)} must be greater than 0"
             raise SettingsError(msg)
         if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
             msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"

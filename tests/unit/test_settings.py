@@ -71,3 +71,9 @@ def test_a_retry_after_shorter_than_a_second_is_refused_naming_the_setting():
     assert Settings.from_env({"SESSIONGATE_UNAVAILABLE_RETRY_AFTER": "30"}).unavailable_retry_after == 30
     with pytest.raises(SettingsError, match="unavailable_retry_after"):
         Settings.from_env({"SESSIONGATE_UNAVAILABLE_RETRY_AFTER": "0"})
+
+
+@pytest.mark.parametrize("name", ["MAX_CONNECTIONS", "MAX_HEADER_COUNT", "HEADER_TIMEOUT", "KEEP_ALIVE_TIMEOUT"])
+def test_a_server_limit_of_zero_is_refused_naming_it(name):
+    with pytest.raises(SettingsError, match=name.lower()):
+        Settings.from_env({f"SESSIONGATE_{name}": "0"})
