@@ -21,8 +21,10 @@ the same ones.
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httptools
@@ -33,7 +35,11 @@ from uvicorn.server import ServerState
 
 from sessiongate.settings import Settings
 
-__all__ = ("GatewayHttpProtocol", "ServerLimits", "create_served_app", "use_limits")
+__all__ = ("GatewayHttpProtocol", "ServerLimits", "create_served_app", "use_limits", "within_descriptor_limit")
+
+log = logging.getLogger("sessiongate.server")
+DESCRIPTOR_RESERVE = 64
+"""Descriptors kept for what is not a client connection: database files and connections, pipes, the listener."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +94,30 @@ def create_served_app() -> Litestar:
     from sessiongate.app import create_app
 
     settings = Settings.from_env()
-    use_limits(ServerLimits.from_settings(settings))
-    return create_app(settings, announce=False)
+    app = create_app(settings, announce=False)  # first: it sets up the logs a lowered cap is reported in
+    use_limits(within_descriptor_limit(ServerLimits.from_settings(settings)))
+    return app
+
+
+def within_descriptor_limit(limits: ServerLimits) -> ServerLimits:
+    """``limits``, with room for ``max_connections`` sockets among the process's file descriptors.
+
+    Past its descriptor limit a process can accept no connection at all, so the cap must come first: the soft limit
+    is raised as far as the hard one allows, and the cap lowered (with a warning) if that is still too little.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.max_connections + DESCRIPTOR_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        fitting = max(1, soft - DESCRIPTOR_RESERVE)
+        log.warning(
+            "max_connections lowered to fit the file descriptor limit",
+            extra={"max_connections": fitting, "descriptor_limit": soft},
+        )
+        return replace(limits, max_connections=fitting)
+    return limits
 
 
 class _Refused(Exception):

@@ -246,6 +246,25 @@ def test_past_the_connection_cap_with_every_request_in_progress_a_new_connection
             sock.close()
 
 
+def test_with_few_file_descriptors_the_cap_is_lowered_to_fit_and_whole_requests_are_still_served(tmp_path):
+    # 256 descriptors for a cap of 1000 (the default): without the cap lowered, the server would stop accepting.
+    env = {"SESSIONGATE_DIALECTS": "zelf", "SESSIONGATE_HEADER_TIMEOUT": "300"}
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    with running_server(url, tmp_path, env=env, descriptor_limit=256) as server:
+        silent = [socket.create_connection(address(server), timeout=30) for _ in range(400)]
+        try:
+            for sock in silent:
+                sock.sendall(b"GET /heal")
+            for i in range(5):
+                response = httpx.post(f"{server.base_url}/api/sessions", json={"identifier": f"fd-{i}"}, timeout=10)
+                assert response.status_code == 200
+        finally:
+            for sock in silent:
+                sock.close()
+        lowered = [json.loads(line) for line in server.logs().splitlines() if "max_connections lowered" in line]
+        assert [(entry["max_connections"], entry["descriptor_limit"]) for entry in lowered] == [(192, 256)]
+
+
 def test_the_edge_limits_are_settings_with_safe_defaults():
     settings = Settings.from_env({})
     assert ServerLimits.from_settings(settings) == ServerLimits(

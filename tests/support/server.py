@@ -33,15 +33,25 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, directory: Path, env: Mapping[str, str] | None = None, workers: int = 1
+    database_url: str,
+    directory: Path,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    descriptor_limit: int | None = None,
 ) -> Iterator[Server]:
-    """Start the gateway with ``database_url``; stop it (SIGTERM, then SIGKILL) afterwards."""
+    """Start the gateway with ``database_url``; stop it (SIGTERM, then SIGKILL) afterwards.
+
+    ``descriptor_limit`` caps the server's open files (soft and hard ``RLIMIT_NOFILE``), as a small ``ulimit -n`` does.
+    """
     port = free_port()
     log_path = directory / f"server-{port}.log"
     environ = _environ(database_url, env)
     with log_path.open("wb") as log:
+        command = [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)]
+        if descriptor_limit is not None:
+            command = ["sh", "-c", f'ulimit -n {int(descriptor_limit)} && exec "$0" "$@"', *command]
         process = subprocess.Popen(
-            [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environ,
