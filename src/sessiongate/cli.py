@@ -59,6 +59,7 @@ def serve(host: str, port: int, workers: int) -> None:
         "sessiongate.server:create_served_app",
         factory=True,
         http="sessiongate.server:GatewayHttpProtocol",
+        ws="none",  # no route is a WebSocket: an upgrade would only hand the connection to a protocol without limits
         host=host,
         port=port,
         workers=workers,

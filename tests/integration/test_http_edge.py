@@ -265,6 +265,20 @@ def test_with_few_file_descriptors_the_cap_is_lowered_to_fit_and_whole_requests_
         assert [(entry["max_connections"], entry["descriptor_limit"]) for entry in lowered] == [(192, 256)]
 
 
+def test_a_websocket_upgrade_stays_plain_http_under_the_same_limits(server):
+    # No route is a WebSocket; an upgrade used to hand the connection to uvicorn's WebSocket protocol, out of reach.
+    upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+    upgrade += [("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("X-Big", "a" * DEFAULTS.max_header_line_bytes)]
+    with connection(server) as sock:
+        sock.sendall(request("/api/sessions", upgrade[:-1]))
+        answer = read_response(sock)
+    assert status_of(answer) == 405
+    assert answer.endswith(b'{"error":"method not allowed"}')
+    with connection(server) as sock:
+        sock.sendall(request("/api/sessions", upgrade))
+        assert status_of(read_until_closed(sock)) == 431
+
+
 def test_the_edge_limits_are_settings_with_safe_defaults():
     settings = Settings.from_env({})
     assert ServerLimits.from_settings(settings) == ServerLimits(
