@@ -65,7 +65,9 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_level="warning",
-        proxy_headers=settings.trust_forwarded,
+        # X-Forwarded-* are the gateway's to read (dialects.base.client_address): uvicorn's own reading would replace
+        # the peer before the gateway could check that it is a trusted proxy.
+        proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
 

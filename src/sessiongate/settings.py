@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -19,6 +20,9 @@ MAX_JWT_LEEWAY = 60
 MIN_KEY_BYTES = 32
 FILE_SUFFIX = "_FILE"
 """``SESSIONGATE_<NAME>_FILE`` names a file holding the value of ``SESSIONGATE_<NAME>`` (container secrets)."""
+MAX_TRUSTED_PROXIES = 32
+_LISTS = frozenset({"dialects", "trusted_proxy_networks"})
+"""Settings that also take a comma list from the environment."""
 
 
 class SettingsError(ValueError):
@@ -58,6 +62,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Always mark cookies ``Secure`` (they are anyway when the request arrived over TLS)."""
     trust_forwarded: bool = False
     """Take the client address and scheme from ``X-Forwarded-For``/``-Proto`` (only behind a trusted proxy)."""
+    trusted_proxies: int = 1
+    """With ``trust_forwarded``: how many proxies, counted from the gateway, append to ``X-Forwarded-For``; the client
+    is the entry that many hops left of the gateway's peer. Ignored when ``trusted_proxy_networks`` is set."""
+    trusted_proxy_networks: tuple[str, ...] = ()
+    """With ``trust_forwarded``: the proxies' addresses or networks (CIDR). ``X-Forwarded-For`` then counts only when
+    the peer is one of them, and the client is the right-most entry that is not."""
     max_body_bytes: int = 16384
     """Largest request body accepted; larger ones get 413 in the dialect's shape."""
     unavailable_retry_after: int = 5
@@ -128,6 +138,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if any(len(key.encode()) < MIN_KEY_BYTES for key in masters):
             msg = f"secret_key and secret_key_previous must each be at least {MIN_KEY_BYTES} bytes"
             raise SettingsError(msg)
+        if not 1 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
+            msg = f"trusted_proxies must be between 1 and {MAX_TRUSTED_PROXIES}"
+            raise SettingsError(msg)
+        for network in self.trusted_proxy_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                msg = f"trusted_proxy_networks: {network!r} is not an address or a network ({exc})"
+                raise SettingsError(msg) from exc
 
     @property
     def is_sqlite(self) -> bool:
@@ -211,7 +230,7 @@ def _parse_value(raw: str, name: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise SettingsError(f"{PREFIX}{name.upper()} is not valid JSON: {exc}") from exc
-    if name == "dialects":
+    if name in _LISTS:
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
 
