@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,7 +53,7 @@ async def opened(database_url, clock, *, migrate=False) -> AsyncIterator[Service
         yield services
 
 
-def identity_of(services: Services, policy=POLICY, hasher=None) -> IdentityService:
+def identity_of(services: Services, policy=POLICY, hasher=None, **passwords) -> IdentityService:
     return IdentityService(
         services.engine,
         services.sessions,
@@ -61,6 +62,7 @@ def identity_of(services: Services, policy=POLICY, hasher=None) -> IdentityServi
         policy,
         hasher=hasher or CountingHasher(),
         runner=services.runner,
+        **passwords,
     )
 
 
@@ -213,6 +215,86 @@ async def test_concurrent_failures_are_all_counted(services, other_process):
     await asyncio.gather(*[identities[i % 2].throttle.fail([key], now=now) for i in range(20)])
     rows = await services.runner.read(select(login_failures.c.count).where(login_failures.c.key == key.key))
     assert [r.count for r in rows] == [20]
+
+
+async def test_parallel_wrong_passwords_are_verified_no_more_often_than_the_limit_across_processes(
+    services, other_process
+):
+    hashers = [CountingHasher(), CountingHasher()]
+    identities = [identity_of(services, hasher=hashers[0]), identity_of(other_process, hasher=hashers[1])]
+    await add(identities[0])
+    guesses = [log_in(identities[i % 2], password=f"guess-{i}", address=f"198.51.100.{i}") for i in range(20)]
+    outcomes = Counter(type(r) for r in await asyncio.gather(*guesses, return_exceptions=True))
+    limit = POLICY.max_principal_failures
+    assert (hashers[0].verifications + hashers[1].verifications, outcomes) == (
+        limit,
+        {Unauthenticated: limit, AccountLocked: 20 - limit},
+    )
+    for identity in identities:
+        with pytest.raises(AccountLocked):
+            await log_in(identity, address="203.0.113.9")
+
+
+async def test_parallel_guesses_from_one_address_are_verified_no_more_often_than_its_limit(services):
+    hasher = CountingHasher()
+    identity = identity_of(services, hasher=hasher)
+    await add(identity)
+    guesses = [log_in(identity, login=f"user-{i}", password="wrong") for i in range(20)]
+    outcomes = Counter(type(r) for r in await asyncio.gather(*guesses, return_exceptions=True))
+    assert hasher.verifications == outcomes[Unauthenticated] == POLICY.max_address_failures
+    assert set(outcomes) <= {Unauthenticated, RateLimited}
+    with pytest.raises(RateLimited):
+        await log_in(identity)
+    assert await log_in(identity, address="203.0.113.9")
+
+
+async def test_the_right_password_sent_many_times_at_once_never_locks_its_account(services, other_process):
+    identities = [identity_of(services), identity_of(other_process)]
+    await add(identities[0])
+    logins = [log_in(identities[i % 2]) for i in range(4 * POLICY.max_principal_failures)]
+    assert len(await asyncio.gather(*logins)) == 4 * POLICY.max_principal_failures
+
+
+async def test_a_login_refused_for_its_lock_costs_its_address_nothing(identity):
+    await add(identity)
+    for attempt in range(POLICY.max_principal_failures):
+        await log_in_fails(identity, address=f"198.51.100.{attempt}")
+    for _ in range(2 * POLICY.max_address_failures):
+        with pytest.raises(AccountLocked):
+            await log_in(identity, password="wrong")
+    for attempt in range(POLICY.max_address_failures - 1):
+        await log_in_fails(identity, login=f"user-{attempt}")
+    await log_in_fails(identity, login="last")
+    with pytest.raises(RateLimited):
+        await log_in(identity, login="one-too-many", password="wrong")
+
+
+async def test_a_charge_refused_for_its_address_is_not_charged_to_the_login(identity, services, clock):
+    throttle = identity.throttle
+    address, login = throttle.address_key("default", ADDRESS), throttle.login_key("default", "ada")
+    for attempt in range(POLICY.max_address_failures):
+        assert await throttle.reserve(address, throttle.login_key("default", f"other-{attempt}"), now=clock()) is None
+    refused = await throttle.reserve(address, login, now=clock())
+    assert (refused.kind, refused.retry_after) == ("address", POLICY.lock_seconds)
+    assert await services.runner.read(select(login_failures).where(login_failures.c.key == login.key)) == []
+
+
+async def test_a_charge_refused_for_its_login_is_refunded_to_the_address(identity, services, clock):
+    throttle = identity.throttle
+    address, login = throttle.address_key("default", ADDRESS), throttle.login_key("default", "ada")
+    for attempt in range(POLICY.max_principal_failures):
+        assert await throttle.reserve(throttle.address_key("default", f"{attempt}"), login, now=clock()) is None
+    refused = await throttle.reserve(address, login, now=clock())
+    assert (refused.kind, refused.retry_after) == ("login", POLICY.lock_seconds)
+    counted = select(login_failures.c.count).where(login_failures.c.key == address.key)
+    assert [row.count for row in await services.runner.read(counted)] == [0]
+
+
+async def test_waiting_turns_leave_nothing_behind(identity):
+    await add(identity)
+    attempts = [log_in(identity, login=f"user-{i % 4}", password="wrong", address=f"198.51.100.{i}") for i in range(12)]
+    await asyncio.gather(*attempts, return_exceptions=True)
+    assert identity.throttle._turns == {}
 
 
 async def test_the_throttle_table_keeps_no_login_or_address_in_clear(identity, services):

@@ -319,8 +319,11 @@ class IdentityService:
         """The principal whose login and password these are.
 
         An unknown login and a wrong password give the same error after the same work (an argon2 verification
-        against a dummy hash stands in for the missing one), and both count as a failure of that login and of the
-        client address. A hash made with outdated parameters is replaced; success forgets the login's failures.
+        against a dummy hash stands in for the missing one). Every attempt is charged to the client address and to
+        the login before its password is checked (:meth:`Throttle.reserve`), so however many arrive at once, in
+        however many processes, no more are checked than the limits allow; the charge stands as a failure unless the
+        password is right. A process checks one login's attempts one at a time. A hash made with outdated parameters is
+        replaced; success forgets the login's failures.
 
         Args:
             tenant: The tenant to look in.
@@ -330,33 +333,36 @@ class IdentityService:
 
         Raises:
             RateLimited: too many recent failures from this client address.
-            AccountLocked: too many recent failures of this login.
+            AccountLocked: too many recent failures of this login, the right password included.
             Unauthenticated: ``"invalid credentials"``: unknown login or wrong password.
             AccountDisabled: right password, but the principal is disabled (so disabling reveals nothing to
                 someone who does not know the password).
         """
-        now = self.clock()
         login_key = self.throttle.login_key(tenant, login)
         address_key = self.throttle.address_key(tenant, client_address)
-        _raise_for(await self.throttle.locks([address_key, login_key], now=now))
-        rows = (
-            []
-            if _NUL in login + tenant
-            else await self.runner.read(
-                select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
+        # A read first: refusals during a lock cost no write and wait for no turn.
+        _raise_for(await self.throttle.locks([address_key, login_key], now=self.clock()))
+        async with self.throttle.turn(login_key):
+            now = self.clock()
+            if (refused := await self.throttle.reserve(address_key, login_key, now=now)) is not None:
+                _raise_for([refused])
+            rows = (
+                []
+                if _NUL in login + tenant
+                else await self.runner.read(
+                    select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
+                )
             )
-        )
-        stored = rows[0].password_hash if rows else None
-        if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
-            await self.throttle.fail([login_key, address_key], now=now)
-            raise Unauthenticated(INVALID_CREDENTIALS)
-        principal = _principal(rows[0]._mapping)
-        if principal.disabled:
-            raise AccountDisabled("account disabled")
-        if stored is not None and self.passwords.needs_rehash(stored):
-            await self._rehash(rows[0].id, stored, password)
-        await self.throttle.clear(login_key)
-        return principal
+            stored = rows[0].password_hash if rows else None
+            if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
+                raise Unauthenticated(INVALID_CREDENTIALS)  # the charges stand as this failure
+            await self.throttle.succeeded(address_key, login_key, now=now)
+            principal = _principal(rows[0]._mapping)
+            if principal.disabled:
+                raise AccountDisabled("account disabled")
+            if stored is not None and self.passwords.needs_rehash(stored):
+                await self._rehash(rows[0].id, stored, password)
+            return principal
 
     async def authenticate_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
         """The principal holding this auth token.

@@ -1,14 +1,20 @@
-"""Login throttling per login and per client address, counted in the database so it holds across processes."""
+"""Login throttling per login and per client address, counted in the database so it holds across processes.
+
+An attempt is charged before its password is checked, by one atomic statement the database serialises, so no
+concurrency and no number of processes gets more passwords checked than the limits allow; a success refunds it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import anyio
 import msgspec
-from sqlalchemy import Executable, and_, case, delete, literal, or_, select
+from sqlalchemy import Connection, Executable, and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
@@ -55,7 +61,7 @@ class Lock(msgspec.Struct, frozen=True):
 
 
 class Throttle:
-    """Count failures, tell whether a key is locked, and forget a key.
+    """Charge attempts before they are checked, count failures, tell whether a key is locked, and forget a key.
 
     Args:
         engine: The engine, to pick the database's ``INSERT … ON CONFLICT`` flavour.
@@ -71,6 +77,7 @@ class Throttle:
         self.digester = digester
         self.policy = policy
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._turns: dict[str, tuple[anyio.Lock, int]] = {}
 
     def login_key(self, tenant: str, login: str) -> ThrottleKey:
         """The key counting failures of one login: by login rather than principal, so unknown logins lock alike."""
@@ -87,6 +94,58 @@ class Throttle:
             Lock(kind=row.kind, retry_after=max(1, math.ceil((row.locked_until - now).total_seconds())))
             for row in await self.runner.read(stmt)
         ]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: ThrottleKey) -> AsyncIterator[None]:
+        """Wait until no other attempt under ``key`` is being charged or checked in this process.
+
+        So the attempts of one login are checked one at a time here: a flood on one account holds at most one hashing
+        thread of each process, and right passwords sent at once never have more charges pending than there are
+        processes (they would lock their own account otherwise).
+        """
+        lock, waiting = self._turns.get(key.key) or (anyio.Lock(), 0)
+        self._turns[key.key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._turns[key.key]
+            if waiting == 1:
+                del self._turns[key.key]
+            else:
+                self._turns[key.key] = (lock, waiting - 1)
+
+    async def reserve(self, address: ThrottleKey, login: ThrottleKey, *, now: datetime) -> Lock | None:
+        """Charge one attempt to the client address, then to the login, before the password is checked.
+
+        Each charge is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING``: the database adds it to the stored count
+        and answers the new one, so concurrent attempts in any number of processes are admitted no more often than the
+        limit allows. The charge that reaches the limit is admitted and locks its key; later ones are refused until the
+        lock ends. A refused address is not charged to the login; a refused login is refunded to the address, as no
+        password was checked. A charge stands as a failure until :meth:`succeeded` refunds it.
+
+        Returns:
+            ``None`` when the attempt may be checked, else the lock that refuses it (the address's first).
+        """
+        if (refused := await self._charge(address, now)) is not None:
+            return refused
+        if (refused := await self._charge(login, now)) is not None:
+            await self.runner.write(self._refund_statement(address, now))
+        return refused
+
+    async def succeeded(self, address: ThrottleKey, login: ThrottleKey, *, now: datetime) -> None:
+        """The password was right: forget the login's failures and refund the address its charge, in one transaction."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(F).where(F.c.key == login.key))
+            conn.execute(self._refund_statement(address, now))
+
+        await self.runner.transaction(work)
+
+    async def refund(self, key: ThrottleKey, *, now: datetime) -> None:
+        """Take back one charge of ``key`` (an attempt that was charged but not checked), lifting a lock it no longer
+        reaches."""
+        await self.runner.write(self._refund_statement(key, now))
 
     async def fail(self, keys: Sequence[ThrottleKey], *, now: datetime) -> None:
         """Count one failure under each key: one ``INSERT … ON CONFLICT DO UPDATE`` for them all.
@@ -109,6 +168,65 @@ class Throttle:
         )
         victims = select(F.c.id).where(dead).limit(batch).scalar_subquery()
         return (await self.runner.write(delete(F).where(F.c.id.in_(victims)))).rowcount
+
+    async def _charge(self, key: ThrottleKey, now: datetime) -> Lock | None:
+        count, locked_until = (await self.runner.write(self._charge_statement(key, now))).rows[0]
+        if count <= _limit_of(key.kind, self.policy):
+            return None
+        return Lock(kind=key.kind, retry_after=max(1, math.ceil((locked_until - now).total_seconds())))
+
+    def _charge_statement(self, key: ThrottleKey, now: datetime) -> Executable:
+        policy, limit = self.policy, _limit_of(key.kind, self.policy)
+        moment = F.c.window_started_at.type
+        lock_end = now + timedelta(seconds=policy.lock_seconds)
+        stmt = self._insert(F).values(
+            id=uuid7(),
+            key=key.key,
+            kind=key.kind,
+            count=1,
+            window_started_at=now,
+            locked_until=lock_end if limit <= 1 else None,
+            created_at=now,
+            updated_at=now,
+        )
+        locked = F.c.locked_until > literal(now, moment)
+        # A window that is over, or a lock that has ended, starts the count afresh.
+        stale = or_(
+            F.c.window_started_at <= literal(now - timedelta(seconds=policy.window_seconds), moment),
+            F.c.locked_until <= literal(now, moment),
+        )
+        # Every charge counts, a refused one too: above the limit means refused, which RETURNING tells the caller.
+        count = case(
+            (locked, case((F.c.count > limit, F.c.count + 1), else_=limit + 1)),
+            (stale, 1),
+            else_=F.c.count + 1,
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=[F.c.key],
+            set_={
+                # Every right-hand side reads the row as it was, so the new count is spelled out again below.
+                "count": count,
+                "window_started_at": case((stale, literal(now, moment)), else_=F.c.window_started_at),
+                "locked_until": case(
+                    (locked, F.c.locked_until),
+                    (count >= limit, literal(lock_end, moment)),
+                    else_=None,
+                ),
+                "updated_at": literal(now, moment),
+            },
+        ).returning(F.c.count, F.c.locked_until)
+
+    def _refund_statement(self, key: ThrottleKey, now: datetime) -> Executable:
+        limit = _limit_of(key.kind, self.policy)
+        return (
+            update(F)
+            .where(F.c.key == key.key, F.c.count > 0)
+            .values(
+                count=F.c.count - 1,
+                locked_until=case((F.c.count - 1 < limit, None), else_=F.c.locked_until),
+                updated_at=now,
+            )
+        )
 
     def _failure_statement(self, keys: Sequence[ThrottleKey], now: datetime) -> Executable:
         policy = self.policy
