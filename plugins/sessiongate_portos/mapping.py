@@ -215,7 +215,7 @@ def problem_out(error: GatewayError, *, instance: str) -> wire.ProblemDetails:
         type=_TYPES.get(status, _TYPES[500]),
         title=_TITLES.get(status, _TITLES[500]),
         status=status,
-        detail=error.message if status < 500 else "internal error",
+        detail=error.message if status < 500 or status == 503 else "internal error",  # a 503 says why, safely
         instance=instance,
         trace_id=f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
     )

@@ -72,7 +72,16 @@ async def open_services(
             keys=keys,
             sessions=sessions,
             runner=runner,
-            identity=IdentityService(engine, sessions, digester, clock, _throttle_policy(settings), runner=runner),
+            identity=IdentityService(
+                engine,
+                sessions,
+                digester,
+                clock,
+                _throttle_policy(settings),
+                runner=runner,
+                password_workers=settings.password_workers,
+                password_queue=settings.password_queue,
+            ),
             kept_in_clear=material.kept_in_clear,
         )
     finally:

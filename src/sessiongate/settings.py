@@ -109,6 +109,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Failed logins from one client address before its logins are refused for ``login_lock_seconds``."""
     login_lock_seconds: float = 900.0
     """How long failed logins are counted (from the first) and how long a reached limit refuses logins."""
+    password_workers: int | None = None
+    """Passwords hashed at once per process (each argon2id hash holds 64 MiB); default one per CPU, at least two."""
+    password_queue: int | None = None
+    """Logins that may wait for a hashing worker per process; more get 503 with ``Retry-After`` at once instead of
+    waiting. Default: twice ``password_workers``."""
     dialect_options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
 
@@ -137,6 +142,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         masters = [*([self.secret_key] if self.secret_key is not None else []), *self.secret_key_previous]
         if any(len(key.encode()) < MIN_KEY_BYTES for key in masters):
             msg = f"secret_key and secret_key_previous must each be at least {MIN_KEY_BYTES} bytes"
+            raise SettingsError(msg)
+        if self.password_workers is not None and self.password_workers < 1:
+            msg = "password_workers must be at least 1"
+            raise SettingsError(msg)
+        if self.password_queue is not None and self.password_queue < 0:
+            msg = "password_queue must not be negative"
             raise SettingsError(msg)
         if not 1 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
             msg = f"trusted_proxies must be between 1 and {MAX_TRUSTED_PROXIES}"

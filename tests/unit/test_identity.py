@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +23,7 @@ from sessiongate.core.errors import (
     RateLimited,
     SessionRevoked,
     Unauthenticated,
+    Unavailable,
 )
 from sessiongate.core.models import ExpiryPolicy, NewSession
 from sessiongate.identity import IdentityService, ThrottlePolicy
@@ -51,6 +54,19 @@ class CountingHasher(PasswordHasher):
 async def opened(database_url, clock, *, migrate=False) -> AsyncIterator[Services]:
     async with open_services(Settings(database_url=database_url), clock=clock, migrate=migrate) as services:
         yield services
+
+
+class GatedHasher(CountingHasher):
+    """Verifications wait for ``gate``; ``entered`` tells that one has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def verify(self, stored, password) -> bool:
+        self.entered.set()
+        self.gate.wait(30)
+        return super().verify(stored, password)
 
 
 def identity_of(services: Services, policy=POLICY, hasher=None, **passwords) -> IdentityService:
@@ -242,7 +258,7 @@ async def test_parallel_guesses_from_one_address_are_verified_no_more_often_than
     guesses = [log_in(identity, login=f"user-{i}", password="wrong") for i in range(20)]
     outcomes = Counter(type(r) for r in await asyncio.gather(*guesses, return_exceptions=True))
     assert hasher.verifications == outcomes[Unauthenticated] == POLICY.max_address_failures
-    assert set(outcomes) <= {Unauthenticated, RateLimited}
+    assert set(outcomes) <= {Unauthenticated, RateLimited, Unavailable}
     with pytest.raises(RateLimited):
         await log_in(identity)
     assert await log_in(identity, address="203.0.113.9")
@@ -288,6 +304,25 @@ async def test_a_charge_refused_for_its_login_is_refunded_to_the_address(identit
     assert (refused.kind, refused.retry_after) == ("login", POLICY.lock_seconds)
     counted = select(login_failures.c.count).where(login_failures.c.key == address.key)
     assert [row.count for row in await services.runner.read(counted)] == [0]
+
+
+async def test_logins_past_the_hashing_queue_are_refused_at_once_and_charge_nothing(services):
+    hasher = GatedHasher()
+    identity = identity_of(services, hasher=hasher, password_workers=1, password_queue=0)
+    await add(identity)
+    checking = asyncio.ensure_future(log_in(identity, password="wrong"))
+    await anyio.to_thread.run_sync(hasher.entered.wait, 30)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await log_in(identity, login="bob", password="wrong", address="198.51.100.1")
+        assert caught.value.headers == {"Retry-After": "1"}
+    finally:
+        hasher.gate.set()
+    with pytest.raises(Unauthenticated):
+        await checking
+    # Only the attempt that was checked was charged (to its address and its login); the refused one, to neither.
+    assert sorted(row.kind for row in await services.runner.read(select(login_failures.c.kind))) == ["address", "login"]
+    assert await log_in(identity)  # the place is free again
 
 
 async def test_waiting_turns_leave_nothing_behind(identity):

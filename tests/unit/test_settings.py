@@ -77,3 +77,13 @@ def test_a_retry_after_shorter_than_a_second_is_refused_naming_the_setting():
 def test_a_server_limit_of_zero_is_refused_naming_it(name):
     with pytest.raises(SettingsError, match=name.lower()):
         Settings.from_env({f"SESSIONGATE_{name}": "0"})
+
+
+def test_the_hashing_workers_and_queue_are_settings_with_checked_values():
+    settings = Settings.from_env({"SESSIONGATE_PASSWORD_WORKERS": "3", "SESSIONGATE_PASSWORD_QUEUE": "0"})
+    assert (settings.password_workers, settings.password_queue) == (3, 0)
+    assert (Settings().password_workers, Settings().password_queue) == (None, None)
+    with pytest.raises(SettingsError, match="password_workers"):
+        Settings.from_env({"SESSIONGATE_PASSWORD_WORKERS": "0"})
+    with pytest.raises(SettingsError, match="password_queue"):
+        Settings.from_env({"SESSIONGATE_PASSWORD_QUEUE": "-1"})

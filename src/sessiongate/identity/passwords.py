@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import anyio
@@ -12,26 +13,62 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ("MAX_PASSWORD", "Passwords")
+from sessiongate.core.errors import Unavailable
+
+__all__ = ("BUSY_RETRY_AFTER", "MAX_PASSWORD", "Passwords", "default_workers")
 
 _R = TypeVar("_R")
 
 MAX_PASSWORD = 1024
 """Longest password accepted: argon2 takes any length, but hashing a megabyte on request is a gift to attackers."""
+BUSY_RETRY_AFTER = 1
+"""Seconds a login refused for a full queue is told to wait: a few verifications' time (0.1-0.3 s each)."""
+
+
+def default_workers() -> int:
+    """Hashes computed at once by default: one per CPU, at least two."""
+    return max(2, os.cpu_count() or 2)
 
 
 class Passwords:
-    """Hash, verify and spot outdated hashes with one :class:`argon2.PasswordHasher`.
+    """Hash, verify and spot outdated hashes with one :class:`argon2.PasswordHasher`, on a bounded number of threads.
 
     Args:
         hasher: The argon2id parameters to hash with (the library's RFC 9106 defaults when not given). Hashes
             made with other parameters still verify, and :meth:`needs_rehash` says they should be replaced.
+        workers: Hashes computed at once (each holds the hasher's memory, 64 MiB by default); one per CPU, at least
+            two, when not given.
+        queue: Logins that may wait for a free worker beyond those being hashed (:meth:`admission`); twice the
+            workers when not given.
     """
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, hasher: PasswordHasher | None = None, *, workers: int | None = None, queue: int | None = None
+    ) -> None:
         self.hasher = hasher or PasswordHasher()
+        self.workers = workers or default_workers()
+        self.queue = 2 * self.workers if queue is None else queue
+        self._admitted = 0
         self._dummy: str | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place among the logins being checked or waiting for a worker, held for the ``with`` block.
+
+        A flood of logins is refused at once past ``workers + queue`` of them, rather than queued: a queue without
+        bound made every login wait for the whole flood (100 at once kept logins waiting 20 s on two cores).
+
+        Raises:
+            Unavailable: every place is taken (with ``Retry-After``).
+        """
+        if self._admitted >= self.workers + self.queue:
+            raise Unavailable("too many logins at once", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of ``password`` (a fresh salt each time)."""
@@ -58,8 +95,8 @@ class Passwords:
 
     async def _run(self, work: Callable[..., _R], *args: str) -> _R:
         if self._limiter is None:  # made here: it belongs to the running event loop
-            # Each hash holds the hasher's memory (64 MiB by default): a burst of logins must queue, not exhaust RAM.
-            self._limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+            # Each hash holds the hasher's memory (64 MiB by default): a burst of logins must wait, not exhaust RAM.
+            self._limiter = anyio.CapacityLimiter(self.workers)
         return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
 
     def _verify(self, stored: str, password: str) -> bool:

@@ -64,6 +64,8 @@ class IdentityService:
         hasher: argon2id parameters for new hashes (the library's defaults when not given); a stored hash made with
             other parameters is replaced at the next successful login.
         runner: Where statements run; the gateway passes its shared runner (on SQLite, its single writer).
+        password_workers: Passwords hashed at once (see :class:`Passwords`).
+        password_queue: Logins that may wait for a hashing worker; more are refused at once (see :class:`Passwords`).
     """
 
     def __init__(
@@ -76,6 +78,8 @@ class IdentityService:
         *,
         hasher: PasswordHasher | None = None,
         runner: StatementRunner | None = None,
+        password_workers: int | None = None,
+        password_queue: int | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
@@ -83,7 +87,7 @@ class IdentityService:
         self.clock = clock
         self.policy = policy
         self.runner = runner or AsyncEngineRunner(engine)
-        self.passwords = Passwords(hasher)
+        self.passwords = Passwords(hasher, workers=password_workers, queue=password_queue)
         self.throttle = Throttle(engine, self.runner, digester, policy)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
@@ -322,8 +326,9 @@ class IdentityService:
         against a dummy hash stands in for the missing one). Every attempt is charged to the client address and to
         the login before its password is checked (:meth:`Throttle.reserve`), so however many arrive at once, in
         however many processes, no more are checked than the limits allow; the charge stands as a failure unless the
-        password is right. A process checks one login's attempts one at a time. A hash made with outdated parameters is
-        replaced; success forgets the login's failures.
+        password is right. A process checks one login's attempts one at a time, and refuses at once when too many
+        logins already wait for a hashing worker. A hash made with outdated parameters is replaced; success forgets
+        the login's failures.
 
         Args:
             tenant: The tenant to look in.
@@ -334,6 +339,7 @@ class IdentityService:
         Raises:
             RateLimited: too many recent failures from this client address.
             AccountLocked: too many recent failures of this login, the right password included.
+            Unavailable: too many logins being checked already (with ``Retry-After``); nothing was charged.
             Unauthenticated: ``"invalid credentials"``: unknown login or wrong password.
             AccountDisabled: right password, but the principal is disabled (so disabling reveals nothing to
                 someone who does not know the password).
@@ -343,26 +349,27 @@ class IdentityService:
         # A read first: refusals during a lock cost no write and wait for no turn.
         _raise_for(await self.throttle.locks([address_key, login_key], now=self.clock()))
         async with self.throttle.turn(login_key):
-            now = self.clock()
-            if (refused := await self.throttle.reserve(address_key, login_key, now=now)) is not None:
-                _raise_for([refused])
-            rows = (
-                []
-                if _NUL in login + tenant
-                else await self.runner.read(
-                    select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
+            with self.passwords.admission():
+                now = self.clock()
+                if (refused := await self.throttle.reserve(address_key, login_key, now=now)) is not None:
+                    _raise_for([refused])
+                rows = (
+                    []
+                    if _NUL in login + tenant
+                    else await self.runner.read(
+                        select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
+                    )
                 )
-            )
-            stored = rows[0].password_hash if rows else None
-            if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
-                raise Unauthenticated(INVALID_CREDENTIALS)  # the charges stand as this failure
-            await self.throttle.succeeded(address_key, login_key, now=now)
-            principal = _principal(rows[0]._mapping)
-            if principal.disabled:
-                raise AccountDisabled("account disabled")
-            if stored is not None and self.passwords.needs_rehash(stored):
-                await self._rehash(rows[0].id, stored, password)
-            return principal
+                stored = rows[0].password_hash if rows else None
+                if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
+                    raise Unauthenticated(INVALID_CREDENTIALS)  # the charges stand as this failure
+                await self.throttle.succeeded(address_key, login_key, now=now)
+                principal = _principal(rows[0]._mapping)
+                if principal.disabled:
+                    raise AccountDisabled("account disabled")
+                if stored is not None and self.passwords.needs_rehash(stored):
+                    await self._rehash(rows[0].id, stored, password)
+                return principal
 
     async def authenticate_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
         """The principal holding this auth token.
