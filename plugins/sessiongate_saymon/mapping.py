@@ -29,11 +29,6 @@ SESSION_EXPIRED = "Session expired."
 INVALID_CREDENTIALS = "Invalid login or password."
 INVALID_TOKEN = "Invalid API token."  # noqa: S105 - a message, not a secret
 _AUTH_MESSAGES = frozenset({NOT_LOGGED_IN, SESSION_EXPIRED, INVALID_CREDENTIALS, INVALID_TOKEN})
-# SAYMON documents no throttling: a throttled login is refused like any other (401, errorCode 3), worded apart.
-_THROTTLED = {
-    "account_locked": "Account locked after too many failed logins. Try again later.",
-    "rate_limited": "Too many failed logins. Try again later.",
-}
 BOTH_SHAPES = 'Send either "login" and "password" or "auth-token", not both.'
 INVALID_JSON = "Invalid JSON: the request body is not a valid JSON document."
 
@@ -47,6 +42,9 @@ _CODES = {
     "conflict": "Conflict",
     "payload_too_large": "PayloadTooLarge",
     "unsupported_media_type": "UnsupportedMediaType",
+    # SAYMON documents no throttling: restify-errors' codes for 423 and 429 (decision 11).
+    "account_locked": "Locked",
+    "rate_limited": "TooManyRequests",
     "unavailable": "ServiceUnavailable",
 }
 # Fixed wording for failures whose core message is not in SAYMON's style (or could name too much).
@@ -56,6 +54,8 @@ _MESSAGES = {
     "method_not_allowed": "Method not allowed.",
     "payload_too_large": "Request body is too large.",
     "unsupported_media_type": "Content-Type must be application/json or application/x-www-form-urlencoded.",
+    "account_locked": "Account locked after too many failed logins. Try again later.",
+    "rate_limited": "Too many failed logins. Try again later.",
     "unavailable": "Service unavailable.",
     "internal": "Internal error.",
 }
@@ -124,7 +124,7 @@ def object_id(principal_id: str) -> str:
 
 def error_out(error: GatewayError) -> wire.Error:
     """``{"code", "message"}``; authentication failures carry S7's ``{"errorCode":3,"message":...}`` string."""
-    if isinstance(error, Unauthenticated) or error.code in _THROTTLED:
+    if isinstance(error, Unauthenticated):
         inner = msgspec.json.encode({"errorCode": 3, "message": (reason := _reason(error))}).decode()
         return wire.Error(code="InvalidCredentials" if reason == INVALID_CREDENTIALS else "Unauthorized", message=inner)
     if isinstance(error, InvalidRequest) and error.message == "invalid JSON body" and error.field is None:
@@ -133,13 +133,11 @@ def error_out(error: GatewayError) -> wire.Error:
 
 
 def error_status(error: GatewayError) -> int:
-    """The error's status; throttled logins are refused with 401, as every other failed login is."""
-    return 401 if error.code in _THROTTLED else error.status
+    """The error's status: a locked account gets 423 and a refused address 429, as the core has them (decision 11)."""
+    return error.status
 
 
 def _reason(error: GatewayError) -> str:
-    if error.code in _THROTTLED:
-        return _THROTTLED[error.code]
     if error.message in _AUTH_MESSAGES:
         return error.message
     return SESSION_EXPIRED if isinstance(error, SessionExpired | SessionRevoked) else NOT_LOGGED_IN

@@ -184,3 +184,49 @@ def test_the_limit_is_exact_even_when_every_guess_arrives_at_once(database_url, 
     with gateways(database_url, tmp_path, login_max_failures=str(limit)) as [server]:
         counts = tally(asyncio.run(attempts([server], [("ada", f"guess-{i}") for i in range(12)])))
         assert (counts["checked"], counts["locked"]) == (limit, 12 - limit), counts
+
+
+SAYMON_LOGIN, SAYMON_CURRENT = "/node/api/users/session", "/node/api/users/current"
+
+
+def saymon(server: Server, login: str, password: str, *, local_address: str = "127.0.0.1") -> httpx.Response:
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=local_address), timeout=TIMEOUT) as client:
+        return client.post(server.base_url + SAYMON_LOGIN, json={"login": login, "password": password})
+
+
+def test_saymon_refuses_in_restify_shape_a_locked_account_423_an_address_429_and_a_full_queue_503(
+    database_url, tmp_path
+):
+    env = {"login_max_failures": "2", "login_max_address_failures": "4", "password_workers": "1", "password_queue": "0"}
+    with gateways(database_url, tmp_path, **env) as [server]:
+        invalid = {"code": "InvalidCredentials", "message": '{"errorCode":3,"message":"Invalid login or password."}'}
+        for _ in range(2):
+            wrong = saymon(server, "ada", "wrong")
+            assert (wrong.status_code, wrong.json()) == (401, invalid)
+        locked = {"code": "Locked", "message": "Account locked after too many failed logins. Try again later."}
+        for response in (
+            saymon(server, "ada", PASSWORDS["ada"]),
+            httpx.get(server.base_url + SAYMON_CURRENT, auth=("ada", PASSWORDS["ada"]), timeout=TIMEOUT),
+        ):
+            assert (response.status_code, response.json()) == (423, locked)
+            assert int(response.headers["retry-after"]) > 0
+        for guess in range(2):
+            assert saymon(server, f"nobody-{guess}", "wrong").status_code == 401
+        refused = saymon(server, "bob", PASSWORDS["bob"])
+        assert (refused.status_code, refused.json()) == (
+            429,
+            {"code": "TooManyRequests", "message": "Too many failed logins. Try again later."},
+        )
+        assert int(refused.headers["retry-after"]) > 0
+
+        async def flood() -> list[httpx.Response]:
+            transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+            async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+                logins = [{"login": f"someone-{i}", "password": "wrong"} for i in range(8)]
+                return await asyncio.gather(*(client.post(server.base_url + SAYMON_LOGIN, json=b) for b in logins))
+
+        busy = [response for response in asyncio.run(flood()) if response.status_code == 503]
+        assert busy, "one hashing worker and no queue: parallel logins past the first are refused"
+        assert {(r.json()["code"], r.json()["message"], r.headers["retry-after"]) for r in busy} == {
+            ("ServiceUnavailable", "Service unavailable.", "1")
+        }
