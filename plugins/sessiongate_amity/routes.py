@@ -15,7 +15,7 @@ from litestar.params import FromPath, QueryParameter
 from sessiongate.core import models as core
 from sessiongate.core.errors import AccountDisabled, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from sessiongate.core.service import SessionService
-from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
+from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.tenants import Tenant, TenantService
@@ -59,6 +59,7 @@ def register_route(version: int) -> HTTPRouteHandler:
         status_code=200,
         tags=TAGS,
         deprecated=version == 3,
+        before_request=within_create_budget,
     )
     async def register(
         request: Request[Any, Any, Any],

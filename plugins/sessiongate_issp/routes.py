@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from sessiongate.core import models as core
 from sessiongate.core.errors import AccountDisabled, NotFound, SessionExpired, Unauthenticated
 from sessiongate.core.service import SessionService
-from sessiongate.dialects.base import DialectPlugin, client_address
+from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
 from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
 from sessiongate.identity.service import IdentityService
@@ -36,7 +36,7 @@ COOKIE = "sessionCookie"
 CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
 
 
-@post(CREATE, operation_id="createSession", status_code=200, tags=["issp"])
+@post(CREATE, operation_id="createSession", status_code=200, tags=["issp"], before_request=within_create_budget)
 async def create_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],

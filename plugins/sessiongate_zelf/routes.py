@@ -8,7 +8,7 @@ from litestar import Request, post
 from litestar.di import NamedDependency
 
 from sessiongate.core.service import SessionService
-from sessiongate.dialects.base import DialectPlugin, client_address
+from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
 from sessiongate.settings import Settings
 from sessiongate_zelf import mapping, wire
@@ -16,7 +16,9 @@ from sessiongate_zelf import mapping, wire
 __all__ = ("create_session",)
 
 
-@post("/api/sessions", operation_id="createSession", status_code=200, tags=["zelf"])
+@post(
+    "/api/sessions", operation_id="createSession", status_code=200, tags=["zelf"], before_request=within_create_budget
+)
 async def create_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.identity.service import IdentityService
-from sessiongate.identity.throttle import ThrottlePolicy
+from sessiongate.identity.throttle import CreateBudget, ThrottlePolicy
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, sqlite_pragmas_for, upgrade
 from sessiongate.storage.runner import StatementRunner, runner_for
@@ -37,6 +37,8 @@ class Services:
     identity: IdentityService
     kept_in_clear: tuple[str, ...]
     """Names of the generated keys in use that the database keeps unencrypted (no master key was given)."""
+    create_budget: CreateBudget | None
+    """Creates per client address of the routes that need no password; ``None`` when the budget is off."""
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +85,7 @@ async def open_services(
                 password_queue=settings.password_queue,
             ),
             kept_in_clear=material.kept_in_clear,
+            create_budget=_create_budget(settings, clock),
         )
     finally:
         await runner.close()
@@ -96,3 +99,9 @@ def _throttle_policy(settings: Settings) -> ThrottlePolicy:
         window_seconds=settings.login_lock_seconds,
         lock_seconds=settings.login_lock_seconds,
     )
+
+
+def _create_budget(settings: Settings, clock: Clock) -> CreateBudget | None:
+    if settings.create_rate_limit == 0:
+        return None
+    return CreateBudget(settings.create_rate_limit, settings.create_rate_window, lambda: clock().timestamp())

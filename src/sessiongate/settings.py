@@ -114,6 +114,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password_queue: int | None = None
     """Logins that may wait for a hashing worker per process; more get 503 with ``Retry-After`` at once instead of
     waiting. Default: twice ``password_workers``."""
+    create_rate_limit: int = 600
+    """Creates that need no password (zelf, issp, amity registration) one client address may make per
+    ``create_rate_window``, per process; more get 429 with ``Retry-After``. 0 turns the budget off."""
+    create_rate_window: float = 60.0
+    """Seconds over which ``create_rate_limit`` creates refill."""
     dialect_options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
 
@@ -148,6 +153,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError(msg)
         if self.password_queue is not None and self.password_queue < 0:
             msg = "password_queue must not be negative"
+            raise SettingsError(msg)
+        if self.create_rate_limit < 0 or self.create_rate_window <= 0:
+            msg = "create_rate_limit must not be negative, and create_rate_window must be positive"
             raise SettingsError(msg)
         if not 1 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
             msg = f"trusted_proxies must be between 1 and {MAX_TRUSTED_PROXIES}"

@@ -23,7 +23,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
 
-from sessiongate.core.errors import GatewayError
+from sessiongate.core.errors import GatewayError, RateLimited
 from sessiongate.core.models import ExpiryPolicy
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ __all__ = (
     "client_address",
     "forwarded_client",
     "is_secure_request",
+    "within_create_budget",
 )
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -171,6 +172,22 @@ def client_address(request: Request[Any, Any, Any], *, trust_forwarded: bool) ->
         proxies=getattr(settings, "trusted_proxies", 1),
         networks=getattr(settings, "trusted_proxy_networks", ()),
     )
+
+
+async def within_create_budget(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` of the routes that create a session without a password: spend one create of the client's
+    address, before the body is even read.
+
+    Raises:
+        RateLimited: the address has no create left (``SESSIONGATE_CREATE_RATE_LIMIT``), with ``Retry-After``.
+    """
+    # A coroutine though it never waits: Litestar would run a plain function on a worker thread, per request.
+    services = request.app.state.services
+    if services.create_budget is None:
+        return
+    address = client_address(request, trust_forwarded=services.settings.trust_forwarded)
+    if (wait := services.create_budget.take(address)) is not None:
+        raise RateLimited("too many sessions created from this address", headers={"Retry-After": str(wait)})
 
 
 def forwarded_client(

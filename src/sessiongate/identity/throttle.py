@@ -2,13 +2,15 @@
 
 An attempt is charged before its password is checked, by one atomic statement the database serialises, so no
 concurrency and no number of processes gets more passwords checked than the limits allow; a success refunds it.
+Creates that need no password are budgeted per client address in the process instead (:class:`CreateBudget`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -23,7 +25,7 @@ from sessiongate.identity.tables import login_failures
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.tokens.opaque import Digester
 
-__all__ = ("Lock", "Throttle", "ThrottleKey", "ThrottlePolicy")
+__all__ = ("CreateBudget", "Lock", "Throttle", "ThrottleKey", "ThrottlePolicy")
 
 F = login_failures
 KeyKind = Literal["login", "address"]
@@ -270,6 +272,48 @@ class Throttle:
                 "updated_at": literal(now, moment),
             },
         )
+
+
+class CreateBudget:
+    """How many creates each client address may make: ``limit`` per ``window`` seconds, in this process.
+
+    A token bucket per address: it holds up to ``limit`` creates and refills at ``limit / window`` a second, so a
+    client may burst up to the limit and then goes at the average rate. In memory, not in the database, so that a
+    create costs no extra write (zelf's create runs thousands a second); with several processes, each has its own
+    budget. The addresses seen last are kept, at most ``addresses`` of them: one evicted had not created for the
+    longest time, so its bucket had most likely refilled anyway.
+
+    Args:
+        limit: Creates per window (at least 1).
+        window: Seconds.
+        clock: Seconds, on any scale that only moves forward (the service's clock, so tests need not sleep).
+        addresses: How many addresses' buckets are kept.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float], *, addresses: int = 16_384) -> None:
+        self.limit = limit
+        self.rate = limit / window
+        self._clock = clock
+        self._addresses = addresses
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+
+    def take(self, address: str) -> int | None:
+        """Spend one create of ``address``: ``None`` if it had one, else the whole seconds until it has one."""
+        now = self._clock()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self._addresses:
+                self._buckets.popitem(last=False)
+            self._buckets[address] = [self.limit - 1.0, now]
+            return None
+        self._buckets.move_to_end(address)
+        tokens = min(float(self.limit), bucket[0] + max(0.0, now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1:
+            bucket[0] = tokens - 1
+            return None
+        bucket[0] = tokens
+        return max(1, math.ceil((1 - tokens) / self.rate))
 
 
 def _limit_of(kind: KeyKind, policy: ThrottlePolicy) -> int:
