@@ -144,11 +144,6 @@ class Throttle:
 
         await self.runner.transaction(work)
 
-    async def refund(self, key: ThrottleKey, *, now: datetime) -> None:
-        """Take back one charge of ``key`` (an attempt that was charged but not checked), lifting a lock it no longer
-        reaches."""
-        await self.runner.write(self._refund_statement(key, now))
-
     async def fail(self, keys: Sequence[ThrottleKey], *, now: datetime) -> None:
         """Count one failure under each key: one ``INSERT … ON CONFLICT DO UPDATE`` for them all.
 
@@ -219,6 +214,8 @@ class Throttle:
         ).returning(F.c.count, F.c.locked_until)
 
     def _refund_statement(self, key: ThrottleKey, now: datetime) -> Executable:
+        # Takes back one charge of an attempt whose password was right or never checked, and the lock it no longer
+        # reaches.
         limit = _limit_of(key.kind, self.policy)
         return (
             update(F)
@@ -286,7 +283,7 @@ class CreateBudget:
     Args:
         limit: Creates per window (at least 1).
         window: Seconds.
-        clock: Seconds, on any scale that only moves forward (the service's clock, so tests need not sleep).
+        clock: Seconds, on any scale (the service's clock, so tests need not sleep); going back refills nothing.
         addresses: How many addresses' buckets are kept.
     """
 
