@@ -123,20 +123,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
 
     def __post_init__(self) -> None:
+        self._check_keys()
+        self._check_limits()
+        self._check_proxies()
+
+    def _check_keys(self) -> None:
         if not 0 <= self.jwt_leeway <= MAX_JWT_LEEWAY:
             msg = f"jwt_leeway must be between 0 and {MAX_JWT_LEEWAY} seconds"
             raise SettingsError(msg)
         short = [kid for kid, key in self.jwt_keys.items() if len(key.encode()) < MIN_KEY_BYTES]
         if short:
             msg = f"jwt_keys {short} are shorter than {MIN_KEY_BYTES} bytes"
-            raise SettingsError(msg)
-        if self.unavailable_retry_after < 1:
-            msg = "unavailable_retry_after must be at least 1 second"
-            raise SettingsError(msg)
-        limits = ("max_url_bytes", "max_header_line_bytes", "max_header_bytes", "max_header_count", "max_connections")
-        timeouts = ("header_timeout", "body_timeout", "keep_alive_timeout")
-        if not_positive := [name for name in (*limits, *timeouts) if getattr(self, name) <= 0]:
-            msg = f"{', '.join(not_positive)} must be greater than 0"
             raise SettingsError(msg)
         if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
             msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"
@@ -148,6 +145,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if any(len(key.encode()) < MIN_KEY_BYTES for key in masters):
             msg = f"secret_key and secret_key_previous must each be at least {MIN_KEY_BYTES} bytes"
             raise SettingsError(msg)
+
+    def _check_limits(self) -> None:
+        if self.unavailable_retry_after < 1:
+            msg = "unavailable_retry_after must be at least 1 second"
+            raise SettingsError(msg)
+        limits = ("max_url_bytes", "max_header_line_bytes", "max_header_bytes", "max_header_count", "max_connections")
+        timeouts = ("header_timeout", "body_timeout", "keep_alive_timeout")
+        if not_positive := [name for name in (*limits, *timeouts) if getattr(self, name) <= 0]:
+            msg = f"{', '.join(not_positive)} must be greater than 0"
+            raise SettingsError(msg)
         if self.password_workers is not None and self.password_workers < 1:
             msg = "password_workers must be at least 1"
             raise SettingsError(msg)
@@ -157,6 +164,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.create_rate_limit < 0 or self.create_rate_window <= 0:
             msg = "create_rate_limit must not be negative, and create_rate_window must be positive"
             raise SettingsError(msg)
+
+    def _check_proxies(self) -> None:
         if not 1 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
             msg = f"trusted_proxies must be between 1 and {MAX_TRUSTED_PROXIES}"
             raise SettingsError(msg)
