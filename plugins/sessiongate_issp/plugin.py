@@ -21,6 +21,9 @@ class IsspOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
 
     lifetime: Annotated[int, msgspec.Meta(gt=0)] = 7200
     """Seconds a session lives after its creation or its last successful validate (the vendor's 2 hours)."""
+    max_lifetime: Annotated[int, msgspec.Meta(gt=0)] = 43200
+    """Seconds after its creation at which a session ends however often it is validated: 12 hours, ASVS V3.3.2's
+    re-authentication period at level 2 (the vendor's sessions slid forever)."""
     touch_interval: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     """Validates closer together than this many seconds do not slide the session again (one write at most)."""
     cookie_domain: str | None = None
@@ -44,9 +47,13 @@ class IsspDialect(DialectPlugin):
     Options = IsspOptions
 
     def expiry_policy(self) -> ExpiryPolicy:
-        """Sliding: every successful validate (at most once per touch interval) moves the expiry a lifetime ahead."""
+        """Sliding: every successful validate (at most once per touch interval) moves the expiry a lifetime ahead,
+        never past the maximum lifetime from creation."""
         assert isinstance(self.options, IsspOptions)
-        return ExpiryPolicy(ttl=self.options.lifetime, sliding=True, touch_interval=self.options.touch_interval)
+        options = self.options
+        return ExpiryPolicy(
+            ttl=options.lifetime, sliding=True, absolute=options.max_lifetime, touch_interval=options.touch_interval
+        )
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"message": ...}`` with the seed's wording (see ``mapping.error_out``)."""

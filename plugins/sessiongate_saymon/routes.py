@@ -49,9 +49,17 @@ async def create_session(
     address, tenant = client_address(request, trust_forwarded=settings.trust_forwarded), dialect.options.tenant
     principal, scheme = await _login(identity, credentials, tenant=tenant, client_address=address)
     new = mapping.create_in(principal, tenant=tenant, client_address=address, scheme=scheme)
-    secret = (await sessions.create(new, dialect.expiry_policy(), with_secret=True)).secret or ""
-    # D3: a browser session cookie (no Max-Age): the server-side idle timeout decides when it ends.
-    cookie = set_cookie(COOKIE, secret, expires_at=None, now=sessions.now(), secure=cookie_is_secure(request, settings))
+    created = await sessions.create(new, dialect.expiry_policy(), with_secret=True)
+    secret, session = created.secret or "", created.session
+    # Decision 4: the cookie lasts until the session's absolute end, the latest it can still be used; the idle
+    # timeout may end the session sooner, which the server decides (the cookie is not sent again on each use).
+    cookie = set_cookie(
+        COOKIE,
+        secret,
+        expires_at=session.absolute_expires_at,
+        now=session.created_at,
+        secure=cookie_is_secure(request, settings),
+    )
     return Response(msgspec.json.encode(secret), media_type=MediaType.JSON, headers={"Set-Cookie": cookie})
 
 

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from urllib.parse import quote, unquote
 
 import pytest
@@ -23,6 +24,8 @@ SAMPLE_USER = "63ded2f901770f255dff8d04"  # the seed's validate sample
 SEED_NOW = datetime(2023, 4, 26, 19, 15, 48, 297000, tzinfo=UTC)
 SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
 HOURS_2 = 7200
+HOUR = 3600
+MAX_LIFETIME = 12 * HOUR  # the default cap (ASVS V3.3.2, level 2)
 
 USER_ID_REQUIRED = "Invalid request: user ID is required in the request body."
 REQUEST_ERROR = "There was an error with the request."
@@ -251,6 +254,42 @@ def test_the_touch_interval_and_the_lifetime_are_options(make_client, clock):
     assert created.json()["text"]["sessionExpiry"] == iso(SEED_NOW + timedelta(seconds=600))
     clock.advance(5)
     assert cookie_object(client.post(VALIDATE))["expires"] == iso(clock.now + timedelta(seconds=600))
+
+
+def test_validating_every_hour_never_slides_a_session_past_twelve_hours_from_its_creation(client, clock):
+    held = cookie_object(create(client))
+    for _ in range(11):
+        clock.advance(HOUR)
+        validated = client.post(VALIDATE)
+        assert validated.status_code == 200
+    cap = SEED_NOW + timedelta(seconds=MAX_LIFETIME)
+    assert cookie_object(validated)["expires"] == iso(cap)
+    assert attributes(validated)["Max-Age"] == str(HOUR)
+    assert attributes(validated)["Expires"] == format_datetime(cap, usegmt=True)
+    clock.advance(HOUR)
+    response = client.post(VALIDATE, headers=cookie_header(held | {"expires": iso(cap)}))
+    assert (response.status_code, response.json()) == (403, {"message": "Session is expired"})
+
+
+def test_a_short_session_validated_every_second_still_ends_at_its_maximum_lifetime(make_client, clock):
+    options = {"lifetime": 4, "touch_interval": 0, "max_lifetime": 10}
+    client = make_client(dialects=("issp",), dialect_options={"issp": options})
+    add_user(client)
+    create(client)
+    for _ in range(9):
+        clock.advance(1)
+        assert client.post(VALIDATE).status_code == 200
+    clock.advance(1)
+    response = client.post(VALIDATE)
+    assert (response.status_code, response.json()) == (403, {"message": "Session is expired"})
+
+
+def test_a_maximum_lifetime_shorter_than_the_lifetime_caps_the_first_cookie(make_client):
+    client = make_client(dialects=("issp",), dialect_options={"issp": {"max_lifetime": 900}})
+    add_user(client)
+    created = create(client)
+    assert created.json()["text"]["sessionExpiry"] == iso(SEED_NOW + timedelta(seconds=900))
+    assert attributes(created)["Max-Age"] == "900"
 
 
 def test_a_session_not_validated_for_two_hours_is_expired(client, clock):

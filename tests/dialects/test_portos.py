@@ -364,6 +364,22 @@ def test_refresh_cannot_pass_the_configured_cap(make_client, clock):
     assert renewed["expiresAt"] == mapping.timestamp(started + timedelta(hours=14))
 
 
+def test_refreshing_every_eleven_hours_never_passes_seven_days_from_login(client, clock):
+    login = log_in(client)
+    started, tokens = clock.now, {"tokenId": login["tokenId"], "refreshToken": login["refreshToken"]}
+    for _ in range(15):
+        clock.advance(11 * HOUR)
+        renewed = client.post(REFRESH, json=tokens)
+        assert renewed.status_code == 200, renewed.text
+        tokens = {"tokenId": renewed.json()["tokenId"], "refreshToken": renewed.json()["refreshToken"]}
+    cap = started + timedelta(days=7)
+    assert renewed.json()["expiresAt"] == mapping.timestamp(cap)
+    assert claims_of(tokens["tokenId"])["exp"] == int(cap.timestamp())
+    clock.advance(7 * 24 * HOUR - 15 * 11 * HOUR)
+    problem(client.get(AUTH, headers={"Authorization": f"Bearer {tokens['tokenId']}"}), 401, 1)
+    problem(client.post(REFRESH, json=tokens), 401, 1)
+
+
 # --- devices (S7) -------------------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from tests.support.server import Server, running_server
 
 ADMIN, PASSWORD = "999", "portos-999-secret"
 PROBLEM = "application/problem+json"
+DAY = 86400
 
 
 def cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,6 +40,11 @@ def gateway(request, tmp_path) -> Iterator[tuple[Server, str]]:
             assert cli(url, "devices", "add", "--name", name, "--env", env).returncode == 0
         with running_server(url, tmp_path, workers=2) as server:
             yield server, url
+
+
+def claims_of(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def log_in(server: Server, device: str = "BackOffice") -> dict:
@@ -101,6 +107,18 @@ def test_concurrent_logins_on_a_sale_device_across_processes_leave_one_session(g
     admin = {"Authorization": f"Bearer {log_in(server)['tokenId']}"}
     listed = httpx.get(f"{server.base_url}/sessions?identity.deviceName=eq:P01", headers=admin).json()
     assert listed["totalCount"] == 1
+
+
+def test_a_thirty_day_lifetime_is_capped_by_the_default_seven_day_maximum(gateway, tmp_path):
+    _, url = gateway
+    with running_server(url, tmp_path, env={"SESSIONGATE_PORTOS__LIFETIME": str(30 * DAY)}) as server:
+        login = log_in(server)
+        claims = claims_of(login["tokenId"])
+        assert claims["exp"] - claims["iat"] == 7 * DAY
+        body = {"tokenId": login["tokenId"], "refreshToken": login["refreshToken"]}
+        renewed = httpx.post(f"{server.base_url}/api/auth/refresh", json=body, timeout=30)
+    assert renewed.status_code == 200, renewed.text
+    assert claims_of(renewed.json()["tokenId"])["exp"] == claims["exp"]
 
 
 def test_a_deleted_session_is_refused_by_every_process(gateway):

@@ -5,6 +5,8 @@ import functools
 import json
 import logging
 import re
+from datetime import timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ LOGIN, PASSWORD = "user.name@example.com", "P665bPVi"  # the seed's sample crede
 OBJECT_ID = "5e21b752308c3c66d64e072c"  # S5's sample user id
 SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DAY = 86400
+MAX_LIFETIME = 7 * DAY  # the default cap
 
 
 def example(name: str):
@@ -77,7 +80,8 @@ def test_login_returns_the_session_id_as_a_quoted_json_string_and_a_sid_cookie(c
     assert response.content[:1] == response.content[-1:] == b'"'
     sid = response.json()
     assert SID.fullmatch(sid)
-    assert response.headers["set-cookie"] == f"sid={sid}; Path=/; HttpOnly; SameSite=Lax"
+    assert response.headers["set-cookie"].startswith(f"sid={sid}; Max-Age={MAX_LIFETIME}; Path=/; Expires=")
+    assert response.headers["set-cookie"].endswith("; HttpOnly; SameSite=Lax")
 
 
 def test_login_response_is_shaped_like_the_seed_sample(client):
@@ -329,6 +333,27 @@ def test_each_use_starts_the_idle_timeout_again(client, clock):
     clock.advance(DAY)
     response = client.get(CURRENT, headers={"X-Session-Id": sid})
     assert (response.status_code, response.json()) == (401, example("error-session-expired.response.json"))
+
+
+def test_a_session_used_every_day_still_ends_seven_days_after_login(client, clock):
+    sid = log_in(client)
+    client.cookies.clear()
+    for _ in range(7):
+        clock.advance(DAY - 3600)
+        assert client.get(CURRENT, headers={"X-Session-Id": sid}).status_code == 200
+    clock.advance(7 * 3600)
+    response = client.get(CURRENT, headers={"X-Session-Id": sid})
+    assert (response.status_code, response.json()) == (401, example("error-session-expired.response.json"))
+    assert client.get(VERIFY + sid, headers=basic()).json() is None
+
+
+def test_the_sid_cookie_expires_with_the_sessions_maximum_lifetime(client, clock):
+    response = client.post(SESSION, json={"login": LOGIN, "password": PASSWORD})
+    sid, end = response.json(), clock.now + timedelta(seconds=MAX_LIFETIME)
+    assert response.headers["set-cookie"] == (
+        f"sid={sid}; Max-Age={MAX_LIFETIME}; Path=/; Expires={format_datetime(end, usegmt=True)}; "
+        "HttpOnly; SameSite=Lax"
+    )
 
 
 def test_idle_timeout_and_absolute_cap_are_options(make_client, clock):

@@ -68,8 +68,28 @@ def server(request, tmp_path_factory) -> Iterator[Gateway]:
         yield gateway
 
 
+@pytest.fixture(scope="module", params=backends())
+def day_long_server(request, tmp_path_factory) -> Iterator[Gateway]:
+    """A gateway whose sessions would slide for a day, longer than the default maximum lifetime allows."""
+    directory = tmp_path_factory.mktemp(f"issp-day-{request.param}")
+    env = {
+        "SESSIONGATE_DIALECTS": "issp",
+        "SESSIONGATE_ISSP__LIFETIME": "86400",
+        "SESSIONGATE_ISSP__TOUCH_INTERVAL": "0",
+    }
+    with database(request.param, directory) as url, running_server(url, directory, env=env) as process:
+        gateway = Gateway(process=process, database_url=url)
+        gateway.add_user(SAMPLE_USER, "sample@email.com", ("admin",))
+        yield gateway
+
+
 def cookie_value(set_cookie: str) -> str:
     return set_cookie.split(";", 1)[0].removeprefix("sessionCookie=")
+
+
+def attributes(response: httpx.Response) -> dict[str, str]:
+    parts = [p.strip() for p in response.headers["set-cookie"].split(";")[1:]]
+    return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
 
 
 def test_an_httpx_cookie_jar_stores_the_cookie_and_sends_it_back_unchanged(server):
@@ -111,6 +131,23 @@ def test_the_cookie_expires_with_the_session_two_hours_ahead_on_the_real_clock(s
         "domain": "127.0.0.1",
     }
     assert header.endswith("; HttpOnly; SameSite=Lax")
+
+
+def test_the_default_maximum_lifetime_caps_the_session_and_its_cookie_at_twelve_hours(day_long_server):
+    with httpx.Client(base_url=day_long_server.base_url) as client:
+        before = time.time()
+        created = client.post(CREATE, json={"userId": SAMPLE_USER})
+        validated = client.post(VALIDATE)
+        after = time.time()
+    assert (created.status_code, validated.status_code) == (200, 200)
+    created_attributes, validated_attributes = attributes(created), attributes(validated)
+    assert created_attributes["Max-Age"] == str(12 * 3600)
+    end = parsedate_to_datetime(created_attributes["Expires"]).timestamp()
+    assert before + 12 * 3600 - 1 <= end <= after + 12 * 3600
+    assert validated_attributes["Expires"] == created_attributes["Expires"]
+    assert int(validated_attributes["Max-Age"]) <= 12 * 3600
+    expiry = created.json()["text"]["sessionExpiry"]
+    assert json.loads(unquote(cookie_value(validated.headers["set-cookie"])).removeprefix("j:"))["expires"] == expiry
 
 
 @pytest.mark.clients

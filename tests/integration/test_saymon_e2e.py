@@ -5,8 +5,10 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -90,10 +92,29 @@ def test_the_seed_fetch_requests_log_in_and_then_use_the_sid_cookie(server):
     assert login.headers["content-type"].startswith("application/json")
     sid = login.json()
     assert login.text == f'"{sid}"'
-    assert login.headers["set-cookie"] == f"sid={sid}; Path=/; HttpOnly; SameSite=Lax"
+    assert login.headers["set-cookie"].startswith(f"sid={sid}; Max-Age=604800; Path=/; Expires=")
+    assert login.headers["set-cookie"].endswith("; HttpOnly; SameSite=Lax")
     current = httpx.get(f"{server.base_url}{CURRENT}", headers={"Cookie": "sid=" + sid})
     assert current.status_code == 200
     assert current.json()["login"] == "fetch.user"
+
+
+def test_the_sid_cookie_and_the_session_end_seven_days_after_login_however_often_used(server):
+    add_user(server, "week.user")
+    before = time.time()
+    login = httpx.post(f"{server.base_url}{SESSION}", json={"login": "week.user", "password": PASSWORD})
+    after = time.time()
+    attributes = dict(p.strip().split("=", 1) for p in login.headers["set-cookie"].split(";")[1:] if "=" in p)
+    assert attributes["Max-Age"] == str(7 * 86400)
+    assert before + 7 * 86400 - 1 <= parsedate_to_datetime(attributes["Expires"]).timestamp() <= after + 7 * 86400
+
+    async def stored(services: Services) -> tuple[float, float]:
+        session = await services.sessions.resolve_secret(login.json(), SaymonDialect().expiry_policy())
+        assert session.absolute_expires_at is not None
+        return session.created_at.timestamp(), session.absolute_expires_at.timestamp()
+
+    created, ends = with_services(server.database_url, stored)
+    assert ends - created == 7 * 86400
 
 
 def test_the_seed_http_example_body_arrives_chunked_and_is_read(server):
