@@ -128,23 +128,22 @@ def cookie_in(raw: str | None, *, now: datetime | None) -> str:
 
     ``now`` given: the cookie's own ``expires`` is checked too (validate does, delete does not).
 
-    The seed's sentences, with 401 rather than the vendor's 400: the cookie is the credential (decision 7).
-
     Raises:
-        Unauthenticated: no cookie, no readable ``sessionId`` in it, or an ``expires`` before ``now``.
+        InvalidRequest: with the seed's sentence and its 400 (decision 7): no cookie, no readable ``sessionId`` in
+            it, or an ``expires`` before ``now``.
     """
     if not raw:
-        raise Unauthenticated(COOKIE_REQUIRED)
+        raise InvalidRequest(COOKIE_REQUIRED)
     try:
         # cookie-parser reads "j:"-prefixed values as JSON; a plain JSON object is accepted too (decision 7).
         cookie = msgspec.json.decode(raw.removeprefix("j:"), type=wire.CookieIn)
     except msgspec.MsgspecError:
         # cookie-parser leaves anything else a string, whose sessionId is undefined.
-        raise Unauthenticated(SESSION_ID_REQUIRED) from None
+        raise InvalidRequest(SESSION_ID_REQUIRED) from None
     if not isinstance(cookie.session_id, str) or not cookie.session_id:
-        raise Unauthenticated(SESSION_ID_REQUIRED)
+        raise InvalidRequest(SESSION_ID_REQUIRED)
     if now is not None and (expires := _instant(cookie.expires)) is not None and expires < now:
-        raise Unauthenticated(COOKIE_EXPIRED)
+        raise InvalidRequest(COOKIE_EXPIRED)
     return cookie.session_id
 
 
@@ -163,10 +162,10 @@ def error_out(error: GatewayError, *, validating: bool) -> tuple[int, wire.Messa
     """The status and ``{"message"}`` body of a failure (decisions 9, 10 and 14).
 
     The seed's specific messages are kept; a session whose stored expiry has passed is the code's 403; anything
-    else gets the route's catch-all sentence from the seed, with the status of what went wrong. The vendor
-    answered 500 for an unknown session or user; the gateway answers 401 or 404, as those are client mistakes.
+    else gets the route's catch-all sentence from the seed, with the status of what went wrong. A session id that
+    names no live session gets the seed's 400, where the vendor's model failed it like a database error (500).
     """
     if isinstance(error, SessionExpired):
         return 403, wire.Message(message=SESSION_EXPIRED)
     message = error.message if error.message in _SPECIFIC else VALIDATE_ERROR if validating else REQUEST_ERROR
-    return error.status, wire.Message(message=message)
+    return 400 if isinstance(error, Unauthenticated) else error.status, wire.Message(message=message)

@@ -11,7 +11,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 
 from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, NotFound, SessionExpired, Unauthenticated
+from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, SessionExpired, Unauthenticated
 from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
@@ -124,7 +124,7 @@ async def _resolve(
 async def _end_presented(request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin) -> None:
     # Create overwrites the caller's cookie, so the session it named can no longer be reached: end it, as the
     # vendor's delete-then-insert did. A cookie that names nothing live is no reason to refuse a create.
-    with contextlib.suppress(Unauthenticated, NotFound):
+    with contextlib.suppress(InvalidRequest, Unauthenticated, NotFound):
         secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
         session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
         await sessions.revoke(session.id, tenant=dialect.options.tenant)

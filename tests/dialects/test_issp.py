@@ -304,7 +304,7 @@ def test_an_expired_cookie_is_refused_with_the_seeds_sentence(client, clock):
     held = cookie_object(create(client))
     clock.advance(HOURS_2 + 1)
     response = client.post(VALIDATE, headers=cookie_header(held))
-    assert (response.status_code, response.json()) == (401, example("error-cookie-expired.response.json"))
+    assert (response.status_code, response.json()) == (400, example("error-cookie-expired.response.json"))
 
 
 def test_a_cookie_whose_expires_was_moved_forward_still_meets_the_stored_expiry(client, clock):
@@ -316,9 +316,9 @@ def test_a_cookie_whose_expires_was_moved_forward_still_meets_the_stored_expiry(
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_validate_without_a_cookie_gets_401_with_the_seeds_sentence(client, method):
+def test_validate_without_a_cookie_gets_400_with_the_seeds_sentence(client, method):
     response = client.request(method, VALIDATE)
-    assert (response.status_code, response.json()) == (401, example("error-cookie-required.response.json"))
+    assert (response.status_code, response.json()) == (400, example("error-cookie-required.response.json"))
 
 
 @pytest.mark.parametrize(
@@ -335,14 +335,14 @@ def test_validate_without_a_cookie_gets_401_with_the_seeds_sentence(client, meth
         'j:"abc"',
     ],
 )
-def test_a_cookie_without_a_readable_session_id_gets_401_with_the_seeds_sentence(client, value):
+def test_a_cookie_without_a_readable_session_id_gets_400_with_the_seeds_sentence(client, value):
     response = client.post(VALIDATE, headers=cookie_header(value))
-    assert (response.status_code, response.json()) == (401, example("error-session-id-required.response.json"))
+    assert (response.status_code, response.json()) == (400, example("error-session-id-required.response.json"))
 
 
 def test_an_empty_cookie_counts_as_no_cookie(client):
     response = client.post(VALIDATE, headers={"Cookie": "sessionCookie="})
-    assert (response.status_code, response.json()) == (401, {"message": COOKIE_REQUIRED})
+    assert (response.status_code, response.json()) == (400, {"message": COOKIE_REQUIRED})
 
 
 def test_a_plain_json_cookie_and_an_unreadable_expiry_are_accepted(client):
@@ -352,10 +352,10 @@ def test_a_plain_json_cookie_and_an_unreadable_expiry_are_accepted(client):
     assert client.post(VALIDATE, headers=cookie_header(plain)).status_code == 200
 
 
-def test_an_unknown_session_id_gets_401_not_the_vendors_500(client):
+def test_an_unknown_session_id_gets_400_not_the_vendors_500(client):
     forged = {"sessionId": "2866326a-e164-48db-b994-74eae1181e81", "expires": "2099-01-01T00:00:00.000Z"}
     response = client.post(VALIDATE, headers=cookie_header(forged))
-    assert (response.status_code, response.json()) == (401, example("error-validating.response.json"))
+    assert (response.status_code, response.json()) == (400, example("error-validating.response.json"))
 
 
 def test_a_session_of_another_dialect_is_not_accepted(client):
@@ -369,14 +369,14 @@ def test_a_session_of_another_dialect_is_not_accepted(client):
         with_secret=True,
     )
     response = client.post(VALIDATE, headers=cookie_header({"sessionId": created.secret}))
-    assert (response.status_code, response.json()) == (401, {"message": VALIDATE_ERROR})
+    assert (response.status_code, response.json()) == (400, {"message": VALIDATE_ERROR})
 
 
 def test_disabling_the_user_ends_its_sessions(client):
     held = cookie_object(create(client))
     run(client, client.app.state.services.identity.disable, login=f"{SEED_USER}@example.com")
     response = client.post(VALIDATE, headers=cookie_header(held))
-    assert (response.status_code, response.json()) == (401, {"message": VALIDATE_ERROR})
+    assert (response.status_code, response.json()) == (400, {"message": VALIDATE_ERROR})
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
@@ -390,9 +390,9 @@ def test_delete_ends_the_session_and_expires_the_cookie(client, method):
     )
     assert client.cookies.get("sessionCookie") is None
     again = client.post(VALIDATE, headers=cookie_header(held))
-    assert (again.status_code, again.json()) == (401, {"message": VALIDATE_ERROR})
+    assert (again.status_code, again.json()) == (400, {"message": VALIDATE_ERROR})
     twice = client.request(method, DELETE, headers=cookie_header(held))
-    assert (twice.status_code, twice.json()) == (401, {"message": REQUEST_ERROR})
+    assert (twice.status_code, twice.json()) == (400, {"message": REQUEST_ERROR})
 
 
 def test_the_expired_cookie_a_delete_leaves_behind_no_longer_validates(client):
@@ -400,7 +400,7 @@ def test_the_expired_cookie_a_delete_leaves_behind_no_longer_validates(client):
     response = client.post(DELETE)
     leftover = unquote(set_cookie_of(response).split(";", 1)[0].removeprefix("sessionCookie="))
     again = client.post(VALIDATE, headers=cookie_header(leftover))
-    assert (again.status_code, again.json()) == (401, {"message": SESSION_ID_REQUIRED})
+    assert (again.status_code, again.json()) == (400, {"message": SESSION_ID_REQUIRED})
 
 
 def test_delete_ignores_the_cookies_own_expiry_and_ends_an_outlived_session_quietly(client, clock):
@@ -414,9 +414,9 @@ def test_delete_ignores_the_cookies_own_expiry_and_ends_an_outlived_session_quie
     ("headers", "message"),
     [({}, COOKIE_REQUIRED), (cookie_header({"expires": "2099-01-01T00:00:00.000Z"}), SESSION_ID_REQUIRED)],
 )
-def test_delete_without_a_session_id_gets_401_with_the_seeds_sentence(client, headers, message):
+def test_delete_without_a_session_id_gets_400_with_the_seeds_sentence(client, headers, message):
     response = client.delete(DELETE, headers=headers)
-    assert (response.status_code, response.json()) == (401, {"message": message})
+    assert (response.status_code, response.json()) == (400, {"message": message})
 
 
 def test_a_second_create_mints_a_new_id_and_ends_the_session_its_cookie_named(client):
@@ -424,7 +424,7 @@ def test_a_second_create_mints_a_new_id_and_ends_the_session_its_cookie_named(cl
     second = create(client).json()["text"]["sessionId"]
     assert first != second
     response = client.post(VALIDATE, headers=cookie_header({"sessionId": first}))
-    assert (response.status_code, response.json()) == (401, {"message": VALIDATE_ERROR})
+    assert (response.status_code, response.json()) == (400, {"message": VALIDATE_ERROR})
     assert client.post(VALIDATE).status_code == 200
 
 
@@ -510,7 +510,7 @@ def test_any_user_id_string_nobody_was_provisioned_with_is_just_unknown(client, 
 
 def test_a_cookie_with_a_nul_character_names_no_session(client):
     response = client.post(VALIDATE, headers=cookie_header({"sessionId": "a\u0000b"}))
-    assert (response.status_code, response.json()) == (401, {"message": VALIDATE_ERROR})
+    assert (response.status_code, response.json()) == (400, {"message": VALIDATE_ERROR})
 
 
 class CountingRunner:

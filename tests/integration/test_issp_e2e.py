@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -111,9 +111,45 @@ def test_an_httpx_cookie_jar_stores_the_cookie_and_sends_it_back_unchanged(serve
         assert "sessionCookie" not in client.cookies
         after = client.post(VALIDATE)
         assert "cookie" not in after.request.headers
-        assert (after.status_code, after.json()) == (401, COOKIE_REQUIRED)
+        assert (after.status_code, after.json()) == (400, COOKIE_REQUIRED)
         replayed = client.post(VALIDATE, headers={"Cookie": f"sessionCookie={issued}"})
-        assert (replayed.status_code, replayed.json()) == (401, VALIDATE_ERROR)
+        assert (replayed.status_code, replayed.json()) == (400, VALIDATE_ERROR)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "cookie", "body"),
+    [
+        ("POST", VALIDATE, None, b'{"message":"Invalid request: session cookie is required."}'),
+        ("GET", VALIDATE, "", b'{"message":"Invalid request: session cookie is required."}'),
+        (
+            "POST",
+            VALIDATE,
+            'j:{"expires":"2099-01-01T00:00:00.000Z"}',
+            b'{"message":"Invalid request: session ID is required."}',
+        ),
+        (
+            "POST",
+            VALIDATE,
+            'j:{"sessionId":"x","expires":"2000-01-01T00:00:00.000Z"}',
+            b'{"message":"Invalid request: session cookie is expired. Please create a new session."}',
+        ),
+        (
+            "POST",
+            VALIDATE,
+            'j:{"sessionId":"no-such-session"}',
+            b'{"message":"There was an error validating the session."}',
+        ),
+        ("DELETE", DELETE, None, b'{"message":"Invalid request: session cookie is required."}'),
+        ("POST", DELETE, "not json", b'{"message":"Invalid request: session ID is required."}'),
+        ("DELETE", DELETE, 'j:{"sessionId":"no-such-session"}', b'{"message":"There was an error with the request."}'),
+    ],
+)
+def test_a_refused_cookie_gets_the_seeds_400_and_sentence_byte_for_byte(server, method, path, cookie, body):
+    headers = {} if cookie is None else {"Cookie": "sessionCookie=" + quote(cookie, safe="")}
+    response = httpx.request(method, f"{server.base_url}{path}", headers=headers)
+    assert (response.status_code, response.content) == (400, body)
+    assert response.headers["content-type"] == "application/json"
+    assert "set-cookie" not in response.headers
 
 
 def test_the_cookie_expires_with_the_session_two_hours_ahead_on_the_real_clock(server):
@@ -176,7 +212,7 @@ def test_tough_cookie_stores_the_cookie_and_sends_it_back_unchanged(server):
         assert (steps[name]["status"], steps[name]["body"]) == (200, SEED_VALIDATE)
         assert steps[name]["stored"][0]["value"] == cookie_value(steps[name]["setCookie"][0])
     assert (steps["delete"]["status"], steps["delete"]["stored"]) == (200, [])
-    assert (steps["validate-after-delete"]["status"], steps["validate-after-delete"]["body"]) == (401, COOKIE_REQUIRED)
+    assert (steps["validate-after-delete"]["status"], steps["validate-after-delete"]["body"]) == (400, COOKIE_REQUIRED)
 
 
 def test_no_session_id_or_digest_reaches_the_server_log(server):
