@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -13,6 +14,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+import yaml
 
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
@@ -184,6 +186,24 @@ def test_the_default_maximum_lifetime_caps_the_session_and_its_cookie_at_twelve_
     assert int(validated_attributes["Max-Age"]) <= 12 * 3600
     expiry = created.json()["text"]["sessionExpiry"]
     assert json.loads(unquote(cookie_value(validated.headers["set-cookie"])).removeprefix("j:"))["expires"] == expiry
+
+
+def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_back(server):
+    spec = yaml.safe_load((ROOT / "openapi" / "issp.yaml").read_text())
+    validate = spec["paths"][VALIDATE]["post"]
+    (parameter,) = (p for p in validate["parameters"] if p["name"] == "sessionCookie")
+    header_pattern = spec["components"]["headers"]["SessionCookieSet"]["schema"]["pattern"]
+    port = server.base_url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=server.base_url, headers={"Host": f"[::1]:{port}"}) as client:
+        created = client.post(CREATE, json={"userId": SAMPLE_USER})
+        assert created.status_code == 200
+        issued = cookie_value(created.headers["set-cookie"])
+        assert json.loads(unquote(issued).removeprefix("j:"))["domain"] == "::1"
+        assert re.fullmatch(header_pattern, created.headers["set-cookie"])
+        assert re.fullmatch(parameter["schema"]["pattern"], issued)
+        validated = client.post(VALIDATE, headers={"Cookie": f"sessionCookie={issued}"})
+        assert (validated.status_code, validated.json()) == (200, SEED_VALIDATE)
+        assert re.fullmatch(parameter["schema"]["pattern"], cookie_value(validated.headers["set-cookie"]))
 
 
 @pytest.mark.clients
