@@ -12,6 +12,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
 
 from sessiongate.core import models as core
 from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, Unauthenticated
@@ -27,6 +28,19 @@ __all__ = ("Caller", "authenticate", "create_session", "current_user", "delete_s
 
 COOKIE = "sid"
 FORM = "application/x-www-form-urlencoded"
+
+
+class _EmptyResponse(Response[bytes]):
+    """An empty body without ``Content-Type``, as restify's ``res.send()`` without a body answers (S2's logout).
+
+    Litestar names a media type for every response that may have a body, so it is taken off again here.
+    """
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        """The ASGI response, without the ``Content-Type`` header."""
+        response = super().to_asgi_response(*args, **kwargs)
+        del response.headers["content-type"]
+        return response
 
 
 class Caller(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,7 +114,7 @@ async def delete_session(
     except NotFound as exc:  # ended by a concurrent logout between resolve and revoke
         raise Unauthenticated(mapping.SESSION_EXPIRED) from exc
     cookie = expired_cookie(COOKIE, secure=cookie_is_secure(request, settings))
-    return Response(b"", status_code=200, headers={"Set-Cookie": cookie})
+    return _EmptyResponse(b"", status_code=200, headers={"Set-Cookie": cookie})
 
 
 async def authenticate(

@@ -248,6 +248,8 @@ def test_logout_ends_the_session_clears_the_cookie_and_returns_an_empty_body(cli
     response = client.delete(SESSION, headers={"Cookie": f"sid={sid}"})
     assert response.status_code == 200
     assert response.content == b""
+    assert "content-type" not in response.headers
+    assert response.headers["content-length"] == "0"
     assert response.headers["set-cookie"] == (
         "sid=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
     )
