@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from litestar.config.app import AppConfig
     from litestar.controller import Controller
+    from litestar.types import Message, Scope
 
 __all__ = (
     "DialectOptions",
@@ -39,12 +40,14 @@ __all__ = (
     "client_address",
     "forwarded_client",
     "is_secure_request",
+    "no_store",
     "within_create_budget",
 )
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LONGEST_HOP = 64  # = sg_session.client_address; a longer entry is no address anyway
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -127,11 +130,26 @@ class DialectPlugin(InitPlugin):
             include_in_schema=False,
         )
         app_config.route_handlers.append(router)
+        if no_store not in app_config.before_send:
+            app_config.before_send.append(no_store)
         return app_config
 
     def _self(self, identity: NamedDependency[object]) -> DialectPlugin:
         del identity  # a link of the app's dependency chain (DEPENDENCY_CHAIN in sessiongate.app)
         return self
+
+
+async def no_store(message: Message, scope: Scope) -> None:
+    """The app's ``before_send`` hook: ``Cache-Control: no-store`` on every response of a dialect's route.
+
+    Those responses carry tokens, session ids and cookies, or clear them, and no shared cache may keep one (OWASP
+    ASVS V8.2.1). A hook rather than the routers' response headers, which miss the error responses the app's
+    exception handler builds. It runs for every message the app sends, so it does no more than two lookups.
+    """
+    if message["type"] == "http.response.start":
+        handler = scope.get("route_handler")
+        if handler is not None and "dialect" in handler.opt:
+            message["headers"] = [*message.get("headers", ()), _NO_STORE]
 
 
 def _path_regex(path: str) -> re.Pattern[str]:
