@@ -16,6 +16,7 @@ from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
 from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
+from sessiongate.dialects.origin import refuse_cross_site
 from sessiongate.identity.service import IdentityService
 from sessiongate.settings import Settings
 from sessiongate_issp import mapping, wire
@@ -36,7 +37,15 @@ COOKIE = "sessionCookie"
 CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
 
 
-@post(CREATE, operation_id="createSession", status_code=200, tags=["issp"], before_request=within_create_budget)
+# Create and delete change what the browser's cookie names, so another site's page may do neither (decision 18).
+@post(
+    CREATE,
+    operation_id="createSession",
+    status_code=200,
+    tags=["issp"],
+    guards=[refuse_cross_site],
+    before_request=within_create_budget,
+)
 async def create_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
@@ -95,8 +104,12 @@ async def end(
 
 validate_session = post(VALIDATE, operation_id="validateSession", status_code=200, tags=["issp"])(validate)
 validate_session_with_get = get(VALIDATE, operation_id="validateSessionWithGet", tags=["issp"])(validate)
-delete_session = post(DELETE, operation_id="deleteSession", status_code=200, tags=["issp"])(end)
-delete_session_with_delete = delete(DELETE, operation_id="deleteSessionWithDelete", status_code=200, tags=["issp"])(end)
+delete_session = post(DELETE, operation_id="deleteSession", status_code=200, tags=["issp"], guards=[refuse_cross_site])(
+    end
+)
+delete_session_with_delete = delete(
+    DELETE, operation_id="deleteSessionWithDelete", status_code=200, tags=["issp"], guards=[refuse_cross_site]
+)(end)
 
 
 async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:

@@ -36,6 +36,7 @@ INVALID_JSON = "Invalid JSON: the request body is not a valid JSON document."
 _CODES = {
     "invalid_request": "BadRequest",
     "forbidden": "Forbidden",
+    "cross_site_request": "Forbidden",
     "account_disabled": "Forbidden",
     "not_found": "ResourceNotFound",
     "method_not_allowed": "MethodNotAllowed",
@@ -50,6 +51,7 @@ _CODES = {
 # Fixed wording for failures whose core message is not in SAYMON's style (or could name too much).
 _MESSAGES = {
     "account_disabled": "Account is disabled.",
+    "cross_site_request": "Cross-site request refused.",
     "not_found": "Resource not found.",
     "method_not_allowed": "Method not allowed.",
     "payload_too_large": "Request body is too large.",

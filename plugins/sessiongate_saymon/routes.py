@@ -20,6 +20,7 @@ from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
 from sessiongate.dialects.bodies import json_body
 from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
+from sessiongate.dialects.origin import refuse_cross_site
 from sessiongate.identity.service import IdentityService
 from sessiongate.settings import Settings
 from sessiongate_saymon import mapping, wire
@@ -50,7 +51,14 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     session: core.Session | None
 
 
-@post("/node/api/users/session", operation_id="createSession", status_code=200, tags=["saymon"])
+# Log in and log out set and clear the sid cookie, so another site's page may do neither (decision 17).
+@post(
+    "/node/api/users/session",
+    operation_id="createSession",
+    status_code=200,
+    tags=["saymon"],
+    guards=[refuse_cross_site],
+)
 async def create_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
@@ -98,7 +106,13 @@ async def verify_session(
     return Response(b"true", media_type=MediaType.JSON)
 
 
-@delete("/node/api/users/session", operation_id="deleteSession", status_code=200, tags=["saymon"])
+@delete(
+    "/node/api/users/session",
+    operation_id="deleteSession",
+    status_code=200,
+    tags=["saymon"],
+    guards=[refuse_cross_site],
+)
 async def delete_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],

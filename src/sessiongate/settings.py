@@ -9,10 +9,11 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Settings", "SettingsError")
+__all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Origin", "Settings", "SettingsError", "parse_origin")
 
 PREFIX = "SESSIONGATE_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongate.db"
@@ -21,8 +22,11 @@ MIN_KEY_BYTES = 32
 FILE_SUFFIX = "_FILE"
 """``SESSIONGATE_<NAME>_FILE`` names a file holding the value of ``SESSIONGATE_<NAME>`` (container secrets)."""
 MAX_TRUSTED_PROXIES = 32
-_LISTS = frozenset({"dialects", "trusted_proxy_networks"})
+_LISTS = frozenset({"dialects", "trusted_proxy_networks", "allowed_origins"})
 """Settings that also take a comma list from the environment."""
+Origin = tuple[str, str, int]
+"""A web origin as compared: scheme, host (lower case; an IPv6 address without brackets) and port."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class SettingsError(ValueError):
@@ -68,6 +72,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     trusted_proxy_networks: tuple[str, ...] = ()
     """With ``trust_forwarded``: the proxies' addresses or networks (CIDR). ``X-Forwarded-For`` then counts only when
     the peer is one of them, and the client is the right-most entry that is not."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (``https://dashboard.example``) whose pages may call the routes that authenticate by cookie from
+    another site; a browser's request from any other origin is refused (``sessiongate.dialects.origin``)."""
     max_body_bytes: int = 16384
     """Largest request body accepted; larger ones get 413 in the dialect's shape."""
     unavailable_retry_after: int = 5
@@ -175,6 +182,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             except ValueError as exc:
                 msg = f"trusted_proxy_networks: {network!r} is not an address or a network ({exc})"
                 raise SettingsError(msg) from exc
+        not_origins = [o for o in self.allowed_origins if parse_origin(o) is None]
+        if not_origins:
+            msg = f"allowed_origins {not_origins} are not origins: scheme://host[:port], http or https"
+            raise SettingsError(msg)
 
     @property
     def is_sqlite(self) -> bool:
@@ -261,6 +272,20 @@ def _parse_value(raw: str, name: str) -> Any:
     if name in _LISTS:
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
+
+
+def parse_origin(text: str) -> Origin | None:
+    """A web origin (RFC 6454) ``scheme://host[:port]`` as compared, or ``None`` for ``null`` and anything else."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        return None
+    return parts.scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[parts.scheme]
 
 
 def _assign(tree: dict[str, Any], path: list[str], value: Any) -> None:

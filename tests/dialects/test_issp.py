@@ -467,6 +467,83 @@ def test_a_cookie_domain_and_same_site_none_can_be_configured(make_client):
     assert attributes(cleared)["Domain"] == "dashboard.example.org"
 
 
+# --- cross-site requests (decision 16) -------------------------------------------------------------------------------
+
+OWN = "http://testserver.local"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://testserver.local"},  # another scheme is another origin
+        {"Origin": "http://testserver.local:8080"},  # and so is another port
+        {"Origin": "http://sub.testserver.local"},  # and another host of the same site
+        {"Origin": "null"},
+        {"Origin": "http://[::1"},  # unreadable
+        {"Origin": "http://testserver.local/path"},  # not an origin
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", CREATE), ("POST", DELETE), ("DELETE", DELETE)])
+def test_a_create_or_delete_from_another_site_is_refused_with_403(client, headers, method, path):
+    create(client)
+    body = {"userID": SEED_USER} if path == CREATE else None
+    response = client.request(method, path, json=body, headers=headers)
+    assert (response.status_code, response.json()) == (403, {"message": REQUEST_ERROR})
+    assert "set-cookie" not in response.headers
+    assert client.post(VALIDATE).status_code == 200  # the session the browser holds is untouched
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": OWN},
+        {"Origin": "HTTP://TestServer.Local:80"},
+        {"Origin": OWN, "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
+def test_same_origin_requests_and_those_naming_no_origin_are_served(client, headers):
+    assert client.post(CREATE, json={"userID": SEED_USER}, headers=headers).status_code == 200
+    assert client.post(DELETE, headers=headers).status_code == 200
+
+
+def test_validate_is_not_refused_for_coming_from_another_site(client):
+    create(client)
+    assert (
+        client.post(VALIDATE, headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}).status_code
+        == 200
+    )
+
+
+def test_a_configured_origin_may_create_and_delete_from_another_site(make_client):
+    client = make_client(dialects=("issp",), allowed_origins=("https://dashboard.example",))
+    add_user(client)
+    allowed = {"Origin": "https://dashboard.example", "Sec-Fetch-Site": "cross-site"}
+    assert client.post(CREATE, json={"userID": SEED_USER}, headers=allowed).status_code == 200
+    assert client.delete(DELETE, headers=allowed).status_code == 200
+    other = {"Origin": "https://dashboard.example:8443", "Sec-Fetch-Site": "cross-site"}
+    assert client.post(CREATE, json={"userID": SEED_USER}, headers=other).status_code == 403
+
+
+def test_the_origin_of_a_tls_proxy_is_the_requests_own_when_the_proxy_is_trusted(make_client):
+    client = make_client(dialects=("issp",), trust_forwarded=True)
+    add_user(client)
+    behind_proxy = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "dashboard.example",
+        "Origin": "https://dashboard.example",
+    }
+    assert client.post(CREATE, json={"userID": SEED_USER}, headers=behind_proxy).status_code == 200
+    untrusted = make_client(dialects=("issp",))  # the same database, so the user exists already
+    assert untrusted.post(CREATE, json={"userID": SEED_USER}, headers=behind_proxy).status_code == 403
+
+
 @pytest.mark.parametrize(
     ("path", "method", "allow", "message"),
     [

@@ -22,6 +22,7 @@ LOGIN, PASSWORD = "user.name@example.com", "P665bPVi"  # the seed's sample crede
 OBJECT_ID = "5e21b752308c3c66d64e072c"  # S5's sample user id
 SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DAY = 86400
+FORM = "application/x-www-form-urlencoded"
 MAX_LIFETIME = 7 * DAY  # the default cap
 
 
@@ -468,6 +469,52 @@ def test_invalid_bodies_get_400_bad_request(client, body, message):
 def test_a_missing_body_is_missing_parameters(client):
     response = client.post(SESSION, headers={"Content-Type": "application/json"})
     assert (response.status_code, response.json()["message"]) == (400, 'Mandatory "login" parameter is absent/empty.')
+
+
+# --- cross-site requests (decision 16) -------------------------------------------------------------------------------
+
+CROSS_SITE = {"code": "Forbidden", "message": "Cross-site request refused."}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://testserver.local"},
+        {"Origin": "null"},
+        {"Origin": "not an origin"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_a_login_or_logout_from_another_site_is_refused_with_403(client, headers):
+    refused = client.post(SESSION, json={"login": LOGIN, "password": PASSWORD}, headers=headers)
+    assert (refused.status_code, refused.json()) == (403, CROSS_SITE)
+    assert "set-cookie" not in refused.headers
+    form = client.post(SESSION, content=f"login={LOGIN}&password={PASSWORD}", headers={**headers, "Content-Type": FORM})
+    assert (form.status_code, form.json()) == (403, CROSS_SITE)
+    sid = log_in(client)
+    client.cookies.clear()
+    logout = client.delete(SESSION, headers={**headers, "Cookie": f"sid={sid}"})
+    assert (logout.status_code, logout.json()) == (403, CROSS_SITE)
+    assert client.get(CURRENT, headers={"X-Session-Id": sid}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://testserver.local"}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}],
+)
+def test_same_origin_logins_and_logouts_and_those_naming_no_origin_are_served(client, headers):
+    login = client.post(SESSION, json={"login": LOGIN, "password": PASSWORD}, headers=headers)
+    assert login.status_code == 200
+    assert client.delete(SESSION, headers=headers).status_code == 200
+
+
+def test_a_configured_origin_may_log_in_and_out_from_another_site(make_client):
+    client = make_client(dialects=("saymon",), allowed_origins=("https://console.example",))
+    add_user(client)
+    allowed = {"Origin": "https://console.example", "Sec-Fetch-Site": "cross-site"}
+    assert client.post(SESSION, json={"login": LOGIN, "password": PASSWORD}, headers=allowed).status_code == 200
+    assert client.delete(SESSION, headers=allowed).status_code == 200
 
 
 def test_malformed_json_gets_400_invalid_content(client):

@@ -32,6 +32,8 @@ COOKIE_REQUIRED = {"message": "Invalid request: session cookie is required."}
 VALIDATE_ERROR = {"message": "There was an error validating the session."}
 NODE = shutil.which("node")
 TOUGH_COOKIE = ROOT / "clients" / "node_modules" / "tough-cookie"
+DASHBOARD = "https://dashboard.example"
+REQUEST_ERROR = b'{"message":"There was an error with the request."}'
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,17 @@ def day_long_server(request, tmp_path_factory) -> Iterator[Gateway]:
 
 def cookie_value(set_cookie: str) -> str:
     return set_cookie.split(";", 1)[0].removeprefix("sessionCookie=")
+
+
+@pytest.fixture(scope="module", params=backends())
+def dashboard_server(request, tmp_path_factory) -> Iterator[Gateway]:
+    """A gateway whose dashboard is served from another site, configured as an allowed origin."""
+    directory = tmp_path_factory.mktemp(f"issp-origins-{request.param}")
+    env = {"SESSIONGATE_DIALECTS": "issp", "SESSIONGATE_ALLOWED_ORIGINS": DASHBOARD}
+    with database(request.param, directory) as url, running_server(url, directory, env=env) as process:
+        gateway = Gateway(process=process, database_url=url)
+        gateway.add_user(SAMPLE_USER, "sample@email.com", ("admin",))
+        yield gateway
 
 
 def attributes(response: httpx.Response) -> dict[str, str]:
@@ -204,6 +217,36 @@ def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_ba
         validated = client.post(VALIDATE, headers={"Cookie": f"sessionCookie={issued}"})
         assert (validated.status_code, validated.json()) == (200, SEED_VALIDATE)
         assert re.fullmatch(parameter["schema"]["pattern"], cookie_value(validated.headers["set-cookie"]))
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [{"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}],
+    ids=["origin", "null-origin", "fetch-metadata"],
+)
+def test_a_browser_on_another_site_can_neither_create_nor_delete_a_session(server, foreign):
+    with httpx.Client(base_url=server.base_url) as client:
+        refused = client.post(CREATE, json={"userId": SAMPLE_USER}, headers=foreign)
+        assert (refused.status_code, refused.content) == (403, REQUEST_ERROR)
+        assert "set-cookie" not in refused.headers
+        assert client.post(CREATE, json={"userId": SAMPLE_USER}).status_code == 200
+        for method in ("POST", "DELETE"):
+            kept = client.request(method, DELETE, headers=foreign)
+            assert (kept.status_code, kept.content) == (403, REQUEST_ERROR)
+            assert "set-cookie" not in kept.headers
+        assert client.post(VALIDATE).status_code == 200
+        own = {"Origin": server.base_url, "Sec-Fetch-Site": "same-origin"}
+        assert client.delete(DELETE, headers=own).status_code == 200
+
+
+def test_a_dashboard_on_a_configured_origin_creates_validates_and_deletes(dashboard_server):
+    dashboard = {"Origin": DASHBOARD, "Sec-Fetch-Site": "cross-site"}
+    with httpx.Client(base_url=dashboard_server.base_url, headers=dashboard) as client:
+        assert client.post(CREATE, json={"userId": SAMPLE_USER}).status_code == 200
+        assert client.post(VALIDATE).status_code == 200
+        assert client.delete(DELETE).status_code == 200
+        other = client.post(CREATE, json={"userId": SAMPLE_USER}, headers={"Origin": "https://evil.example"})
+        assert (other.status_code, other.content) == (403, REQUEST_ERROR)
 
 
 @pytest.mark.clients

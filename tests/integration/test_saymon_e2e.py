@@ -25,6 +25,8 @@ CURRENT = "/node/api/users/current"
 VERIFY = "/node/api/users/session/verify/"
 PASSWORD = "P665bPVi"  # the seed's sample password
 NODE = shutil.which("node")
+CONSOLE = "https://console.example"
+CROSS_SITE = b'{"code":"Forbidden","message":"Cross-site request refused."}'
 
 
 def with_services(database_url: str, work) -> object:
@@ -81,6 +83,15 @@ def server(request, tmp_path_factory) -> Iterator[Gateway]:
         yield Gateway(process=process, database_url=url)
 
 
+@pytest.fixture(scope="module", params=backends())
+def console_server(request, tmp_path_factory) -> Iterator[Gateway]:
+    """A gateway whose web console is served from another site, configured as an allowed origin."""
+    directory = tmp_path_factory.mktemp(f"saymon-origins-{request.param}")
+    env = {"SESSIONGATE_DIALECTS": "saymon", "SESSIONGATE_ALLOWED_ORIGINS": CONSOLE}
+    with database(request.param, directory) as url, running_server(url, directory, env=env) as process:
+        yield Gateway(process=process, database_url=url)
+
+
 def test_the_seed_fetch_requests_log_in_and_then_use_the_sid_cookie(server):
     add_user(server, "fetch.user")
     login = httpx.post(
@@ -115,6 +126,42 @@ def test_the_sid_cookie_and_the_session_end_seven_days_after_login_however_often
 
     created, ends = with_services(server.database_url, stored)
     assert ends - created == 7 * 86400
+
+
+@pytest.mark.parametrize(
+    ("login", "foreign"),
+    [
+        ("csrf.origin", {"Origin": "https://evil.example"}),
+        ("csrf.null", {"Origin": "null"}),
+        ("csrf.fetch", {"Sec-Fetch-Site": "cross-site"}),
+    ],
+)
+def test_a_browser_on_another_site_can_neither_log_in_nor_log_out(server, login, foreign):
+    add_user(server, login)
+    url = f"{server.base_url}{SESSION}"
+    form = {**foreign, "Content-Type": "application/x-www-form-urlencoded"}
+    for refused in (
+        httpx.post(url, json={"login": login, "password": PASSWORD}, headers=foreign),
+        httpx.post(url, content=f"login={login}&password={PASSWORD}", headers=form),
+    ):
+        assert (refused.status_code, refused.content) == (403, CROSS_SITE)
+        assert "set-cookie" not in refused.headers
+    sid = log_in(server, login)
+    logout = httpx.delete(url, headers={**foreign, "Cookie": f"sid={sid}"})
+    assert (logout.status_code, logout.content) == (403, CROSS_SITE)
+    assert httpx.get(f"{server.base_url}{CURRENT}", headers={"Cookie": f"sid={sid}"}).status_code == 200
+    own = {"Origin": server.base_url, "Sec-Fetch-Site": "same-origin", "Cookie": f"sid={sid}"}
+    assert httpx.delete(url, headers=own).status_code == 200
+
+
+def test_a_console_on_a_configured_origin_logs_in_and_out(console_server):
+    add_user(console_server, "console.user")
+    console = {"Origin": CONSOLE, "Sec-Fetch-Site": "cross-site"}
+    with httpx.Client(base_url=console_server.base_url, headers=console) as client:
+        login = client.post(SESSION, json={"login": "console.user", "password": PASSWORD})
+        assert login.status_code == 200
+        assert client.get(CURRENT).status_code == 200
+        assert client.delete(SESSION).status_code == 200
 
 
 def test_the_seed_http_example_body_arrives_chunked_and_is_read(server):

@@ -59,6 +59,20 @@ def test_leeway_is_bounded():
         Settings.from_env({"SESSIONGATE_JWT_LEEWAY": "3600"})
 
 
+def test_allowed_origins_are_a_comma_list_of_origins():
+    settings = Settings.from_env({"SESSIONGATE_ALLOWED_ORIGINS": "https://dashboard.example, http://[::1]:8080"})
+    assert settings.allowed_origins == ("https://dashboard.example", "http://[::1]:8080")
+    assert Settings.from_env({}).allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    "value", ["null", "*", "dashboard.example", "ftp://dashboard.example", "https://dashboard.example/app", "https://"]
+)
+def test_an_allowed_origin_that_is_not_an_origin_stops_start_up(value):
+    with pytest.raises(SettingsError, match="allowed_origins"):
+        Settings.from_env({"SESSIONGATE_ALLOWED_ORIGINS": value})
+
+
 def test_settings_file_is_read_and_environment_wins(tmp_path: Path):
     config = tmp_path / "gateway.toml"
     config.write_text('max_body_bytes = 1000\nlog_level = "DEBUG"\n')

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from litestar import Request, Response, Router, route
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
@@ -278,8 +279,8 @@ def _within(address: _Address, networks: tuple[_Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def is_secure_request(request: Request[Any, Any, Any], *, trust_forwarded: bool) -> bool:
-    """Whether the request arrived over TLS (directly, or at a trusted proxy)."""
+def is_secure_request(request: ASGIConnection[Any, Any, Any, Any], *, trust_forwarded: bool) -> bool:
+    """Whether the request (or any connection, for a guard) arrived over TLS (directly, or at a trusted proxy)."""
     if trust_forwarded and request.headers.get("x-forwarded-proto", "").lower() == "https":
         return True
     return request.url.scheme in {"https", "wss"}
