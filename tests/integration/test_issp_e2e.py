@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from sessiongate.core.models import ExpiryPolicy, NewSession
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
 from tests.conftest import ROOT
@@ -217,6 +219,31 @@ def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_ba
         validated = client.post(VALIDATE, headers={"Cookie": f"sessionCookie={issued}"})
         assert (validated.status_code, validated.json()) == (200, SEED_VALIDATE)
         assert re.fullmatch(parameter["schema"]["pattern"], cookie_value(validated.headers["set-cookie"]))
+
+
+def test_a_session_stored_before_the_maximum_lifetime_existed_ends_twelve_hours_after_creation(server):
+    # A row written by a gateway without issp's cap (absolute_expires_at NULL), created 13 hours ago and validated
+    # an hour ago, so its sliding expiry is an hour ahead: the cap still ends it.
+    uncapped = ExpiryPolicy(ttl=7200, sliding=True, touch_interval=0)
+    now = datetime.now(UTC)
+
+    async def legacy() -> str:
+        async def at(moment, work):
+            settings = Settings(database_url=server.database_url, sweep_interval=0)
+            async with open_services(settings, clock=lambda: moment, migrate=False) as services:
+                return await work(services)
+
+        user = NewSession(tenant="default", dialect="issp", principal_id=SAMPLE_USER, attributes={"role": "Admin"})
+        created = await at(now - timedelta(hours=13), lambda s: s.sessions.create(user, uncapped, with_secret=True))
+        secret = created.secret
+        for hours in range(12, 0, -1):
+            await at(now - timedelta(hours=hours), lambda s: s.sessions.resolve_secret(secret, uncapped))
+        return secret
+
+    secret = asyncio.run(legacy())
+    cookie = "sessionCookie=" + quote(f'j:{{"sessionId":"{secret}"}}', safe="")
+    response = httpx.post(f"{server.base_url}{VALIDATE}", headers={"Cookie": cookie})
+    assert (response.status_code, response.content) == (403, b'{"message":"Session is expired"}')
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,34 @@ async def test_absolute_cap_ends_a_sliding_session(services, clock):
         await services.sessions.resolve_secret(created.secret, policy)
 
 
+async def test_a_session_stored_without_an_absolute_end_still_ends_at_the_policys_cap(services, clock):
+    # A row written before its dialect had a maximum lifetime (absolute_expires_at is NULL) must not slide forever.
+    uncapped = ExpiryPolicy(ttl=100, sliding=True, touch_interval=0)
+    created = await services.sessions.create(new(), uncapped, with_secret=True)
+    assert created.session.absolute_expires_at is None
+    capped = ExpiryPolicy(ttl=100, sliding=True, absolute=250, touch_interval=0)
+    clock.advance(90)
+    await services.sessions.resolve_secret(created.secret, capped)
+    clock.advance(90)
+    used = await services.sessions.resolve_secret(created.secret, capped)
+    assert used.expires_at == created.session.created_at + timedelta(seconds=250)
+    clock.advance(69)
+    await services.sessions.resolve_secret(created.secret, capped)
+    clock.advance(1)
+    with pytest.raises(SessionExpired):
+        await services.sessions.resolve_secret(created.secret, capped)
+
+
+async def test_a_session_stored_without_an_absolute_end_is_refused_once_past_the_policys_cap(services, clock):
+    uncapped = ExpiryPolicy(ttl=100, sliding=True, touch_interval=0)
+    created = await services.sessions.create(new(), uncapped, with_secret=True)
+    for _ in range(4):
+        clock.advance(90)
+        await services.sessions.resolve_secret(created.secret, uncapped)
+    with pytest.raises(SessionExpired):
+        await services.sessions.resolve_secret(created.secret, ExpiryPolicy(ttl=100, absolute=300, touch_interval=0))
+
+
 async def test_idle_timeout_ends_an_unused_session(services, clock):
     policy = ExpiryPolicy(ttl=3600, idle=300, touch_interval=0)
     created = await services.sessions.create(new(), policy, with_secret=True)

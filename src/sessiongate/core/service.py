@@ -179,7 +179,11 @@ class SessionService:
         now = self.clock()
         if session.revoked_at is not None:
             raise SessionRevoked("session revoked")
-        if now >= session.expires_at:
+        # A session stored before its policy had an absolute cap ends by the policy's cap, so none slides forever.
+        absolute = session.absolute_expires_at
+        if absolute is None and policy.absolute is not None:
+            absolute = session.created_at + timedelta(seconds=policy.absolute)
+        if now >= session.expires_at or (absolute is not None and now >= absolute):
             raise SessionExpired("session expired")
         since_use = (now - session.last_seen_at).total_seconds()
         if policy.idle is not None and since_use >= policy.idle:
@@ -188,7 +192,7 @@ class SessionService:
             return session
         expires = session.expires_at
         if policy.sliding:
-            expires = _capped(now + timedelta(seconds=policy.ttl), session.absolute_expires_at)
+            expires = _capped(now + timedelta(seconds=policy.ttl), absolute)
         touched = await self.store.touch(session.id, now=now, expires_at=expires)
         if touched is None:
             raise SessionRevoked("session revoked")
