@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError, InvalidRequest, SessionExpired, Unauthenticated
+from sessiongate.core.errors import GatewayError, InvalidRequest, SessionExpired, Unauthenticated, Unavailable
 from sessiongate.dialects.cookies import EPOCH, encode_cookie_value
 from sessiongate_issp import wire
 
@@ -159,7 +159,7 @@ def _instant(value: object) -> datetime | None:
 
 
 def error_out(error: GatewayError, *, validating: bool) -> tuple[int, wire.Message]:
-    """The status and ``{"message"}`` body of a failure (decisions 9, 10 and 14).
+    """The status and ``{"message"}`` body of a failure (decisions 9, 10, 14 and 15).
 
     The seed's specific messages are kept; a session whose stored expiry has passed is the code's 403; anything
     else gets the route's catch-all sentence from the seed, with the status of what went wrong. A session id that
@@ -168,4 +168,6 @@ def error_out(error: GatewayError, *, validating: bool) -> tuple[int, wire.Messa
     if isinstance(error, SessionExpired):
         return 403, wire.Message(message=SESSION_EXPIRED)
     message = error.message if error.message in _SPECIFIC else VALIDATE_ERROR if validating else REQUEST_ERROR
+    if isinstance(error, Unavailable):  # the seed's own case of its 500: "unexpected database error" (decision 15)
+        return 500, wire.Message(message=message)
     return 400 if isinstance(error, Unauthenticated) else error.status, wire.Message(message=message)
