@@ -52,12 +52,14 @@ class AmityDialect(DialectPlugin):
         return ExpiryPolicy(ttl=self.settings.lifetime, touch_interval=self.settings.touch_interval)
 
     def dependencies(self) -> dict[str, Provide]:
-        """``tenants``, ``network`` (by API key), ``server_network`` (by server key) and ``caller`` (by token)."""
+        """``tenants``, ``network`` (by API key), ``server_network`` (by server key), ``caller`` (by token) and
+        ``credential`` (by access token or admin token)."""
         return {
             "tenants": Provide(self._tenant_service, sync_to_thread=False),
             "network": Provide(routes.network),
             "server_network": Provide(routes.server_network),
             "caller": Provide(routes.authenticate),
+            "credential": Provide(routes.credential),
         }
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:

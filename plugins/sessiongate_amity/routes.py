@@ -26,8 +26,10 @@ from sessiongate_amity.options import AmityOptions
 
 __all__ = (
     "Caller",
+    "Credential",
     "authenticate",
     "chat_settings",
+    "credential",
     "network",
     "register_route",
     "revoke_session",
@@ -48,6 +50,13 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     """The session an access token names; its tenant is the network the request is in."""
 
     session: core.Session
+
+
+class Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """Who calls a revoke route: a user, by its access token, or the network's backend, by its admin token."""
+
+    session: core.Session | None = None
+    admin_of: Tenant | None = None
 
 
 def register_route(version: int) -> HTTPRouteHandler:
@@ -93,32 +102,38 @@ async def verify_session(caller: NamedDependency[Caller], dialect: NamedDependen
 
 @delete("/api/v4/sessions", operation_id="revokeSession", status_code=200, tags=TAGS)
 async def revoke_session(
-    caller: NamedDependency[Caller],
+    request: Request[Any, Any, Any],
+    *,
+    credential: NamedDependency[Credential],
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
     user_id: UserIdQuery = None,
     is_public: IsPublic = None,
 ) -> wire.Success:
-    """Revoke the caller's own token; with ``userId``, an admin revokes every token of that user."""
+    """Revoke the caller's own token; with ``userId`` (query, or S6's JSON body), the network's admin token revokes
+    every token of that user."""
     public = _flag(is_public, "isPublic")
-    if user_id is None:
-        await sessions.revoke(caller.session.id, tenant=caller.session.tenant)
+    target = await _target(request, None if user_id is None else _text(user_id, "userId", 50))
+    if target is not None:
+        await _revoke_all(credential, sessions, identity, target, public)
+    elif credential.session is None:  # an admin token is no session: it has no token of its own to end
+        raise InvalidRequest("userId is required", field="userId")
     else:
-        await _revoke_all(caller, sessions, identity, _text(user_id, "userId", 50), public)
+        await sessions.revoke(credential.session.id, tenant=credential.session.tenant)
     return wire.Success(success=True)
 
 
 @delete("/api/v4/sessions/users/{userId:str}", operation_id="revokeUserSessions", status_code=200, tags=TAGS)
 async def revoke_user_sessions(
     userId: FromPath[str],  # noqa: N803 - S2 names the path parameter "userId"
-    caller: NamedDependency[Caller],
+    credential: NamedDependency[Credential],
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
     is_public: IsPublic = None,
 ) -> wire.Success:
-    """An admin revokes every token of a user."""
+    """The network's admin token revokes every token of a user."""
     public = _flag(is_public, "isPublic")
-    await _revoke_all(caller, sessions, identity, _text(userId, "userId", 50), public)
+    await _revoke_all(credential, sessions, identity, _text(userId, "userId", 50), public)
     return wire.Success(success=True)
 
 
@@ -197,6 +212,36 @@ async def authenticate(
         token, dialect.expiry_policy(), session_claim="sid", tenant=tenant, dialect="amity"
     )
     return Caller(session=session)
+
+
+async def credential(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionService],
+    tenants: NamedDependency[TenantService],
+    dialect: NamedDependency[DialectPlugin],
+) -> Credential:
+    """The ``credential`` dependency of the revoke routes: ``x-admin-token`` (S6), else the bearer token, which is a
+    user's access token (a JWT) or the network's admin token (S2 sends that as a bearer too).
+
+    Raises:
+        Unauthenticated: no credential, an unknown admin token, a bad, expired or revoked access token, or either
+            of another network than ``x-api-key``'s.
+    """
+    if (admin := request.headers.get("x-admin-token")) is not None:
+        return Credential(admin_of=await _admin_network(request, tenants, admin))
+    token = bearer_token(request)
+    if token is not None and token.count(".") != 2:  # a JWT has three parts; an admin token has no dot (new_key)
+        return Credential(admin_of=await _admin_network(request, tenants, token))
+    return Credential(session=(await authenticate(request, sessions, tenants, dialect)).session)
+
+
+async def _admin_network(request: Request[Any, Any, Any], tenants: TenantService, token: str) -> Tenant:
+    found = await tenants.by_key(token, "admin")
+    if found is None:
+        raise Unauthenticated("invalid admin token")
+    if "x-api-key" in request.headers and (await network(request, tenants)).name != found.name:
+        raise Unauthenticated("admin token of another network")
+    return found
 
 
 async def _register(
@@ -284,13 +329,21 @@ async def _check_auth_token(tenants: TenantService, network: Tenant, body: wire.
         raise Unauthenticated("invalid auth token")
 
 
+async def _target(request: Request[Any, Any, Any], query: str | None) -> str | None:
+    # S2 names the user in the query, S6 in a JSON body: either is read (the body is checked even when the query
+    # names the user), and S2's query wins, S2 being the published API reference.
+    if not (await request.body()).strip():
+        return query
+    body = await json_body(request, wire.RevokeRequest)
+    return query if query is not None or isinstance(body.user_id, msgspec.UnsetType) else body.user_id
+
+
 async def _revoke_all(
-    caller: Caller, sessions: SessionService, identity: IdentityService, user_id: str, is_public: bool
+    credential: Credential, sessions: SessionService, identity: IdentityService, user_id: str, is_public: bool
 ) -> None:
-    tenant = caller.session.tenant
-    admin = await identity.get(tenant=tenant, principal_id=caller.session.principal_id or "")
-    if admin is None or "admin" not in admin.roles:
-        raise Forbidden("only an admin may revoke another user's tokens")
+    if credential.admin_of is None:  # a user's session, whatever roles its user has, is no admin credential
+        raise Forbidden("only the network's admin token may revoke another user's tokens")
+    tenant = credential.admin_of.name
     target = user_id if is_public else await _public_id(sessions, tenant, user_id)
     if target is None or await identity.get(tenant=tenant, principal_id=target) is None:
         raise NotFound("user not found", field="userId")

@@ -12,6 +12,7 @@ __all__ = (
     "Error",
     "Mention",
     "RegisterSession",
+    "RevokeRequest",
     "Session",
     "Success",
     "TokenRequest",
@@ -85,6 +86,12 @@ class Verified(msgspec.Struct, kw_only=True):
 
 class Success(msgspec.Struct, kw_only=True):
     success: bool
+
+
+class RevokeRequest(msgspec.Struct, kw_only=True):
+    """S6's form of a revoke: the user in the body (``x-admin-token``); without ``userId``, the caller's own token."""
+
+    user_id: UserId | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="userId")
 
 
 class TokenRequest(msgspec.Struct, kw_only=True):

@@ -70,6 +70,14 @@ def add_admin(client, tenant, login="boss"):
     return run(client, identity.add_principal, tenant=tenant, login=login, principal_id=login, roles=["admin"])
 
 
+def admin_token(client, tenant="acme") -> str:
+    return run(client, tenants(client).add_admin_token, tenant)
+
+
+def revoke_with_body(client, body, **headers):
+    return client.request("DELETE", V4, json=body, headers=headers)
+
+
 @pytest.fixture
 def client(make_client):
     return make_client(dialects=("amity",))
@@ -267,56 +275,148 @@ def test_revoke_answers_exactly_success_true_and_ends_the_token(client, key):
     assert verify(client, other).status_code == 200
 
 
-def test_an_admin_revokes_every_token_of_a_user(client, key):
-    add_admin(client, "acme")
-    admin = token_for(client, key, user="boss", device="desk")
+def test_the_networks_admin_token_revokes_every_token_of_a_user(client, key):
+    admin = admin_token(client)
+    bystander = token_for(client, key, user="bob", device="desk")
     tokens = [token_for(client, key, device=d) for d in ("phone", "tablet")]
     response = client.delete(V4, params={"userId": "ada"}, headers=bearer(admin))
     assert (response.status_code, response.json()) == (200, {"success": True})
     assert [verify(client, t).status_code for t in tokens] == [401, 401]
-    assert verify(client, admin).status_code == 200
+    assert verify(client, bystander).status_code == 200
+
+
+def test_the_documented_x_admin_token_form_with_a_json_body_revokes_every_token_of_a_user(client, key):
+    admin = admin_token(client)
+    tokens = [token_for(client, key, device=d) for d in ("phone", "tablet")]
+    response = revoke_with_body(client, {"userId": "ada"}, **{"x-admin-token": admin})
+    assert (response.status_code, response.json()) == (200, example("revoke-session.response.json"))
+    assert [verify(client, t).status_code for t in tokens] == [401, 401]
+    response = client.delete(V4, params={"userId": "ada"}, headers={"x-admin-token": admin})
+    assert (response.status_code, response.json()) == (200, {"success": True})
 
 
 def test_an_admin_revokes_a_user_by_path_or_by_internal_id(client, key):
-    add_admin(client, "acme")
-    admin = token_for(client, key, user="boss", device="desk")
+    admin = admin_token(client)
     first = register(client, key, device="phone").json()
     assert client.delete(f"{V4}/users/ada", headers=bearer(admin)).json() == {"success": True}
     assert verify(client, first["accessToken"]).status_code == 401
     second = token_for(client, key, device="phone")
     internal = first["users"][0]["_id"]
-    response = client.delete(f"{V4}/users/{internal}", params={"isPublic": "false"}, headers=bearer(admin))
+    response = client.delete(f"{V4}/users/{internal}", params={"isPublic": "false"}, headers={"x-admin-token": admin})
     assert response.json() == {"success": True}
     assert verify(client, second).status_code == 401
 
 
-def test_only_an_admin_may_revoke_another_users_tokens(client, key):
+def test_no_user_session_may_revoke_another_users_tokens(client, key):
     victim = token_for(client, key, user="victim", device="v")
     token = token_for(client, key)
     for response in (
         client.delete(V4, params={"userId": "victim"}, headers=bearer(token)),
+        revoke_with_body(client, {"userId": "victim"}, **bearer(token)),
         client.delete(f"{V4}/users/victim", headers=bearer(token)),
     ):
-        assert (response.status_code, response.json()["code"]) == (403, 400300)
+        assert (response.status_code, response.json()) == (403, {"status": "error", "code": 400300,
+                                                                 "message": "Forbidden error."})  # fmt: skip
+    assert verify(client, victim).status_code == 200
+    assert verify(client, token).status_code == 200
+
+
+def test_an_admin_role_on_a_users_session_does_not_make_it_an_admin(client, key):
+    add_admin(client, "acme")
+    victim = token_for(client, key, user="victim", device="v")
+    boss = token_for(client, key, user="boss", device="desk")
+    response = client.delete(V4, params={"userId": "victim"}, headers=bearer(boss))
+    assert (response.status_code, response.json()["code"]) == (403, 400300)
     assert verify(client, victim).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-admin-token": "not-an-admin-token-0123456789"},
+        {"x-admin-token": ""},
+        {"Authorization": "Bearer not-an-admin-token-0123456789"},
+    ],
+)
+def test_an_unknown_admin_token_is_401(client, key, headers):
+    victim = token_for(client, key)
+    for response in (
+        client.delete(V4, params={"userId": "ada"}, headers=headers),
+        client.delete(f"{V4}/users/ada", headers=headers),
+    ):
+        assert (response.status_code, response.json()) == (401, example("error-unauthorized.response.json"))
+    assert verify(client, victim).status_code == 200
+
+
+def test_an_api_key_or_a_user_key_is_not_an_admin_token(client, key):
+    victim = token_for(client, key)
+    for value in (key, add_keys(client, "vault", secure=True).server_key):
+        response = client.delete(V4, params={"userId": "ada"}, headers={"x-admin-token": value})
+        assert response.status_code == 401
+    assert verify(client, victim).status_code == 200
+
+
+def test_an_admin_token_names_no_token_of_its_own_so_user_id_is_required(client, key):
+    response = client.delete(V4, headers={"x-admin-token": admin_token(client)})
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": "error",
+        "code": 400000,
+        "message": "userId is required",
+        "data": {"detail": ["userId is required"]},
+    }
+
+
+def test_a_user_id_in_the_query_wins_over_one_in_the_body(client, key):
+    ada, bob = token_for(client, key), token_for(client, key, user="bob", device="desk")
+    response = client.request(
+        "DELETE", V4, params={"userId": "ada"}, json={"userId": "bob"}, headers={"x-admin-token": admin_token(client)}
+    )
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert (verify(client, ada).status_code, verify(client, bob).status_code) == (401, 200)
+
+
+def test_an_admin_token_with_the_api_key_of_another_network_is_401(client, key):
+    other = add_keys(client, "globex").api_key
+    victim = token_for(client, key)
+    headers = {"x-admin-token": admin_token(client), "x-api-key": other}
+    response = client.delete(V4, params={"userId": "ada"}, headers=headers)
+    assert response.status_code == 401
+    assert verify(client, victim).status_code == 200
+
+
+def test_a_revoke_body_must_be_json(client, key):
+    token = token_for(client, key)
+    headers = {**bearer(token), "content-type": "text/plain"}
+    response = client.request("DELETE", V4, content=b"userId=ada", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (415, 400000)
+    assert verify(client, token).status_code == 200
+
+
+def test_an_empty_json_revoke_body_revokes_the_callers_own_token(client, key):
+    token = token_for(client, key)
+    response = revoke_with_body(client, {}, **bearer(token))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert verify(client, token).status_code == 401
+
+
 def test_revoking_an_unknown_user_is_404_userid_not_found(client, key):
-    add_admin(client, "acme")
-    admin = token_for(client, key, user="boss", device="desk")
+    admin = admin_token(client)
     expected = (404, example("error-user-id-not-found.response.json"))
     response = client.delete(V4, params={"userId": "nobody"}, headers=bearer(admin))
     assert (response.status_code, response.json()) == expected
     response = client.delete(f"{V4}/users/{'0' * 24}", params={"isPublic": "false"}, headers=bearer(admin))
     assert (response.status_code, response.json()) == expected
+    response = revoke_with_body(client, {"userId": "nobody"}, **{"x-admin-token": admin})
+    assert (response.status_code, response.json()) == expected
 
 
 @pytest.mark.parametrize(("query", "status"), [({"userId": "u" * 50}, 404), ({"userId": "u" * 51}, 400)])
 def test_the_revoke_userid_limit_holds_at_its_edge(client, key, query, status):
-    add_admin(client, "acme")
-    admin = token_for(client, key, user="boss", device="desk")
+    admin = admin_token(client)
     assert client.delete(V4, params=query, headers=bearer(admin)).status_code == status
     assert client.delete(f"{V4}/users/{query['userId']}", headers=bearer(admin)).status_code == status
+    assert revoke_with_body(client, query, **{"x-admin-token": admin}).status_code == status
 
 
 # -- one user per device, renewal ------------------------------------------------------------------------------
@@ -463,9 +563,8 @@ def test_the_same_user_id_in_two_networks_is_two_users(client, key):
 
 
 def test_an_admin_of_one_network_cannot_revoke_users_of_another(client, key):
-    other = add_keys(client, "globex").api_key
-    add_admin(client, "globex")
-    admin = token_for(client, other, user="boss", device="desk")
+    add_keys(client, "globex")
+    admin = admin_token(client, "globex")
     victim = token_for(client, key)
     response = client.delete(f"{V4}/users/ada", headers=bearer(admin))
     assert (response.status_code, response.json()["code"]) == (404, 400400)
@@ -525,6 +624,40 @@ async def _all_key_columns(client) -> list[str]:
     async with client.app.state.services.engine.connect() as conn:
         rows = (await conn.execute(select(KEYS))).all()
     return [str(value) for row in rows for value in row]
+
+
+def test_admin_tokens_are_shown_once_and_stored_only_as_digests(client, key, database_url, monkeypatch):
+    cli_environment(monkeypatch, database_url)
+    added = CliRunner().invoke(cli, ["keys", "add-admin", "--tenant", "acme"])
+    assert added.exit_code == 0, added.output
+    lines = dict(line.split(":", 1) for line in added.stdout.splitlines())
+    token = lines["admin token"].strip()
+    assert lines["tenant"].strip() == "acme"
+    listed = CliRunner().invoke(cli, ["keys", "list"]).stdout
+    assert any(line.split()[:2] == ["acme", "admin"] for line in listed.splitlines())
+    assert token not in listed
+    assert not any(token in value for value in run(client, _all_key_columns, client))
+    victim = token_for(client, key)
+    assert client.delete(V4, params={"userId": "ada"}, headers={"x-admin-token": token}).status_code == 200
+    assert verify(client, victim).status_code == 401
+
+
+def test_an_admin_token_is_only_for_an_existing_network(client, database_url, monkeypatch):
+    cli_environment(monkeypatch, database_url)
+    refused = CliRunner().invoke(cli, ["keys", "add-admin", "--tenant", "nowhere"])
+    assert refused.exit_code != 0
+    assert "no network 'nowhere'" in refused.output
+
+
+def test_an_existing_admin_token_can_be_imported(client, key, database_url, monkeypatch):
+    cli_environment(monkeypatch, database_url)
+    vendor_token = "vendor-admin-token-0123456789abcdef"
+    result = CliRunner().invoke(cli, ["keys", "add-admin", "--tenant", "acme", "--from-stdin"], input=vendor_token)
+    assert result.exit_code == 0, result.output
+    assert vendor_token not in result.stdout
+    victim = token_for(client, key)
+    assert client.delete(V4, params={"userId": "ada"}, headers=bearer(vendor_token)).status_code == 200
+    assert verify(client, victim).status_code == 401
 
 
 def test_existing_keys_can_be_imported(client, database_url, monkeypatch):

@@ -1,4 +1,4 @@
-"""``sessiongate keys``: the API keys (and server keys) that select a tenant."""
+"""``sessiongate keys``: the API keys that select a tenant, its server keys and its admin tokens."""
 
 from __future__ import annotations
 
@@ -49,6 +49,36 @@ def add(tenant: str, secure: bool, from_stdin: bool) -> None:
     click.echo("Keep them now: they are stored only as digests and cannot be shown again.", err=True)
 
 
+@command.command(name="add-admin")
+@click.option("--tenant", required=True, help="The network (a tenant that has an API key) the admin token is for.")
+@click.option(
+    "--from-stdin",
+    is_flag=True,
+    help="Import an existing admin token (the first line of standard input) instead of drawing a new one, so the "
+    "network's backend keeps the token it has.",
+)
+def add_admin(tenant: str, from_stdin: bool) -> None:
+    """Create an admin token for a network and print it once.
+
+    The network's own backend sends it (``x-admin-token``, or as a bearer token) to revoke every token of one of its
+    users; no user session can do that.
+    """
+    token = None
+    if from_stdin:
+        lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+        if not lines:
+            raise click.UsageError("--from-stdin expects the admin token on the first line of standard input")
+        token = lines[0]
+    try:
+        value = asyncio.run(_add_admin(_settings(), tenant, token))
+    except InvalidRequest as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"tenant:      {tenant}")
+    click.echo(f"admin token: {'(imported)' if token is not None else value}")
+    if token is None:
+        click.echo("Keep it now: it is stored only as a digest and cannot be shown again.", err=True)
+
+
 @command.command(name="list")
 def list_keys() -> None:
     """List keys: tenant, kind, id, last characters and creation time; never the keys themselves."""
@@ -69,6 +99,12 @@ async def _add(settings: Settings, tenant: str, secure: bool, api_key: str | Non
     async with open_services(settings) as services:
         tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
         return await tenants.add_keys(tenant, secure=secure, api_key=api_key, server_key=server_key)
+
+
+async def _add_admin(settings: Settings, tenant: str, token: str | None) -> str:
+    async with open_services(settings) as services:
+        tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
+        return await tenants.add_admin_token(tenant, token=token)
 
 
 async def _list(settings: Settings) -> list[KeyInfo]:

@@ -1,4 +1,5 @@
-"""Tenants ("networks") chosen by API key, their server keys, and the short-lived auth tokens of secure tenants.
+"""Tenants ("networks") chosen by API key, their server keys and admin tokens, and the short-lived auth tokens of
+secure tenants.
 
 Keys and auth tokens are secrets: they are drawn from ``secrets``, shown once, and kept only as keyed digests
 (:class:`~sessiongate.tokens.opaque.Digester`); a lookup goes by digest and is confirmed in constant time. An auth
@@ -45,7 +46,8 @@ AUTH_TOKEN_TTL = 600.0
 """Seconds an auth token can be exchanged for a session (Amity: 10 minutes)."""
 _SWEEP_BATCH = 100
 _CACHE_SIZE = 1024
-KeyKind = Literal["api", "server"]
+KeyKind = Literal["api", "server", "admin"]
+_KEY_LENGTHS = (16, 150)  # what an imported key may measure
 
 
 class TenantRecord(UUIDv7AuditBase):
@@ -58,7 +60,7 @@ class TenantRecord(UUIDv7AuditBase):
 
 
 class TenantKeyRecord(UUIDv7AuditBase):
-    """An API key (public, in client apps) or a server key (secret, on the tenant's backend) of a tenant."""
+    """An API key (public, in client apps), a server key or an admin token (secrets, on the tenant's backend)."""
 
     __tablename__ = "sg_tenant_key"
     __table_args__ = (Index("ix_sg_tenant_key_tenant", "tenant"),)
@@ -156,8 +158,7 @@ class TenantService:
         if not 0 < len(tenant) <= MAX_TENANT_NAME or not tenant.isprintable() or tenant != tenant.strip():
             raise InvalidRequest(f"tenant name must be 1 to {MAX_TENANT_NAME} printable characters", field="tenant")
         for name, value in (("api_key", api_key), ("server_key", server_key)):
-            if value is not None and not 16 <= len(value) <= 150:
-                raise InvalidRequest(f"{name} must be 16 to 150 characters", field=name)
+            _check_imported(name, value)
         now = self.clock()
         insert_fn = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         async with self.engine.begin() as conn:
@@ -174,23 +175,30 @@ class TenantService:
                 raise InvalidRequest("a server key is only for a secure tenant", field="server_key")
             api = api_key or secrets.token_hex(24)
             server = (server_key or new_key()) if record.secure else None
-            rows = [("api", api)] + ([("server", server)] if server is not None else [])
-            await conn.execute(
-                insert(KEYS),
-                [
-                    {
-                        "id": uuid7(),
-                        "tenant": tenant,
-                        "kind": kind,
-                        "digest": self.digester.digest(value),
-                        "hint": value[-4:],
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for kind, value in rows
-                ],
-            )
+            rows: list[tuple[KeyKind, str]] = [("api", api)]
+            if server is not None:
+                rows.append(("server", server))
+            await conn.execute(insert(KEYS), [self._key_row(tenant, kind, value, now) for kind, value in rows])
         return AddedKeys(tenant=record, api_key=api, server_key=server)
+
+    async def add_admin_token(self, tenant: str, *, token: str | None = None) -> str:
+        """A new admin token for an existing tenant (what Amity's console issues as a network's admin token).
+
+        It lets the tenant's own backend revoke any of its users' sessions; like a server key it is a secret, shown
+        once and kept as a keyed digest. A given ``token`` is imported instead of drawn, so backends already
+        carrying the vendor's admin token keep working.
+
+        Raises:
+            InvalidRequest: no such tenant, or a given token of a bad length.
+        """
+        _check_imported("admin_token", token)
+        value = token or new_key()
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            if (await conn.execute(select(TENANTS.c.id).where(TENANTS.c.name == tenant))).first() is None:
+                raise InvalidRequest(f"no network {tenant!r}: create it with `keys add --tenant` first", field="tenant")
+            await conn.execute(insert(KEYS).values(self._key_row(tenant, "admin", value, now)))
+        return value
 
     async def list_keys(self) -> list[KeyInfo]:
         """Every key of every tenant, by tenant and age."""
@@ -275,7 +283,24 @@ class TenantService:
         )
         return (await self.runner.write(stmt)).rowcount == 1
 
+    def _key_row(self, tenant: str, kind: KeyKind, value: str, now: datetime) -> dict[str, object]:
+        return {
+            "id": uuid7(),
+            "tenant": tenant,
+            "kind": kind,
+            "digest": self.digester.digest(value),
+            "hint": value[-4:],
+            "created_at": now,
+            "updated_at": now,
+        }
+
 
 def new_key() -> str:
-    """A fresh server key."""
+    """A fresh server key or admin token: 48 URL-safe characters, never a dot (so never taken for a JWT)."""
     return secrets.token_urlsafe(36)
+
+
+def _check_imported(name: str, value: str | None) -> None:
+    low, high = _KEY_LENGTHS
+    if value is not None and not low <= len(value) <= high:
+        raise InvalidRequest(f"{name} must be {low} to {high} characters", field=name)
