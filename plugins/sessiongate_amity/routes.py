@@ -13,12 +13,12 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 
 from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from sessiongate.core.errors import AccountDisabled, Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
 from sessiongate.identity.service import IdentityService
-from sessiongate.identity.tenants import Tenant, TenantService
+from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
 from sessiongate.settings import Settings
 from sessiongate.tokens.opaque import new_secret
 from sessiongate_amity import mapping, wire
@@ -311,13 +311,25 @@ async def _renewed(
 
 
 async def _user(identity: IdentityService, tenant: str, body: wire.RegisterSession) -> core.Principal:
-    # Most registrations are a known user signing in again: a read then, a write only to create or rename.
+    # Most registrations are a known user signing in again: a read then, a write only to create or rename. A network's
+    # users are its own (spec decision 18): an id or login an operator's principal holds is never amity's to reach.
     display = None if isinstance(body.display_name, msgspec.UnsetType) else body.display_name
     known = await identity.get(tenant=tenant, principal_id=body.user_id)
+    if known is not None and known.realm != NETWORK_REALM:
+        raise _taken(body.user_id)
     if known is not None and display in {None, known.display_name}:
         return known
-    principal, _ = await identity.upsert_principal(tenant=tenant, principal_id=body.user_id, display_name=display)
+    try:
+        principal, _ = await identity.upsert_principal(
+            tenant=tenant, principal_id=body.user_id, display_name=display, realm=NETWORK_REALM
+        )
+    except Conflict as exc:
+        raise _taken(body.user_id) from exc
     return principal
+
+
+def _taken(user_id: str) -> Conflict:
+    return Conflict(f"userId {user_id!r} belongs to another principal", field="userId")
 
 
 async def _check_auth_token(tenants: TenantService, network: Tenant, body: wire.RegisterSession) -> None:
@@ -345,7 +357,7 @@ async def _revoke_all(
         raise Forbidden("only the network's admin token may revoke another user's tokens")
     tenant = credential.admin_of.name
     target = user_id if is_public else await _public_id(sessions, tenant, user_id)
-    if target is None or await identity.get(tenant=tenant, principal_id=target) is None:
+    if target is None or await identity.get(tenant=tenant, principal_id=target, realm=NETWORK_REALM) is None:
         raise NotFound("user not found", field="userId")
     await sessions.revoke_all_for_principal(target, tenant=tenant)
 

@@ -4,16 +4,21 @@ import asyncio
 import base64
 import functools
 import json
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from sessiongate.cli import cli
-from sessiongate.core.models import SessionFilter, SessionQuery
+from sessiongate.core.errors import Conflict
+from sessiongate.core.models import ExpiryPolicy, NewSession, SessionFilter, SessionQuery
 from sessiongate.identity.tenants import KEYS, TenantService
+from sessiongate.storage.database import alchemy_config, upgrade
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "contracts" / "amity" / "examples"
@@ -22,6 +27,7 @@ CHAT = "/api/v3/network-settings/chat"
 TOKEN_V4, TOKEN_V3 = "/api/v4/authentication/token", "/api/v3/authentication/token"
 DAY = 86400
 GRACE = 60
+FIXED = ExpiryPolicy(ttl=3600)
 
 
 def example(name: str):
@@ -169,6 +175,64 @@ def test_a_disabled_user_is_globally_banned(client, key):
     run(client, client.app.state.services.identity.disable, tenant="acme", login="ada")
     response = register(client, key)
     assert (response.status_code, response.json()) == (403, example("error-global-banned.response.json"))
+
+
+def test_a_registration_never_reaches_a_principal_an_operator_provisioned(client, key):
+    identity = client.app.state.services.identity
+    root = run(
+        client,
+        identity.add_principal,
+        tenant="acme",
+        login="root",
+        principal_id="p-root",
+        display_name="Root",
+        roles=["admin"],
+        permissions=["admin"],
+        password="root-password-1",
+    )
+    for user_id in ("p-root", "root"):  # its id, and its login
+        response = register(client, key, user=user_id, displayName="Mallory")
+        assert (response.status_code, response.json()) == (
+            409,
+            {"status": "error", "code": 400900, "message": f"userId {user_id!r} belongs to another principal"},
+        )
+    assert run(client, identity.get, tenant="acme", principal_id="p-root") == root
+    sessions = client.app.state.services.sessions
+    assert run(client, sessions.list, SessionQuery(tenant="acme", principal_id="p-root")).items == []
+
+
+def test_users_a_registration_makes_are_amitys_own_and_carry_no_roles_or_permissions(client, key):
+    user = register(client, key, displayName="Ada").json()["users"][0]
+    assert (user["roles"], user["permissions"]) == ([], [])
+    principal = run(client, client.app.state.services.identity.get, tenant="acme", principal_id="ada")
+    assert (principal.realm, principal.roles, principal.permissions) == ("amity", (), ())
+
+
+def test_the_admin_token_reaches_no_principal_an_operator_provisioned(client, key):
+    identity, sessions = client.app.state.services.identity, client.app.state.services.sessions
+    run(client, identity.add_principal, tenant="acme", login="ops", principal_id="ops", password="ops-password-1")
+    other = run(client, sessions.create, NewSession(tenant="acme", dialect="saymon", principal_id="ops"), FIXED)
+    response = client.delete(V4, params={"userId": "ops"}, headers={"x-admin-token": admin_token(client)})
+    assert (response.status_code, response.json()) == (404, example("error-user-id-not-found.response.json"))
+    assert run(client, sessions.get, other.session.id, tenant="acme").revoked_at is None
+
+
+def test_a_network_is_refused_a_key_where_operators_provisioned_principals_unless_shared_knowingly(client):
+    identity = client.app.state.services.identity
+    run(client, identity.add_principal, tenant="shop", login="999", password="portos-999-secret", roles=["admin"])
+    with pytest.raises(Conflict, match="tenant 'shop' holds 1 principal provisioned with `users add`"):
+        add_keys(client, "shop")
+    assert run(client, tenants(client).list_keys) == []
+    shared = run(client, tenants(client).add_keys, "shop", share_tenant=True)
+    assert shared.shared == 1
+    assert register(client, shared.api_key, user="999").status_code == 409
+    assert register(client, shared.api_key, user="carol").status_code == 200
+    assert run(client, tenants(client).add_keys, "shop").shared == 1  # a tenant already shared stays so
+
+
+def test_a_tenant_holding_only_amity_users_takes_more_keys_without_a_word(client, key):
+    token_for(client, key)
+    assert add_keys(client).shared == 0
 
 
 # -- limits and validation -------------------------------------------------------------------------------------
@@ -321,12 +385,11 @@ def test_no_user_session_may_revoke_another_users_tokens(client, key):
     assert verify(client, token).status_code == 200
 
 
-def test_an_admin_role_on_a_users_session_does_not_make_it_an_admin(client, key):
+def test_the_holder_of_an_admin_role_cannot_even_register_through_amity(client, key):
     add_admin(client, "acme")
     victim = token_for(client, key, user="victim", device="v")
-    boss = token_for(client, key, user="boss", device="desk")
-    response = client.delete(V4, params={"userId": "victim"}, headers=bearer(boss))
-    assert (response.status_code, response.json()["code"]) == (403, 400300)
+    response = register(client, key, user="boss", device="desk")
+    assert (response.status_code, response.json()["code"]) == (409, 400900)
     assert verify(client, victim).status_code == 200
 
 
@@ -660,12 +723,122 @@ def test_an_existing_admin_token_can_be_imported(client, key, database_url, monk
     assert verify(client, victim).status_code == 401
 
 
+def test_keys_add_refuses_a_tenant_with_provisioned_principals_and_shares_it_only_when_told(
+    client, database_url, monkeypatch
+):
+    cli_environment(monkeypatch, database_url)
+    run(client, client.app.state.services.identity.add_principal, tenant="shop", login="ops", password="ops-pass-1")
+    refused = CliRunner().invoke(cli, ["keys", "add", "--tenant", "shop"])
+    assert refused.exit_code == 1
+    assert "tenant 'shop' holds 1 principal provisioned with `users add`" in refused.stderr
+    assert "--share-tenant" in refused.stderr
+    assert refused.stdout == ""
+    shared = CliRunner().invoke(cli, ["keys", "add", "--tenant", "shop", "--share-tenant"])
+    assert shared.exit_code == 0, shared.output
+    assert "api key:" in shared.stdout
+    assert "warning: tenant 'shop' is shared with 1 principal provisioned with `users add`" in shared.stderr
+
+
+def test_users_add_into_a_network_warns_that_amity_cannot_reach_the_principal(client, key, database_url, monkeypatch):
+    cli_environment(monkeypatch, database_url)
+    added = CliRunner().invoke(cli, ["users", "add", "--tenant", "acme", "--login", "ops", "--id", "ops"])
+    assert added.exit_code == 0, added.output
+    assert added.stdout.strip() == "ops"
+    assert "warning: tenant 'acme' is an amity network" in added.stderr
+    assert register(client, key, user="ops").status_code == 409
+    quiet = CliRunner().invoke(cli, ["users", "add", "--tenant", "elsewhere", "--login", "ops"])
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
+
+
 def test_existing_keys_can_be_imported(client, database_url, monkeypatch):
     cli_environment(monkeypatch, database_url)
     vendor_key = "b3bee90c39d9a5644831d84e5a0d1688d100ddebef3c6e78"
     result = CliRunner().invoke(cli, ["keys", "add", "--tenant", "legacy", "--from-stdin"], input=f"{vendor_key}\n")
     assert result.exit_code == 0, result.output
     assert register(client, vendor_key).status_code == 200
+
+
+# -- migration -------------------------------------------------------------------------------------------------
+
+# (tenant, public id, login, what else the row holds) of principals made before realms existed, and the realm each
+# must land in: only what a registration gives (its id as login, perhaps a display name, nothing else) in a tenant
+# that has an API key is amity's; anything an operator could have given is the gateway's.
+LEGACY = [
+    ("acme", "ada", "ada", {}, "amity"),
+    ("acme", "bea", "bea", {"display_name": "Bea"}, "amity"),
+    ("acme", "banned", "banned", {"disabled": True}, "amity"),
+    ("acme", "boss", "boss", {"roles": ["admin"]}, "gateway"),
+    ("acme", "perm", "perm", {"permissions": ["MUTE_CHANNEL"]}, "gateway"),
+    ("acme", "p-carol", "carol", {}, "gateway"),
+    ("acme", "dan", "dan", {"password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"}, "gateway"),
+    ("acme", "eve", "eve", {"email": "eve@example.com"}, "gateway"),
+    ("acme", "tok", "tok", {"token": True}, "gateway"),
+    ("shop", "ada", "ada", {}, "gateway"),
+]
+
+
+def test_the_migration_gives_amity_the_principals_its_registrations_made_and_the_gateway_every_other(database_url):
+    realms, stamped = asyncio.run(_migrate_legacy(database_url))
+    assert realms == {(tenant, public_id): realm for tenant, public_id, _, _, realm in LEGACY}
+    assert stamped == {key for key, realm in realms.items() if realm == "amity"}
+
+
+async def _migrate_legacy(url: str) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+    engine = alchemy_config(url).get_engine()
+
+    def at():
+        return sa.column("created_at", DateTimeUTC(timezone=True)), sa.column("updated_at", DateTimeUTC(timezone=True))
+
+    tenant_table = sa.table("sg_tenant", sa.column("id", GUID()), sa.column("name"), sa.column("secure"), *at())
+    principal_table = sa.table(
+        "sg_principal",
+        *(sa.column(name) for name in ("tenant", "public_id", "login", "email", "display_name", "password_hash")),
+        *(sa.column(name, JsonB) for name in ("roles", "permissions")),
+        sa.column("id", GUID()),
+        sa.column("disabled"),
+        *at(),
+    )
+    token_table = sa.table(
+        "sg_auth_token", sa.column("id", GUID()), sa.column("principal_id", GUID()), sa.column("digest"), *at()
+    )
+    now = datetime.now(UTC)
+    try:
+        await upgrade(engine, "0006")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(tenant_table).values(
+                    id=uuid.uuid4(), name="acme", secure=False, created_at=now, updated_at=now
+                )
+            )
+            for tenant, public_id, login, extra, _ in LEGACY:
+                row_id = uuid.uuid4()
+                values = {"email": None, "display_name": None, "password_hash": None, "disabled": False}
+                values |= {"roles": [], "permissions": []} | {k: v for k, v in extra.items() if k != "token"}
+                await conn.execute(
+                    sa.insert(principal_table).values(
+                        id=row_id,
+                        tenant=tenant,
+                        public_id=public_id,
+                        login=login,
+                        created_at=now,
+                        updated_at=now,
+                        **values,
+                    )
+                )
+                if extra.get("token"):
+                    await conn.execute(
+                        sa.insert(token_table).values(
+                            id=uuid.uuid4(), principal_id=row_id, digest=public_id, created_at=now, updated_at=now
+                        )
+                    )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.text("SELECT tenant, public_id, realm, last_used_at FROM sg_principal"))
+            ).all()
+    finally:
+        await engine.dispose()
+    return {(r.tenant, r.public_id): r.realm for r in rows}, {(r.tenant, r.public_id) for r in rows if r.last_used_at}
 
 
 # -- methods ---------------------------------------------------------------------------------------------------

@@ -127,3 +127,58 @@ def test_an_unknown_admin_token_is_401_and_revokes_nothing(gateway):
         response = httpx.request("DELETE", gateway.url(V4), json={"userId": "victim"}, headers=headers)
         assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
     assert gateway.verify(victim) == 200
+
+
+# -- an amity key reaches only the network's own amity users -------------------------------------------------------
+
+
+def test_an_amity_key_never_reaches_a_principal_provisioned_with_users_add(gateway):
+    network, keys = gateway.network()
+    added = gateway.cli(
+        "users", "add", "--tenant", network, "--login", "999", "--role", "admin", "--permission", "admin",
+        "--password-stdin", stdin="portos-999-secret\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    admin_id = added.stdout.strip()
+    for user_id in (admin_id, "999"):
+        response = gateway.register(keys["api key"], user_id, "kiosk")
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "application/json"
+        message = f"userId {user_id!r} belongs to another principal"
+        assert response.content == b'{"status":"error","code":400900,"message":"%s"}' % message.encode()
+    user = gateway.register(keys["api key"], "carol", "kiosk").json()["users"][0]
+    assert (user["roles"], user["permissions"]) == ([], [])
+
+
+def test_keys_add_refuses_a_tenant_holding_provisioned_principals_unless_told_to_share_it(gateway):
+    tenant = "shop-e2e"
+    assert gateway.cli("users", "add", "--tenant", tenant, "--login", "ops").returncode == 0
+    refused = gateway.cli("keys", "add", "--tenant", tenant)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert f"tenant {tenant!r} holds 1 principal provisioned with `users add`" in refused.stderr
+    shared = gateway.cli("keys", "add", "--tenant", tenant, "--share-tenant")
+    assert shared.returncode == 0, shared.stderr
+    assert f"warning: tenant {tenant!r} is shared with 1 principal" in shared.stderr
+    api_key = dict(line.split(":", 1) for line in shared.stdout.splitlines())["api key"].strip()
+    assert gateway.register(api_key, "ops", "d").status_code == 409
+    assert gateway.register(api_key, "carol", "d").status_code == 200
+
+
+def test_a_portos_admin_of_a_shared_tenant_lists_amity_sessions_under_the_users_internal_id(gateway):
+    password = "portos-999-secret\n"
+    assert (
+        gateway.cli("users", "add", "--login", "999", "--role", "admin", "--password-stdin", stdin=password).returncode
+        == 0
+    )
+    assert gateway.cli("devices", "add", "--name", "P01", "--env", "CashRegister").returncode == 0
+    keys = gateway.printed("keys", "add", "--tenant", "default", "--share-tenant")
+    ada = gateway.register(keys["api key"], "ada", "web-1").json()
+    assert gateway.register(keys["api key"], "999", "web-2").status_code == 409
+    login = {"UserName": "999", "Password": password.strip(), "DeviceName": "P01"}
+    token = httpx.post(gateway.url("/api/auth"), json=login).json()["tokenId"]
+    items = httpx.get(gateway.url("/sessions"), headers=bearer(token)).json()["items"]
+    amity = [i["identity"] for i in items if i["identity"]["authenticationType"] == "amity"]
+    assert amity == [
+        {"userName": ada["users"][0]["_id"], "deviceName": "web-1", "envName": "amity", "authenticationType": "amity"}
+    ]

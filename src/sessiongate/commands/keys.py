@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from sessiongate.core.errors import InvalidRequest
+from sessiongate.core.errors import GatewayError, InvalidRequest
 from sessiongate.identity.tenants import AddedKeys, KeyInfo, TenantService
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings, SettingsError
@@ -29,7 +29,13 @@ def command() -> None:
     help="Import existing keys instead of drawing new ones: the API key on the first line of standard input, "
     "and for a secure tenant the server key on the second (clients in the field keep their keys).",
 )
-def add(tenant: str, secure: bool, from_stdin: bool) -> None:
+@click.option(
+    "--share-tenant",
+    is_flag=True,
+    help="Make a network of a tenant that holds principals provisioned with `users add` (refused otherwise): "
+    "amity's users then live beside them, never reaching them.",
+)
+def add(tenant: str, secure: bool, from_stdin: bool, share_tenant: bool) -> None:
     """Create an API key for a tenant (and a server key when the tenant is secure); print them once."""
     api_key = server_key = None
     if from_stdin:
@@ -38,9 +44,18 @@ def add(tenant: str, secure: bool, from_stdin: bool) -> None:
             raise click.UsageError("--from-stdin expects the API key on the first line of standard input")
         api_key, server_key = lines[0], (lines[1] if len(lines) > 1 else None)
     try:
-        added = asyncio.run(_add(_settings(), tenant, secure, api_key, server_key))
-    except InvalidRequest as exc:
+        added = asyncio.run(
+            _add(_settings(), tenant, secure=secure, api_key=api_key, server_key=server_key, share_tenant=share_tenant)
+        )
+    except GatewayError as exc:
         raise click.ClickException(exc.message) from exc
+    if added.shared:
+        click.echo(
+            f"warning: tenant {tenant!r} is shared with {added.shared} principal{'' if added.shared == 1 else 's'} "
+            "provisioned with `users add`: amity registrations can neither reach them nor use their ids or logins "
+            "(409), and admins' listings show their sessions beside the network's.",
+            err=True,
+        )
     state = "secure" if added.tenant.secure else "not secure"
     click.echo(f"tenant:     {added.tenant.name} ({state})")
     click.echo(f"api key:    {added.api_key}")
@@ -95,10 +110,14 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _add(settings: Settings, tenant: str, secure: bool, api_key: str | None, server_key: str | None) -> AddedKeys:
+async def _add(
+    settings: Settings, tenant: str, *, secure: bool, api_key: str | None, server_key: str | None, share_tenant: bool
+) -> AddedKeys:
     async with open_services(settings) as services:
         tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-        return await tenants.add_keys(tenant, secure=secure, api_key=api_key, server_key=server_key)
+        return await tenants.add_keys(
+            tenant, secure=secure, api_key=api_key, server_key=server_key, share_tenant=share_tenant
+        )
 
 
 async def _add_admin(settings: Settings, tenant: str, token: str | None) -> str:

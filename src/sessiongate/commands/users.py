@@ -11,6 +11,7 @@ import click
 from sessiongate.core.errors import GatewayError
 from sessiongate.core.models import Principal
 from sessiongate.identity.service import IdentityService
+from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import open_services
 
 __all__ = ("command", "read_password", "with_identity")
@@ -78,8 +79,9 @@ def add(
 ) -> None:
     """Add a principal and print its id (without --password-stdin it cannot log in by password)."""
     password = read_password(from_stdin=True) if password_stdin else None
-    principal = with_identity(
-        lambda identity: identity.add_principal(
+
+    async def work(identity: IdentityService) -> tuple[Principal, bool]:
+        principal = await identity.add_principal(
             tenant=tenant,
             login=login,
             principal_id=principal_id,
@@ -89,7 +91,16 @@ def add(
             permissions=permissions,
             password=password,
         )
-    )
+        tenants = TenantService(identity.engine, identity.digester, identity.clock, identity.runner)
+        return principal, await tenants.is_network(tenant)
+
+    principal, in_network = with_identity(work)
+    if in_network:
+        click.echo(
+            f"warning: tenant {tenant!r} is an amity network: this principal is not one of its users; amity "
+            "registrations can neither reach it nor use its id or login (409).",
+            err=True,
+        )
     click.echo(principal.id)
 
 

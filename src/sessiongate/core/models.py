@@ -108,7 +108,12 @@ class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Someone (a person, a device, a service) sessions belong to."""
+    """Someone (a person, a device, a service) sessions belong to.
+
+    ``realm`` says who made it: ``gateway`` for an operator, or the dialect whose clients create their principals
+    themselves (``amity``); such a dialect reaches only its own realm. ``last_used_at`` is when that dialect last
+    used it (trailing by up to a day), ``None`` for an operator's.
+    """
 
     id: str
     tenant: str
@@ -120,6 +125,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     disabled: bool = False
+    realm: str = "gateway"
+    last_used_at: datetime | None = None
 
 
 class PageRequest(msgspec.Struct, frozen=True, kw_only=True):

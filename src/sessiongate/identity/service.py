@@ -27,6 +27,7 @@ from sessiongate.core.models import Principal
 from sessiongate.core.service import Clock, SessionService
 from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
 from sessiongate.identity.tables import (
+    GATEWAY_REALM,
     MAX_DISPLAY_NAME,
     MAX_EMAIL,
     MAX_LOGIN,
@@ -177,25 +178,34 @@ class IdentityService:
         return existing, False
 
     async def upsert_principal(
-        self, *, tenant: str, principal_id: str, display_name: str | None = None, login: str | None = None
+        self,
+        *,
+        tenant: str,
+        principal_id: str,
+        display_name: str | None = None,
+        login: str | None = None,
+        realm: str = GATEWAY_REALM,
     ) -> tuple[Principal, bool]:
         """Create the principal with this public id, or update the display name of the existing one.
 
-        One ``INSERT … ON CONFLICT (tenant, public id) DO UPDATE``. A ``None`` display name keeps the stored one;
-        the login of an existing principal never changes.
+        One ``INSERT … ON CONFLICT (tenant, public id) DO UPDATE … WHERE realm``: a principal of another realm with
+        that id is left as it is and refused. A ``None`` display name keeps the stored one; the login of an existing
+        principal never changes. Outside the gateway's realm, either way counts as a use (``last_used_at``).
 
         Args:
             tenant: The tenant.
             principal_id: The public id.
             display_name: The display name to set, or ``None`` to keep it.
             login: The login of a new principal; its id when not given.
+            realm: The realm the principal is, or is made, in.
 
         Returns:
             The principal as it now is, and whether it was created.
 
         Raises:
             InvalidRequest: an empty or too long member.
-            Conflict: a new principal's login belongs to another principal of the tenant.
+            Conflict: the id belongs to a principal of another realm, or a new principal's login to another principal
+                of the tenant.
         """
         values = self._new_row(
             tenant=tenant,
@@ -206,6 +216,7 @@ class IdentityService:
             roles=(),
             permissions=(),
             password_hash=None,
+            realm=realm,
         )
         ins = self._insert(P).values(values)
         stmt = ins.on_conflict_do_update(
@@ -213,20 +224,27 @@ class IdentityService:
             set_={
                 "display_name": func.coalesce(ins.excluded.display_name, P.c.display_name),
                 "updated_at": ins.excluded.updated_at,
+                "last_used_at": ins.excluded.last_used_at,
             },
+            where=P.c.realm == realm,
         ).returning(*_PUBLIC)
         try:
             rows = (await self.runner.write(stmt)).rows
         except IntegrityError as exc:
             raise Conflict(f"login {values['login']!r} belongs to another principal") from exc
+        if not rows:
+            raise Conflict(f"id {principal_id!r} belongs to a principal of another realm")
         row = rows[0]._mapping
         return _principal(row), row["id"] == values["id"]
 
-    async def get(self, *, tenant: str, principal_id: str) -> Principal | None:
-        """The principal with this public id, or ``None``."""
+    async def get(self, *, tenant: str, principal_id: str, realm: str | None = None) -> Principal | None:
+        """The principal with this public id (in ``realm``, when given), or ``None``."""
         if _NUL in principal_id:
             return None
-        rows = await self.runner.read(select(*_PUBLIC).where(P.c.tenant == tenant, P.c.public_id == principal_id))
+        stmt = select(*_PUBLIC).where(P.c.tenant == tenant, P.c.public_id == principal_id)
+        if realm is not None:
+            stmt = stmt.where(P.c.realm == realm)
+        rows = await self.runner.read(stmt)
         return _principal(rows[0]._mapping) if rows else None
 
     async def by_login(self, *, tenant: str, login: str) -> Principal | None:
@@ -449,6 +467,7 @@ class IdentityService:
         roles: Sequence[str],
         permissions: Sequence[str],
         password_hash: str | None,
+        realm: str = GATEWAY_REALM,
     ) -> dict[str, Any]:
         public_id = str(uuid.uuid4()) if principal_id is None else principal_id
         _check_length("tenant", tenant, MAX_TENANT)
@@ -470,6 +489,8 @@ class IdentityService:
             "permissions": _names(permissions, "permissions"),
             "password_hash": password_hash,
             "disabled": False,
+            "realm": realm,
+            "last_used_at": None if realm == GATEWAY_REALM else now,
             "created_at": now,
             "updated_at": now,
         }
@@ -510,4 +531,6 @@ def _principal(row: Mapping[Any, Any]) -> Principal:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         disabled=bool(row["disabled"]),
+        realm=row["realm"],
+        last_used_at=row["last_used_at"],
     )

@@ -1,4 +1,7 @@
-"""The identity tables (migration 0002): principals, their auth tokens, and login failures for throttling."""
+"""The identity tables (migration 0002): principals, their auth tokens, and login failures for throttling.
+
+Migration 0007 gave principals their realm: who made them, and so which dialects may log them in.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column
 
 __all__ = (
+    "GATEWAY_REALM",
     "MAX_DISPLAY_NAME",
     "MAX_EMAIL",
     "MAX_LOGIN",
     "MAX_PUBLIC_ID",
+    "MAX_REALM",
     "MAX_TENANT",
     "AuthTokenRecord",
     "LoginFailureRecord",
@@ -30,15 +35,25 @@ MAX_PUBLIC_ID = 128  # = sg_session.principal_id, which holds it
 MAX_LOGIN = 256
 MAX_EMAIL = 320
 MAX_DISPLAY_NAME = 256
+MAX_REALM = 16
+GATEWAY_REALM = "gateway"
+"""The realm of principals an operator provisions (``users add``, the start-up admin): the ones dialects log in by
+password, auth token or id. A dialect whose clients create principals themselves (amity's registrations) keeps its
+own in a realm named after it, which nothing else reaches."""
 
 
 class PrincipalRecord(UUIDv7AuditBase):
-    """Someone sessions belong to. ``public_id`` is the id dialects show and sessions carry; ``id`` stays inside."""
+    """Someone sessions belong to. ``public_id`` is the id dialects show and sessions carry; ``id`` stays inside.
+
+    Ids and logins are unique in a tenant across realms, so the principal id a session carries names one principal.
+    """
 
     __tablename__ = "sg_principal"
     __table_args__ = (
         UniqueConstraint("tenant", "login", name="uq_sg_principal_tenant_login"),
         UniqueConstraint("tenant", "public_id", name="uq_sg_principal_tenant_public_id"),
+        # The sweep of principals a realm's registrations made and no longer use (migration 0007).
+        Index("ix_sg_principal_realm_used", "realm", "last_used_at"),
     )
 
     tenant: Mapped[str] = mapped_column(String(MAX_TENANT))
@@ -50,6 +65,8 @@ class PrincipalRecord(UUIDv7AuditBase):
     permissions: Mapped[list[str]] = mapped_column(JsonB, default=list)
     password_hash: Mapped[str | None] = mapped_column(String(256))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    realm: Mapped[str] = mapped_column(String(MAX_REALM), default=GATEWAY_REALM, server_default=GATEWAY_REALM)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class AuthTokenRecord(UUIDv7AuditBase):

@@ -17,20 +17,22 @@ from typing import Literal, cast
 import msgspec
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, String, Table, delete, insert, select, update
+from sqlalchemy import Boolean, ForeignKey, Index, String, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
-from sessiongate.core.errors import InvalidRequest
+from sessiongate.core.errors import Conflict, InvalidRequest
 from sessiongate.core.models import IssuedToken
+from sessiongate.identity.tables import principals
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.tokens.opaque import Digester
 
 __all__ = (
     "AUTH_TOKEN_TTL",
     "MAX_TENANT_NAME",
+    "NETWORK_REALM",
     "AddedKeys",
     "KeyInfo",
     "KeyKind",
@@ -47,6 +49,8 @@ AUTH_TOKEN_TTL = 600.0
 _SWEEP_BATCH = 100
 _CACHE_SIZE = 1024
 KeyKind = Literal["api", "server", "admin"]
+NETWORK_REALM = "amity"
+"""The realm of the principals that registrations with a tenant's API key make: the only ones they reach."""
 _KEY_LENGTHS = (16, 150)  # what an imported key may measure
 
 
@@ -84,6 +88,7 @@ class TenantAuthTokenRecord(UUIDv7AuditBase):
     used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
+PRINCIPALS = principals
 TENANTS = cast("Table", TenantRecord.__table__)
 KEYS = cast("Table", TenantKeyRecord.__table__)
 AUTH_TOKENS = cast("Table", TenantAuthTokenRecord.__table__)
@@ -98,11 +103,13 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AddedKeys(msgspec.Struct, frozen=True, kw_only=True):
-    """Keys just created: the only time their values are known. ``server_key`` only for secure tenants."""
+    """Keys just created: the only time their values are known. ``server_key`` only for secure tenants; ``shared``
+    counts the principals an operator provisioned in the tenant, which the network shares it with."""
 
     tenant: Tenant
     api_key: str
     server_key: str | None
+    shared: int = 0
 
 
 class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,15 +152,27 @@ class TenantService:
         self._known: dict[str, tuple[Tenant, str, float]] = {}
 
     async def add_keys(
-        self, tenant: str, *, secure: bool = False, api_key: str | None = None, server_key: str | None = None
+        self,
+        tenant: str,
+        *,
+        secure: bool = False,
+        api_key: str | None = None,
+        server_key: str | None = None,
+        share_tenant: bool = False,
     ) -> AddedKeys:
         """Create an API key for ``tenant`` (creating the tenant if need be), and a server key when it is secure.
 
         ``secure`` makes the tenant secure (it never makes one insecure). Given key values are imported instead of
         drawn, so clients already carrying a vendor's key keep working; all of it is one transaction.
 
+        A tenant holding principals an operator provisioned (the ones other dialects log in) is refused a first key
+        unless ``share_tenant``: registrations would never reach them, but their ids and logins would be closed to
+        the network's users, and listings would show both side by side. Once it has a key it is a network, shared
+        knowingly, and takes more.
+
         Raises:
             InvalidRequest: a bad tenant name or key value, or a server key for a tenant that is not secure.
+            Conflict: the tenant holds provisioned principals and has no key yet, and ``share_tenant`` is not set.
         """
         if not 0 < len(tenant) <= MAX_TENANT_NAME or not tenant.isprintable() or tenant != tenant.strip():
             raise InvalidRequest(f"tenant name must be 1 to {MAX_TENANT_NAME} printable characters", field="tenant")
@@ -162,6 +181,17 @@ class TenantService:
         now = self.clock()
         insert_fn = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         async with self.engine.begin() as conn:
+            provisioned = select(func.count()).where(PRINCIPALS.c.tenant == tenant, PRINCIPALS.c.realm != NETWORK_REALM)
+            shared = int((await conn.execute(provisioned)).scalar_one())
+            has_keys = (await conn.execute(select(KEYS.c.id).where(KEYS.c.tenant == tenant).limit(1))).first()
+            if shared and has_keys is None and not share_tenant:
+                raise Conflict(
+                    f"tenant {tenant!r} holds {_principals(shared)} provisioned with `users add`: an amity network "
+                    "there would share their namespace (registrations never reach them, but can use none of their "
+                    "ids or logins, and admins' listings show both). Give the network a tenant of its own, or pass "
+                    "--share-tenant to share this one knowingly",
+                    field="tenant",
+                )
             await conn.execute(
                 insert_fn(TENANTS)
                 .values(id=uuid7(), name=tenant, secure=secure, created_at=now, updated_at=now)
@@ -179,7 +209,11 @@ class TenantService:
             if server is not None:
                 rows.append(("server", server))
             await conn.execute(insert(KEYS), [self._key_row(tenant, kind, value, now) for kind, value in rows])
-        return AddedKeys(tenant=record, api_key=api, server_key=server)
+        return AddedKeys(tenant=record, api_key=api, server_key=server, shared=shared)
+
+    async def is_network(self, tenant: str) -> bool:
+        """Whether ``tenant`` holds an API key, so that registrations make principals of their own in it."""
+        return bool(await self.runner.read(select(KEYS.c.id).where(KEYS.c.tenant == tenant).limit(1)))
 
     async def add_admin_token(self, tenant: str, *, token: str | None = None) -> str:
         """A new admin token for an existing tenant (what Amity's console issues as a network's admin token).
@@ -298,6 +332,10 @@ class TenantService:
 def new_key() -> str:
     """A fresh server key or admin token: 48 URL-safe characters, never a dot (so never taken for a JWT)."""
     return secrets.token_urlsafe(36)
+
+
+def _principals(count: int) -> str:
+    return f"{count} principal{'' if count == 1 else 's'}"
 
 
 def _check_imported(name: str, value: str | None) -> None:
