@@ -492,6 +492,40 @@ def test_a_new_user_on_the_same_device_revokes_the_previous_token(client, key):
     assert verify(client, bob).status_code == 200
 
 
+def test_a_new_user_on_a_device_ends_every_earlier_token_of_it_at_once(client, key):
+    # Spec decision 8: alice's renewed token (still in its grace period) must not outlive mallory's takeover.
+    a1 = token_for(client, key, user="alice", device="shared")
+    a2 = token_for(client, key, user="alice", device="shared")
+    elsewhere = token_for(client, key, user="alice", device="own-phone")
+    assert verify(client, a1).status_code == 200
+    mallory = token_for(client, key, user="mallory", device="shared")
+    unauthorized = (401, example("error-unauthorized.response.json"))
+    for token in (a1, a2):
+        for response in (
+            verify(client, token),
+            client.get(CHAT, headers=bearer(token)),
+            client.delete(V4, headers=bearer(token)),
+            register(client, key, user="alice", device="shared", headers=bearer(token)),
+        ):
+            assert (response.status_code, response.json()) == unauthorized
+    assert verify(client, mallory).status_code == 200
+    assert verify(client, elsewhere).status_code == 200
+    sessions = client.app.state.services.sessions
+    live = run(client, sessions.list, SessionQuery(tenant="acme", principal_id="alice")).items
+    assert [s.device.id for s in live] == ["own-phone"]
+
+
+def test_logging_out_ends_the_devices_earlier_tokens_still_in_their_grace_period(client, key):
+    a1 = token_for(client, key, user="alice", device="shared")
+    a2 = token_for(client, key, user="alice", device="shared")
+    elsewhere = token_for(client, key, user="alice", device="own-phone")
+    assert client.delete(V4, headers=bearer(a2)).json() == {"success": True}
+    assert (verify(client, a1).status_code, verify(client, a2).status_code) == (401, 401)
+    assert verify(client, elsewhere).status_code == 200
+    mallory = token_for(client, key, user="mallory", device="shared")
+    assert (verify(client, a1).status_code, verify(client, mallory).status_code) == (401, 200)
+
+
 def test_the_same_user_again_on_a_device_keeps_the_previous_token_for_the_grace_period(client, key, clock):
     first = token_for(client, key)
     second = token_for(client, key)

@@ -182,3 +182,22 @@ def test_a_portos_admin_of_a_shared_tenant_lists_amity_sessions_under_the_users_
     assert amity == [
         {"userName": ada["users"][0]["_id"], "deviceName": "web-1", "envName": "amity", "authenticationType": "amity"}
     ]
+
+
+# -- a device taken over by another user keeps none of the previous user's tokens ----------------------------------
+
+
+def test_a_takeover_ends_every_earlier_token_of_the_device_at_once(gateway):
+    _, keys = gateway.network()
+    a1 = gateway.token(keys["api key"], "alice", "D")
+    a2 = gateway.token(keys["api key"], "alice", "D")
+    assert gateway.verify(a1) == 200  # the same user again: the renewed token's grace period
+    mallory = gateway.token(keys["api key"], "mallory", "D")
+    for token in (a1, a2):
+        response = httpx.get(gateway.url(V3), headers=bearer(token))
+        assert (response.status_code, response.content) == (
+            401,
+            b'{"status":"error","code":400100,"message":"Unauthorized"}',
+        )
+        assert response.headers["content-type"] == "application/json"
+    assert gateway.verify(mallory) == 200

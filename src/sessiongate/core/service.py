@@ -83,14 +83,22 @@ class SessionService:
     async def retire(self, reuse_key: str, *, principal_id: str | None, grace: float) -> int:
         """Take ``reuse_key`` from its live holder, which no longer blocks a new session under that key.
 
-        A holder of another principal is revoked at once; one of ``principal_id`` keeps working for at most
-        ``grace`` seconds more, so requests it already has in flight still succeed. Returns how many gave the key up.
+        A holder of another principal is revoked at once, and so is every other live session its principal has on
+        the same device in the same dialect: earlier ones the key passed on from, still in their grace period, end
+        with the device changing hands. A holder of ``principal_id`` keeps working for at most ``grace`` seconds
+        more, so requests it already has in flight still succeed. Returns how many gave the key up.
         """
         now = self.clock()
         until = now + timedelta(seconds=grace)
-        return await self.store.release_reuse_key(
+        released = await self.store.release_reuse_key(
             reuse_key_digest(reuse_key), now=now, principal_id=principal_id, until=until
         )
+        for holder in released:
+            if holder.revoked_at is not None and holder.principal_id is not None and holder.device.id is not None:
+                await self.store.revoke_for_principal(
+                    holder.tenant, holder.principal_id, now=now, dialect=holder.dialect, device_id=holder.device.id
+                )
+        return len(released)
 
     async def hand_over(self, new: NewSession, policy: ExpiryPolicy, *, grace: float = 0.0) -> Created:
         """Create a session that takes ``new.reuse_key`` over from its live holder (see :meth:`retire`).
@@ -242,10 +250,19 @@ class SessionService:
         return touched
 
     async def revoke_all_for_principal(
-        self, principal_id: str, *, tenant: str = "default", except_id: str | None = None
+        self,
+        principal_id: str,
+        *,
+        tenant: str = "default",
+        except_id: str | None = None,
+        dialect: str | None = None,
+        device_id: str | None = None,
     ) -> int:
-        """End every live session of a principal, but ``except_id``; how many ended."""
-        return await self.store.revoke_for_principal(tenant, principal_id, now=self.clock(), except_id=except_id)
+        """End every live session of a principal, but ``except_id`` (only those of ``dialect`` on ``device_id`` when
+        given); how many ended."""
+        return await self.store.revoke_for_principal(
+            tenant, principal_id, now=self.clock(), except_id=except_id, dialect=dialect, device_id=device_id
+        )
 
     async def sweep_expired(self, *, batch: int = 500) -> int:
         """Delete one batch of expired or revoked sessions; how many were deleted."""

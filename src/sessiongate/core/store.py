@@ -46,9 +46,17 @@ class SessionStore(Protocol):
         ...
 
     async def revoke_for_principal(
-        self, tenant: str, principal_id: str, *, now: datetime, except_id: str | None = None
+        self,
+        tenant: str,
+        principal_id: str,
+        *,
+        now: datetime,
+        except_id: str | None = None,
+        dialect: str | None = None,
+        device_id: str | None = None,
     ) -> int:
-        """Revoke every live session of a principal (but ``except_id``); how many were revoked."""
+        """Revoke every live session of a principal (but ``except_id``; only of ``dialect`` on ``device_id`` when
+        given); how many were revoked."""
         ...
 
     async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
@@ -57,9 +65,9 @@ class SessionStore(Protocol):
 
     async def release_reuse_key(
         self, reuse_key: str, *, now: datetime, principal_id: str | None, until: datetime
-    ) -> int:
+    ) -> list[Session]:
         """Take ``reuse_key`` from its live holder: revoked at ``now``, or, when it belongs to ``principal_id``, left
-        to end at ``until`` at the latest; how many sessions gave the key up (0 or 1)."""
+        to end at ``until`` at the latest; the sessions that gave the key up (none or one), as they now are."""
         ...
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:

@@ -212,12 +212,24 @@ class SqlSessionStore:
         return _session(rows[0]) if rows else None
 
     async def revoke_for_principal(
-        self, tenant: str, principal_id: str, *, now: datetime, except_id: str | None = None
+        self,
+        tenant: str,
+        principal_id: str,
+        *,
+        now: datetime,
+        except_id: str | None = None,
+        dialect: str | None = None,
+        device_id: str | None = None,
     ) -> int:
-        """Revoke every live session of one principal in one tenant."""
+        """Revoke every live session of one principal in one tenant (of one dialect on one device, when given), found
+        through the live-principal index."""
         stmt = update(T).where(C.tenant == tenant, C.principal_id == principal_id, C.revoked_at.is_(None))
         if except_id is not None:
             stmt = stmt.where(C.id != _uuid(except_id))
+        if dialect is not None:
+            stmt = stmt.where(C.dialect == dialect)
+        if device_id is not None:
+            stmt = stmt.where(C.device_id == device_id)
         return (await self.runner.write(stmt.values(revoked_at=now, updated_at=now, version=C.version + 1))).rowcount
 
     async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
@@ -231,9 +243,9 @@ class SqlSessionStore:
 
     async def release_reuse_key(
         self, reuse_key: str, *, now: datetime, principal_id: str | None, until: datetime
-    ) -> int:
-        """One ``UPDATE``: the live holder gives the key up and is revoked, or, being ``principal_id``'s, is capped at
-        ``until`` (its ``revoked_at`` is still null, which is what the first ``CASE`` keeps)."""
+    ) -> list[Session]:
+        """One ``UPDATE … RETURNING``: the live holder gives the key up and is revoked, or, being ``principal_id``'s,
+        is capped at ``until`` (its ``revoked_at`` is still null, which is what the first ``CASE`` keeps)."""
         keep = C.principal_id == principal_id if principal_id is not None else false()
         at_now = bindparam("release_now", now, type_=C.revoked_at.type)
         at_until = bindparam("release_until", until, type_=C.expires_at.type)
@@ -247,8 +259,9 @@ class SqlSessionStore:
                 updated_at=now,
                 version=C.version + 1,
             )
+            .returning(*_PUBLIC)
         )
-        return (await self.runner.write(stmt)).rowcount
+        return [_session(row) for row in (await self.runner.write(stmt)).rows]
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged.
