@@ -286,9 +286,13 @@ def _text(value: str | None, name: str, longest: int) -> str:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    if value not in {None, "true", "false"}:
+    # Any letter case (spec decision 19): .NET clients write booleans as bool.ToString() does, "True" and "False".
+    if value is None:
+        return True
+    word = value.lower() if value.isascii() else ""
+    if word not in {"true", "false"}:
         raise InvalidRequest(f"{name} must be true or false", field=name)
-    return value != "false"
+    return word == "true"
 
 
 def _options(dialect: DialectPlugin) -> AmityOptions:

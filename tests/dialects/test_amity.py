@@ -463,6 +463,41 @@ def test_an_empty_json_revoke_body_revokes_the_callers_own_token(client, key):
     assert verify(client, token).status_code == 401
 
 
+@pytest.mark.parametrize("value", ["true", "True", "TRUE", "tRuE", "false", "False", "FALSE"])
+def test_is_public_is_read_in_any_letter_case_as_net_clients_send_it(client, key, value):
+    token = token_for(client, key)
+    response = client.delete(V4, params={"isPublic": value}, headers=bearer(token))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert verify(client, token).status_code == 401
+
+
+def test_is_public_false_in_any_letter_case_names_the_user_by_internal_id(client, key):
+    admin = admin_token(client)
+    for value in ("False", "FALSE"):
+        first = register(client, key, device="phone").json()
+        internal = first["users"][0]["_id"]
+        response = client.delete(f"{V4}/users/{internal}", params={"isPublic": value}, headers=bearer(admin))
+        assert (response.status_code, response.json()) == (200, {"success": True})
+        assert verify(client, first["accessToken"]).status_code == 401
+    victim = token_for(client, key)
+    response = client.delete(V4, params={"userId": "ada", "isPublic": "True"}, headers=bearer(admin))
+    assert (response.status_code, verify(client, victim).status_code) == (200, 401)
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "", "t", "truee", "true "])
+def test_is_public_other_than_true_or_false_is_400_naming_it(client, key, value):
+    token = token_for(client, key)
+    response = client.delete(V4, params={"isPublic": value}, headers=bearer(token))
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": "error",
+        "code": 400000,
+        "message": "isPublic must be true or false",
+        "data": {"detail": ["isPublic must be true or false"]},
+    }
+    assert verify(client, token).status_code == 200
+
+
 def test_revoking_an_unknown_user_is_404_userid_not_found(client, key):
     admin = admin_token(client)
     expected = (404, example("error-user-id-not-found.response.json"))

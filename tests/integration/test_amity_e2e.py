@@ -201,3 +201,20 @@ def test_a_takeover_ends_every_earlier_token_of_the_device_at_once(gateway):
         )
         assert response.headers["content-type"] == "application/json"
     assert gateway.verify(mallory) == 200
+
+
+# -- boolean query parameters in any letter case ------------------------------------------------------------------
+
+
+def test_is_public_is_read_in_any_letter_case_over_http(gateway):
+    network, keys = gateway.network()
+    admin = gateway.printed("keys", "add-admin", "--tenant", network)["admin token"]
+    ada = gateway.register(keys["api key"], "ada", "phone").json()
+    internal = ada["users"][0]["_id"]
+    response = httpx.delete(gateway.url(f"{V4}/users/{internal}"), params={"isPublic": "FALSE"}, headers=bearer(admin))
+    assert (response.status_code, response.content) == (200, SUCCESS)
+    assert gateway.verify(ada["accessToken"]) == 401
+    own = gateway.token(keys["api key"], "bob", "desk")
+    response = httpx.delete(gateway.url(V4), params={"isPublic": "True"}, headers=bearer(own))
+    assert (response.status_code, response.content) == (200, SUCCESS)
+    assert gateway.verify(own) == 401
