@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from litestar import Request, Response
@@ -11,7 +13,7 @@ from litestar.enums import MediaType
 from sessiongate.core.errors import GatewayError, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy
 from sessiongate.dialects.base import DialectPlugin
-from sessiongate.identity.tenants import TenantService
+from sessiongate.identity.tenants import NETWORK_REALM, TenantService
 from sessiongate.runtime import Services
 from sessiongate_amity import mapping, routes
 from sessiongate_amity.options import AmityOptions
@@ -61,6 +63,11 @@ class AmityDialect(DialectPlugin):
             "caller": Provide(routes.authenticate),
             "credential": Provide(routes.credential),
         }
+
+    def sweeps(self, services: Services, batch: int) -> Sequence[Callable[[], Awaitable[int]]]:
+        """Users registrations made and have not used for longer than a token lives (spec decision 23)."""
+        idle = timedelta(seconds=self.settings.lifetime) + routes.use_interval(self.settings)
+        return [lambda: services.identity.sweep_unused(realm=NETWORK_REALM, idle=idle, batch=batch)]
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"status": "error", "code", "message", "data"?}``; the auth-token routes answer a bad server key with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -37,6 +38,7 @@ __all__ = (
     "server_network",
     "token_v3",
     "token_v4",
+    "use_interval",
     "verify_session",
 )
 
@@ -261,6 +263,7 @@ async def _register(
     if principal.disabled:
         raise AccountDisabled("account disabled")
     refresh = new_secret()  # amity publishes no way to redeem it: only its digest is kept (spec decision 7)
+    principal = await identity.record_use(principal, every=use_interval(_options(dialect)))
     new = mapping.register_in(
         body,
         tenant=network.name,
@@ -277,6 +280,11 @@ async def _register(
     return mapping.session_out(created.session, token, refresh, principal, options.last_cache_purge)
 
 
+def use_interval(options: AmityOptions) -> timedelta:
+    """How often a user's registrations are recorded as uses: daily, or every token lifetime when that is shorter."""
+    return timedelta(seconds=min(86400, options.lifetime))
+
+
 def _text(value: str | None, name: str, longest: int) -> str:
     if value is None:
         raise InvalidRequest(f"{name} is required", field=name)
@@ -286,7 +294,7 @@ def _text(value: str | None, name: str, longest: int) -> str:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    # Any letter case (spec decision 19): .NET clients write booleans as bool.ToString() does, "True" and "False".
+    # Any letter case (spec decision 22): .NET clients write booleans as bool.ToString() does, "True" and "False".
     if value is None:
         return True
     word = value.lower() if value.isascii() else ""
@@ -316,7 +324,7 @@ async def _renewed(
 
 async def _user(identity: IdentityService, tenant: str, body: wire.RegisterSession) -> core.Principal:
     # Most registrations are a known user signing in again: a read then, a write only to create or rename. A network's
-    # users are its own (spec decision 18): an id or login an operator's principal holds is never amity's to reach.
+    # users are its own (spec decision 21): an id or login an operator's principal holds is never amity's to reach.
     display = None if isinstance(body.display_name, msgspec.UnsetType) else body.display_name
     known = await identity.get(tenant=tenant, principal_id=body.user_id)
     if known is not None and known.realm != NETWORK_REALM:

@@ -19,6 +19,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from sessiongate import __version__
 from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.dialects import registry
+from sessiongate.dialects.base import DialectPlugin
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
 from sessiongate.identity.service import IdentityService
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
                     email=settings.admin_email,
                     roles=("admin",),
                 )
-            sweeper = asyncio.create_task(_sweep(services, settings)) if settings.sweep_interval > 0 else None
+            sweeper = asyncio.create_task(_sweep(services, settings, dialects)) if settings.sweep_interval > 0 else None
             log.info(
                 "started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name}
             )
@@ -168,13 +169,14 @@ def _startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _sweep(services: Services, settings: Settings) -> None:
+async def _sweep(services: Services, settings: Settings, dialects: Sequence[DialectPlugin]) -> None:
     """Every ``sweep_interval``, delete what has run out, a batch at a time so no statement holds the writer long."""
     refresh = RefreshTokens(services.runner, services.digester)
     sweeps: list[Callable[[], Awaitable[int]]] = [
         lambda: services.sessions.sweep_expired(batch=settings.sweep_batch),
         lambda: refresh.sweep_expired(now=services.clock(), batch=settings.sweep_batch),
         lambda: services.identity.sweep_failures(batch=settings.sweep_batch),
+        *(step for dialect in dialects for step in dialect.sweeps(services, settings.sweep_batch)),
     ]
     while True:
         await asyncio.sleep(settings.sweep_interval)

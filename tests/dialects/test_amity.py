@@ -235,6 +235,49 @@ def test_a_tenant_holding_only_amity_users_takes_more_keys_without_a_word(client
     assert add_keys(client).shared == 0
 
 
+def sweep(client) -> int:
+    services = client.app.state.services
+    return sum(run(client, step) for step in client.app.state.dialects["amity"].sweeps(services, 500))
+
+
+def principal_of(client, user_id, tenant="acme"):
+    return run(client, client.app.state.services.identity.get, tenant=tenant, principal_id=user_id)
+
+
+def test_amity_users_no_registration_used_for_longer_than_a_token_lives_are_swept(client, key, clock):
+    identity = client.app.state.services.identity
+    first = register(client, key, user="ada", displayName="Ada").json()["users"][0]
+    token_for(client, key, user="bob", device="b")
+    token_for(client, key, user="banned", device="x")
+    run(client, identity.disable, tenant="acme", login="banned")
+    run(client, identity.add_principal, tenant="acme", login="ops", principal_id="ops")
+    clock.advance(20 * DAY)
+    token_for(client, key, user="bob", device="b")  # bob registers again: a use
+    assert sweep(client) == 0
+    clock.advance(11 * DAY + 1)  # ada: 31 days and a second unused; her token ran out after 30
+    assert sweep(client) == 1
+    assert principal_of(client, "ada") is None
+    assert [principal_of(client, u) is not None for u in ("bob", "banned", "ops")] == [True, True, True]
+    again = register(client, key, user="ada").json()["users"][0]  # a later registration makes her again
+    assert (again["_id"], again["createdAt"]) == (first["_id"], mapping_iso(clock.now))
+    assert "displayName" not in again
+    assert register(client, key, user="banned", device="y").status_code == 403  # a ban is not swept away
+
+
+def test_an_amity_user_with_a_live_session_is_never_swept(make_client, clock):
+    client = make_client(dialects=("amity",), dialect_options={"amity": {"lifetime": 60 * DAY}})
+    key = add_keys(client).api_key
+    token = token_for(client, key)
+    clock.advance(40 * DAY)
+    assert sweep(client) == 0
+    assert principal_of(client, "ada") is not None
+    assert verify(client, token).status_code == 200
+
+
+def mapping_iso(when) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 # -- limits and validation -------------------------------------------------------------------------------------
 
 

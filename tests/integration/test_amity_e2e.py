@@ -4,6 +4,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +219,23 @@ def test_is_public_is_read_in_any_letter_case_over_http(gateway):
     response = httpx.delete(gateway.url(V4), params={"isPublic": "True"}, headers=bearer(own))
     assert (response.status_code, response.content) == (200, SUCCESS)
     assert gateway.verify(own) == 401
+
+
+# -- amity users that no registration uses any more are swept -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", backends())
+def test_the_servers_sweeper_deletes_amity_users_no_longer_used(kind, tmp_path):
+    # A one-second token lifetime and a fast sweeper, so that "longer than a token lives" passes in a test.
+    env = {"SESSIONGATE_DIALECTS": "amity", "SESSIONGATE_AMITY__LIFETIME": "1", "SESSIONGATE_SWEEP_INTERVAL": "0.2"}
+    with database(kind, tmp_path) as url, running_server(url, tmp_path, env=env) as server:
+        gateway = Gateway(server=server, database_url=url, directory=tmp_path)
+        network, keys = gateway.network()
+        assert gateway.cli("users", "add", "--tenant", network, "--login", "ops").returncode == 0
+        gateway.token(keys["api key"], "ada", "phone")
+        deadline = time.monotonic() + 60  # the sweeper runs five times a second: generous on a loaded machine
+        while "ada" in (listed := gateway.cli("users", "list", "--tenant", network).stdout):
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.5)
+        assert [line.split()[2] for line in listed.splitlines()[1:]] == ["ops"]  # an operator's is never swept
+        assert gateway.register(keys["api key"], "ada", "phone").status_code == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from litestar.config.app import AppConfig
     from litestar.controller import Controller
     from litestar.types import Message, Scope
+
+    from sessiongate.runtime import Services
 
 __all__ = (
     "DialectOptions",
@@ -108,6 +110,15 @@ class DialectPlugin(InitPlugin):
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """The vendor's response for ``error`` (status, body, headers)."""
         raise NotImplementedError
+
+    def sweeps(self, services: Services, batch: int) -> Sequence[Callable[[], Awaitable[int]]]:
+        """What the app's sweeper deletes for this dialect beyond what all share (expired sessions and the like).
+
+        Each step deletes at most ``batch`` rows and says how many went; the sweeper calls it again while it fills
+        whole batches, every ``sweep_interval``.
+        """
+        del services, batch
+        return ()
 
     def spec_path(self, spec_dir: Path) -> Path:
         """Where this dialect's hand-written OpenAPI document is."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, exists, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,12 +39,14 @@ from sessiongate.identity.tables import (
 )
 from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
+from sessiongate.storage.tables import SessionRecord
 from sessiongate.tokens.opaque import Digester, new_secret
 
 __all__ = ("INVALID_CREDENTIALS", "IdentityService")
 
 P = principals
 A = auth_tokens
+S = cast("Table", SessionRecord.__table__).c
 
 INVALID_CREDENTIALS = "invalid credentials"
 """The one message for an unknown login, a wrong password and an unknown token: it tells an attacker nothing."""
@@ -253,6 +256,45 @@ class IdentityService:
             return None
         rows = await self.runner.read(select(*_PUBLIC).where(P.c.tenant == tenant, P.c.login == login))
         return _principal(rows[0]._mapping) if rows else None
+
+    async def record_use(self, principal: Principal, *, every: timedelta) -> Principal:
+        """Note that a dialect used a principal of its realm (a registration), at most once per ``every``.
+
+        ``last_used_at`` trails the last use by less than ``every``, so a use costs a write only now and then; the
+        gateway's own principals are left alone (nothing sweeps them).
+        """
+        now = self.clock()
+        seen = principal.last_used_at
+        if principal.realm == GATEWAY_REALM or (seen is not None and now - seen < every):
+            return principal
+        stmt = (
+            update(P)
+            .where(P.c.tenant == principal.tenant, P.c.public_id == principal.id, P.c.realm == principal.realm)
+            .values(last_used_at=now)
+        )
+        await self.runner.write(stmt)
+        return msgspec.structs.replace(principal, last_used_at=now)
+
+    async def sweep_unused(self, *, realm: str, idle: timedelta, batch: int = 500) -> int:
+        """Delete one batch of principals of ``realm`` unused for ``idle``; how many went.
+
+        Only principals a dialect makes by itself are swept (never the gateway's): not disabled (a ban must outlast
+        the sweep), last used more than ``idle`` ago, and holding no live session in any dialect. A later use makes
+        such a principal again. The candidates are read in ``last_used_at`` order from the realm's index.
+        """
+        if realm == GATEWAY_REALM:
+            raise InvalidRequest("the gateway's principals are never swept", field="realm")
+        now = self.clock()
+        live = exists().where(
+            S.tenant == P.c.tenant, S.principal_id == P.c.public_id, S.revoked_at.is_(None), S.expires_at > now
+        )
+        unused = (
+            select(P.c.id)
+            .where(P.c.realm == realm, P.c.last_used_at < now - idle, P.c.disabled == false(), ~live)
+            .order_by(P.c.last_used_at)
+            .limit(batch)
+        )
+        return (await self.runner.write(delete(P).where(P.c.id.in_(unused.scalar_subquery())))).rowcount
 
     async def list(self, *, tenant: str | None = None) -> list[Principal]:
         """Every principal (of one tenant, when given), by tenant and login."""
