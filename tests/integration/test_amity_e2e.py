@@ -239,3 +239,42 @@ def test_the_servers_sweeper_deletes_amity_users_no_longer_used(kind, tmp_path):
             time.sleep(0.5)
         assert [line.split()[2] for line in listed.splitlines()[1:]] == ["ops"]  # an operator's is never swept
         assert gateway.register(keys["api key"], "ada", "phone").status_code == 200
+
+
+# -- the contract run is not blind ---------------------------------------------------------------------------------
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def schemathesis_run(gateway: Gateway, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AMITY_", "SCHEMATHESIS_"))} | env
+    args = ["--config-file", str(ROOT / "contracts" / "schemathesis.toml"), "run", str(ROOT / "openapi" / "amity.yaml")]
+    options = ["--url", gateway.server.base_url, "--phases", "examples,coverage,fuzzing", "--max-examples", "3"]
+    return subprocess.run(
+        [str(SCHEMATHESIS), *args, *options, "--generation-deterministic"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=gateway.directory,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_schemathesis_cli_exercises_every_amity_operation_and_fails_a_blind_run(gateway):
+    network, keys = gateway.network()
+    admin = gateway.printed("keys", "add-admin", "--tenant", network)["admin token"]
+    _, vault = gateway.network("--secure")
+    blind = schemathesis_run(gateway, {})
+    assert blind.returncode != 0
+    assert "Authentication failed" in blind.stdout
+    credentials = {
+        "AMITY_API_KEY": keys["api key"],
+        "AMITY_ADMIN_TOKEN": admin,
+        "AMITY_SERVER_KEY": vault["server key"],
+    }
+    hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "contracts" / "amity" / "hooks.py")}
+    seen = schemathesis_run(gateway, hooks | credentials)
+    assert seen.returncode == 0, seen.stdout
+    assert "Authentication failed" not in seen.stdout
