@@ -262,8 +262,8 @@ async def _register(
     principal = await _user(identity, network.name, body)
     if principal.disabled:
         raise AccountDisabled("account disabled")
+    principal = await identity.record_use(principal, every=use_interval(_options(dialect)))  # for the sweep
     refresh = new_secret()  # amity publishes no way to redeem it: only its digest is kept (spec decision 7)
-    principal = await identity.record_use(principal, every=use_interval(_options(dialect)))
     new = mapping.register_in(
         body,
         tenant=network.name,

@@ -201,6 +201,16 @@ def test_a_registration_never_reaches_a_principal_an_operator_provisioned(client
     assert run(client, sessions.list, SessionQuery(tenant="acme", principal_id="p-root")).items == []
 
 
+def test_the_realm_guard_holds_in_the_upsert_itself_for_a_principal_made_meanwhile(client):
+    # A registration that read no principal, racing an operator's `users add` of the same id: the one statement that
+    # would create or rename it leaves the operator's principal as it is.
+    identity = client.app.state.services.identity
+    made = run(client, identity.add_principal, tenant="acme", login="root", principal_id="p-root", display_name="Root")
+    with pytest.raises(Conflict, match="id 'p-root' belongs to a principal of another realm"):
+        run(client, identity.upsert_principal, tenant="acme", principal_id="p-root", display_name="X", realm="amity")
+    assert run(client, identity.get, tenant="acme", principal_id="p-root") == made
+
+
 def test_users_a_registration_makes_are_amitys_own_and_carry_no_roles_or_permissions(client, key):
     user = register(client, key, displayName="Ada").json()["users"][0]
     assert (user["roles"], user["permissions"]) == ([], [])

@@ -16,8 +16,8 @@ from tests.support.databases import backends, database
 from tests.support.server import Server, running_server
 
 V3, V4, V5 = "/api/v3/sessions", "/api/v4/sessions", "/api/v5/sessions"
-UNAUTHORIZED = {"status": "error", "code": 400100, "message": "Unauthorized"}
-FORBIDDEN = {"status": "error", "code": 400300, "message": "Forbidden error."}
+UNAUTHORIZED = b'{"status":"error","code":400100,"message":"Unauthorized"}'
+FORBIDDEN = b'{"status":"error","code":400300,"message":"Forbidden error."}'
 SUCCESS = b'{"success":true}'
 _networks = itertools.count(1)
 
@@ -117,7 +117,7 @@ def test_a_users_session_never_revokes_another_users_tokens(gateway):
         httpx.request("DELETE", gateway.url(V4), json={"userId": "victim"}, headers=bearer(mallory)),
         httpx.delete(gateway.url(f"{V4}/users/victim"), headers=bearer(mallory)),
     ):
-        assert (response.status_code, response.json()) == (403, FORBIDDEN)
+        assert (response.status_code, response.content) == (403, FORBIDDEN)
     assert gateway.verify(victim) == 200
 
 
@@ -126,7 +126,7 @@ def test_an_unknown_admin_token_is_401_and_revokes_nothing(gateway):
     victim = gateway.token(keys["api key"], "victim", "v")
     for headers in ({"x-admin-token": "not-an-admin-token-0123456789"}, bearer("not-an-admin-token-0123456789")):
         response = httpx.request("DELETE", gateway.url(V4), json={"userId": "victim"}, headers=headers)
-        assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+        assert (response.status_code, response.content) == (401, UNAUTHORIZED)
     assert gateway.verify(victim) == 200
 
 
@@ -196,10 +196,7 @@ def test_a_takeover_ends_every_earlier_token_of_the_device_at_once(gateway):
     mallory = gateway.token(keys["api key"], "mallory", "D")
     for token in (a1, a2):
         response = httpx.get(gateway.url(V3), headers=bearer(token))
-        assert (response.status_code, response.content) == (
-            401,
-            b'{"status":"error","code":400100,"message":"Unauthorized"}',
-        )
+        assert (response.status_code, response.content) == (401, UNAUTHORIZED)
         assert response.headers["content-type"] == "application/json"
     assert gateway.verify(mallory) == 200
 
