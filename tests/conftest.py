@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from sessiongate.app import create_app
 from sessiongate.settings import Settings
 from tests.support.clock import FakeClock
-from tests.support.databases import backends, migrated_database
+from tests.support.databases import backends, database, migrated_database
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_JWT_KEY = "test-signing-key-0123456789abcdef-0123456789"
@@ -20,6 +20,13 @@ TEST_JWT_KEY = "test-signing-key-0123456789abcdef-0123456789"
 @pytest.fixture(params=backends())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with migrated_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=backends())
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database never migrated, for tests of what a migration does (``database_url`` is migrated already)."""
+    with database(request.param, tmp_path) as url:
         yield url
 
 

@@ -899,8 +899,10 @@ LEGACY = [
 ]
 
 
-def test_the_migration_gives_amity_the_principals_its_registrations_made_and_the_gateway_every_other(database_url):
-    realms, stamped = asyncio.run(_migrate_legacy(database_url))
+def test_the_migration_gives_amity_the_principals_its_registrations_made_and_the_gateway_every_other(
+    empty_database_url,
+):
+    realms, stamped = asyncio.run(_migrate_legacy(empty_database_url))
     assert realms == {(tenant, public_id): realm for tenant, public_id, _, _, realm in LEGACY}
     assert stamped == {key for key, realm in realms.items() if realm == "amity"}
 
