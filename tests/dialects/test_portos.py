@@ -788,10 +788,10 @@ def gateway(make_client):
 
 
 def amity_key(client) -> str:
-    """An amity API key for the portos tenant, as ``sessiongate keys add --tenant default`` makes one."""
+    """An amity API key for the portos tenant, as ``sessiongate keys add --tenant default --share-tenant`` makes one."""
     services = client.app.state.services
     tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-    return run(client, tenants.add_keys, tenant="default").api_key
+    return run(client, tenants.add_keys, tenant="default", share_tenant=True).api_key
 
 
 def register_on_amity(client, key, user_id, device_id):

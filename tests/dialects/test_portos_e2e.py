@@ -190,7 +190,7 @@ def test_a_login_without_a_password_gets_the_answer_the_spec_shows(gateway):
 
 def test_an_amity_session_is_listed_under_the_user_id_it_registered(gateway):
     server, url = gateway
-    added = cli(url, "keys", "add", "--tenant", "default")
+    added = cli(url, "keys", "add", "--tenant", "default", "--share-tenant")
     assert added.returncode == 0, added.stderr
     key = re.search(r"^api key:\s+(\S+)$", added.stdout, re.MULTILINE)
     assert key is not None, added.stdout
