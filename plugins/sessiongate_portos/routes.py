@@ -245,7 +245,7 @@ async def _exclusive(sessions: SessionService, new: core.NewSession, policy: cor
 
 async def _session_of(sessions: SessionService, dialect: DialectPlugin, token_id: str) -> core.Session:
     """The live PORTOS session a ``tokenId`` names (without touching it)."""
-    claims = sessions.keys.decode(token_id, now=sessions.now())
+    claims = await sessions.keys.verify(token_id, now=sessions.now())
     sid = claims.get("sid")
     try:
         session = await sessions.get(sid if isinstance(sid, str) else "", tenant=dialect.options.tenant)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -103,3 +104,135 @@ def test_expired_token_is_rejected_after_the_leeway_only():
 def test_garbage_is_rejected_as_unauthenticated():
     with pytest.raises(Unauthenticated):
         ring().decode("not-a-jwt", now=NOW)
+
+
+def test_a_key_past_its_retirement_time_no_longer_verifies():
+    retiring = KeyRing({"a": KEY_A, "b": KEY_B}, "b", 5, retires={"a": NOW + timedelta(seconds=10)})
+    token = ring(active="a").encode({"s": 1}, issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
+    assert retiring.decode(token, now=NOW + timedelta(seconds=9))["s"] == 1
+    with pytest.raises(Unauthenticated):
+        retiring.decode(token, now=NOW + timedelta(seconds=10))
+
+
+@pytest.mark.anyio
+async def test_a_token_naming_a_kid_the_ring_lacks_is_verified_once_the_ring_is_read_again():
+    reads: list[int] = []
+    lacking = KeyRing({"a": KEY_A}, "a", 5)
+
+    async def read_again() -> None:
+        reads.append(1)
+        lacking.replace({"a": KEY_A, "b": KEY_B}, "a")
+
+    lacking.reload = read_again
+    token = ring(active="b").encode({"s": 1}, issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
+    with pytest.raises(Unauthenticated):
+        lacking.decode(token, now=NOW)
+    assert (await lacking.verify(token, now=NOW))["s"] == 1
+    assert (await lacking.verify(token, now=NOW))["s"] == 1
+    assert len(reads) == 1  # known since: no second read
+
+
+@pytest.mark.anyio
+async def test_a_kid_still_unknown_after_reading_the_ring_again_is_refused():
+    lacking = KeyRing({"a": KEY_A}, "a", 5)
+
+    async def read_again() -> None:
+        lacking.replace({"a": KEY_A}, "a")
+
+    lacking.reload = read_again
+    token = jwt.encode({"exp": 2**40, "iat": 0}, KEY_B, algorithm="HS256", headers={"kid": "zzz"})
+    with pytest.raises(Unauthenticated):
+        await lacking.verify(token, now=NOW)
+
+
+class Stored:
+    """Rows by digest, as a table would hold them, and what was asked of it."""
+
+    def __init__(self, rows: dict[str, str]) -> None:
+        self.rows = rows
+        self.asked: list[str] = []
+        self.moved: list[tuple[str, str]] = []
+
+    async def lookup(self, digest: str) -> str | None:
+        self.asked.append(digest)
+        return self.rows.get(digest)
+
+    async def rekey(self, old: str, new: str) -> None:
+        self.moved.append((old, new))
+        self.rows[new] = self.rows.pop(old)
+
+
+@pytest.mark.anyio
+async def test_a_secret_digested_under_the_current_key_costs_one_lookup_whatever_else_the_ring_holds():
+    ring_ = Digester(b"k2", older=[b"k1"], newer=[b"k3"])
+    secret = new_secret()
+    table = Stored({ring_.digest(secret): "row"})
+    assert await ring_.find(secret, table.lookup, table.rekey) == "row"
+    assert table.asked == [ring_.digest(secret)]
+    assert table.moved == []
+
+
+@pytest.mark.anyio
+async def test_a_secret_digested_under_an_older_key_is_found_and_digested_again_under_the_current_one():
+    before, after = Digester(b"k1"), Digester(b"k2", older=[b"k1"])
+    secret = new_secret()
+    table = Stored({before.digest(secret): "row"})
+    assert await after.find(secret, table.lookup, table.rekey) == "row"
+    assert table.moved == [(before.digest(secret), after.digest(secret))]
+    assert after.matches(secret, before.digest(secret))
+    table.asked.clear()
+    assert await after.find(secret, table.lookup, table.rekey) == "row"
+    assert table.asked == [after.digest(secret)]  # moved: one lookup again
+
+
+@pytest.mark.anyio
+async def test_a_secret_found_under_a_key_not_yet_current_here_is_left_where_it_is():
+    here, elsewhere = Digester(b"k1", newer=[b"k2"]), Digester(b"k2", older=[b"k1"])
+    secret = new_secret()
+    table = Stored({elsewhere.digest(secret): "row"})
+    assert await here.find(secret, table.lookup, table.rekey) == "row"
+    assert table.moved == []  # another process digests under k2 already; moving it back would make them take turns
+
+
+@pytest.mark.anyio
+async def test_a_secret_is_found_under_an_older_key_even_when_digesting_it_again_fails():
+    before, after = Digester(b"k1"), Digester(b"k2", older=[b"k1"])
+    secret = new_secret()
+    table = Stored({before.digest(secret): "row"})
+
+    async def fails(old: str, new: str) -> None:
+        raise RuntimeError("the database said no")
+
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = said.append  # type: ignore[method-assign]
+    logging.getLogger("sessiongate.keys").addHandler(handler)
+    try:
+        assert await after.find(secret, table.lookup, fails) == "row"
+    finally:
+        logging.getLogger("sessiongate.keys").removeHandler(handler)
+    assert [record.levelname for record in said] == ["WARNING"]
+    assert not any(secret in record.getMessage() for record in said)
+
+
+@pytest.mark.anyio
+async def test_an_unknown_secret_is_looked_up_under_every_key_of_the_ring_and_not_found():
+    ring_ = Digester(b"k2", older=[b"k1"], newer=[b"k3"])
+    table = Stored({})
+    assert await ring_.find(new_secret(), table.lookup, table.rekey) is None
+    assert len(set(table.asked)) == 3
+    assert not Digester(b"k2").matches("guess", Digester(b"k1").digest("guess"))
+
+
+@pytest.mark.anyio
+async def test_a_token_naming_a_retired_key_is_refused_without_reading_the_ring_again():
+    reads: list[int] = []
+
+    async def read_again() -> None:
+        reads.append(1)
+
+    retired = KeyRing({"a": KEY_A}, "a", 5, retired={"b"}, reload=read_again)
+    token = ring(active="b").encode({"s": 1}, issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
+    with pytest.raises(Unauthenticated):
+        await retired.verify(token, now=NOW)
+    assert reads == []

@@ -147,7 +147,7 @@ class SessionService:
             SessionExpired: the token or the session has expired.
             SessionRevoked: the session was ended.
         """
-        claims = self.keys.decode(token, now=self.clock())
+        claims = await self.keys.verify(token, now=self.clock())
         session_id = claims.get(session_claim)
         if not isinstance(session_id, str):
             raise Unauthenticated("invalid token")
@@ -175,8 +175,7 @@ class SessionService:
             SessionExpired: the session has expired.
             SessionRevoked: the session was ended.
         """
-        digest = self.digester.digest(secret)
-        found = await self.store.by_digest(digest)
+        found = await self.digester.find(secret, self.store.by_digest, self.store.replace_token_digest)
         if found is None or not self.digester.matches(secret, found[1]) or found[0].tenant != tenant:
             raise Unauthenticated("invalid session")
         if dialect is not None and found[0].dialect != dialect:

@@ -41,6 +41,10 @@ class SessionStore(Protocol):
         """Bind a new bearer secret to the session (the previous one stops working)."""
         ...
 
+    async def replace_token_digest(self, old: str, new: str) -> None:
+        """Store a session's secret under another digest (of the same secret, under another key), if still ``old``."""
+        ...
+
     async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
         """Mark one live session revoked; ``None`` if there was no live session with that id."""
         ...

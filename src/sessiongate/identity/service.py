@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import msgspec
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, Table, delete, exists, false, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, exists, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -443,13 +443,16 @@ class IdentityService:
         now = self.clock()
         address_key = self.throttle.address_key(tenant, client_address)
         _raise_for(await self.throttle.locks([address_key], now=now))
-        digest = self.digester.digest(token)
         stmt = (
             select(*_PUBLIC, A.c.id.label("token_id"), A.c.digest, A.c.last_used_at)
             .select_from(A.join(P, A.c.principal_id == P.c.id))
-            .where(A.c.digest == digest, P.c.tenant == tenant)
+            .where(A.c.digest == bindparam("presented"), P.c.tenant == tenant)
         )
-        rows = await self.runner.read(stmt)
+        rows = await self.digester.find(
+            token,
+            lambda digest: self.runner.read(stmt, {"presented": digest}),
+            lambda old, new: self.runner.write(update(A).where(A.c.digest == old).values(digest=new)),
+        )
         if not rows or not self.digester.matches(token, rows[0].digest):
             await self.throttle.fail([address_key], now=now)
             raise Unauthenticated(INVALID_CREDENTIALS)

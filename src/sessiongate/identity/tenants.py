@@ -17,7 +17,7 @@ from typing import Literal, cast
 import msgspec
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, String, Table, delete, func, insert, select, update
+from sqlalchemy import Boolean, ForeignKey, Index, String, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -260,9 +260,13 @@ class TenantService:
         stmt = (
             select(TENANTS.c.name, TENANTS.c.secure, TENANTS.c.created_at, KEYS.c.digest, KEYS.c.kind)
             .join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
-            .where(KEYS.c.digest == digest)
+            .where(KEYS.c.digest == bindparam("presented"))
         )
-        rows = await self.runner.read(stmt)
+        rows = await self.digester.find(
+            key,
+            lambda candidate: self.runner.read(stmt, {"presented": candidate}),
+            lambda old, new: self.runner.write(update(KEYS).where(KEYS.c.digest == old).values(digest=new)),
+        )
         if not rows or not self.digester.matches(key, rows[0].digest):
             return None
         tenant = Tenant(name=rows[0].name, secure=rows[0].secure, created_at=rows[0].created_at)
@@ -307,7 +311,7 @@ class TenantService:
         stmt = (
             update(AUTH_TOKENS)
             .where(
-                AUTH_TOKENS.c.digest == self.digester.digest(token),
+                AUTH_TOKENS.c.digest == bindparam("presented"),
                 AUTH_TOKENS.c.tenant == tenant,
                 AUTH_TOKENS.c.principal_id == principal_id,
                 AUTH_TOKENS.c.used_at.is_(None),
@@ -315,7 +319,11 @@ class TenantService:
             )
             .values(used_at=now, updated_at=now)
         )
-        return (await self.runner.write(stmt)).rowcount == 1
+
+        async def consume(digest: str) -> bool:
+            return (await self.runner.write(stmt, {"presented": digest})).rowcount == 1
+
+        return await self.digester.find(token, consume)
 
     def _key_row(self, tenant: str, kind: KeyKind, value: str, now: datetime) -> dict[str, object]:
         return {

@@ -200,6 +200,11 @@ class SqlSessionStore:
         """Bind a new secret digest to a session."""
         await self.runner.write(update(T).where(C.id == _uuid(session_id)).values(token_digest=digest))
 
+    async def replace_token_digest(self, old: str, new: str) -> None:
+        """Digest a session's secret again under the current key: only where the digest is still ``old``, so a secret
+        bound meanwhile (:meth:`set_token_digest`) is never overwritten."""
+        await self.runner.write(update(T).where(C.token_digest == old).values(token_digest=new))
+
     async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
         """Mark a live session revoked and bump its version."""
         stmt = (

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 
 import msgspec
-from sqlalchemy import Connection, Executable, Table, case, delete, insert, select, update
+from sqlalchemy import Connection, Executable, Table, bindparam, case, delete, insert, select, update
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import Conflict, SessionExpired, SessionRevoked, Unauthenticated
@@ -121,20 +121,23 @@ class RefreshTokens:
             RefreshRaced: the token was rotated within the last ``grace`` seconds.
             RefreshTokenReused: the token was rotated earlier; its family and session are now revoked.
         """
-        digest = self.digester.digest(secret)
+        # Under the current digest key first; the ring's other keys only if that claims nothing (a token issued before
+        # a rotation of the digest key). Its successor is digested under the current key.
+        digests = self.digester.digests(secret)
         successor = self.mint()
         expected = uuid.UUID(session_id) if session_id is not None else None
 
         def work(conn: Connection) -> Rotated | _Result:
-            claim = update(R).where(R.c.digest == digest, R.c.rotated_at.is_(None), R.c.revoked_at.is_(None))
-            claim = claim.where(R.c.expires_at > now)
+            claim = update(R).where(R.c.digest == bindparam("presented"), R.c.rotated_at.is_(None))
+            claim = claim.where(R.c.revoked_at.is_(None), R.c.expires_at > now)
             if expected is not None:
                 claim = claim.where(R.c.session_id == expected)
-            won = conn.execute(
-                claim.values(rotated_at=now, updated_at=now).returning(R.c.family_id, R.c.session_id)
-            ).first()
-            if won is None:
-                return self._why_not(conn, secret, digest, now=now, grace=grace, expected=expected)
+            claim = claim.values(rotated_at=now, updated_at=now).returning(R.c.family_id, R.c.session_id)
+            for digest in digests:
+                if (won := conn.execute(claim, {"presented": digest}).first()) is not None:
+                    break
+            else:
+                return self._why_not(conn, secret, digests, now=now, grace=grace, expected=expected)
             extended = conn.execute(_extend(won.session_id, now=now, ttl=ttl)).first()
             if extended is None:
                 return _Result(outcome="session_gone")
@@ -159,11 +162,18 @@ class RefreshTokens:
         raise _error(result)
 
     def _why_not(
-        self, conn: Connection, secret: str, digest: str, *, now: datetime, grace: float, expected: uuid.UUID | None
+        self,
+        conn: Connection,
+        secret: str,
+        digests: list[str],
+        *,
+        now: datetime,
+        grace: float,
+        expected: uuid.UUID | None,
     ) -> _Result:
         row = conn.execute(
             select(R.c.family_id, R.c.session_id, R.c.digest, R.c.expires_at, R.c.rotated_at, R.c.revoked_at).where(
-                R.c.digest == digest
+                R.c.digest.in_(digests)
             )
         ).first()
         if row is None or not self.digester.matches(secret, row.digest):
