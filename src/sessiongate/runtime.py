@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ from sessiongate.storage.database import alchemy_config, sqlite_pragmas_for, upg
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
 from sessiongate.tokens.jwt import KeyRing
-from sessiongate.tokens.keys import load_key_material
+from sessiongate.tokens.keys import KeyRingWatch, load_key_material
 from sessiongate.tokens.opaque import Digester
 
-__all__ = ("Services", "open_services")
+__all__ = ("Services", "open_engine", "open_services")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class Services:
     """Names of the generated keys in use that the database keeps unencrypted (no master key was given)."""
     create_budget: CreateBudget | None
     """Creates per client address of the routes that need no password; ``None`` when the budget is off."""
+    key_ring: KeyRingWatch
+    """Keeps ``keys`` and ``digester`` in step with the key ring kept in the database (rotations by other processes)."""
 
 
 @contextlib.asynccontextmanager
@@ -46,6 +49,9 @@ async def open_services(
     settings: Settings, *, clock: Clock = utc_now, db: SQLAlchemyAsyncConfig | None = None, migrate: bool | None = None
 ) -> AsyncIterator[Services]:
     """Connect, migrate when configured, load the keys and build the services; dispose the engine afterwards.
+
+    Meanwhile the key ring is read again every ``key_refresh_interval`` seconds, so a rotation made by another process
+    (``sessiongate key-ring rotate``) is taken up without a restart.
 
     Args:
         settings: The gateway's settings.
@@ -62,33 +68,60 @@ async def open_services(
     try:
         if settings.migrate_at_start if migrate is None else migrate:
             await upgrade(engine)
-        material = await load_key_material(engine, settings)
-        digester = Digester(material.digest_key)
-        keys = KeyRing(material.jwt_keys, material.active_kid, settings.jwt_leeway)
-        sessions = SessionService(SqlSessionStore(engine, runner), keys, digester, clock)
-        yield Services(
-            settings=settings,
-            engine=engine,
-            clock=clock,
-            digester=digester,
-            keys=keys,
-            sessions=sessions,
-            runner=runner,
-            identity=IdentityService(
-                engine,
-                sessions,
-                digester,
-                clock,
-                _throttle_policy(settings),
-                runner=runner,
-                password_workers=settings.password_workers,
-                password_queue=settings.password_queue,
-            ),
-            kept_in_clear=material.kept_in_clear,
-            create_budget=_create_budget(settings, clock),
+        material = await load_key_material(engine, settings, now=clock())
+        digester = Digester(material.digest_key, older=material.digest_older, newer=material.digest_newer)
+        keys = KeyRing(
+            material.jwt_keys,
+            material.active_kid,
+            settings.jwt_leeway,
+            retires=material.jwt_retires,
+            retired=material.jwt_retired,
         )
+        key_ring = KeyRingWatch(engine, settings, keys, digester, clock=clock, material=material)
+        sessions = SessionService(SqlSessionStore(engine, runner), keys, digester, clock)
+        watching = asyncio.create_task(key_ring.watch())
+        try:
+            yield Services(
+                settings=settings,
+                engine=engine,
+                clock=clock,
+                digester=digester,
+                keys=keys,
+                sessions=sessions,
+                runner=runner,
+                identity=IdentityService(
+                    engine,
+                    sessions,
+                    digester,
+                    clock,
+                    _throttle_policy(settings),
+                    runner=runner,
+                    password_workers=settings.password_workers,
+                    password_queue=settings.password_queue,
+                ),
+                kept_in_clear=material.kept_in_clear,
+                create_budget=_create_budget(settings, clock),
+                key_ring=key_ring,
+            )
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
     finally:
         await runner.close()
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The database alone, migrated when configured, for a command that needs no services (nor their keys loaded);
+    the engine is disposed afterwards."""
+    engine = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous).get_engine()
+    try:
+        if settings.migrate_at_start:
+            await upgrade(engine)
+        yield engine
+    finally:
         await engine.dispose()
 
 

@@ -18,6 +18,7 @@ __all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Origin", "Settings", "SettingsErro
 PREFIX = "SESSIONGATE_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongate.db"
 MAX_JWT_LEEWAY = 60
+MAX_KEY_REFRESH_INTERVAL = 3600
 MIN_KEY_BYTES = 32
 FILE_SUFFIX = "_FILE"
 """``SESSIONGATE_<NAME>_FILE`` names a file holding the value of ``SESSIONGATE_<NAME>`` (container secrets)."""
@@ -48,13 +49,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """SQLite only: ``NORMAL`` (a commit survives the process crashing, not a power loss) or ``FULL`` (every commit
     is synced to the disk before it is acknowledged, so it survives a power loss too; an fsync per group commit)."""
     jwt_keys: dict[str, str] = msgspec.field(default_factory=dict)
-    """HS256 signing keys by ``kid`` (each at least 32 bytes). Empty: one is generated and kept in the database."""
+    """HS256 signing keys by ``kid`` (each at least 32 bytes), added to the key ring kept in the database: generated
+    keys there still verify until retired (``sessiongate key-ring retire``). Empty: a generated key signs."""
     jwt_active_kid: str | None = None
     """Which of ``jwt_keys`` signs new tokens; the others still verify. Default: the first."""
     jwt_leeway: int = 5
     """Seconds of clock skew accepted on ``exp``/``iat`` (at most 60)."""
     token_key: str | None = None
-    """Key of the keyed SHA-256 digests of opaque tokens. Empty: generated and kept in the database."""
+    """Key of the keyed SHA-256 digests of opaque tokens. Empty: generated and kept in the database. Given, the
+    generated digest keys are still tried on a lookup until retired, and what is found under them is digested again
+    under this one."""
+    token_key_previous: tuple[str, ...] = ()
+    """Earlier values of ``token_key``, while rotating it: secrets digested under them are still found (and digested
+    again under ``token_key`` when used) until they are removed from here."""
+    key_refresh_interval: float = 30.0
+    """Seconds between reads of the key ring kept in the database, so that a rotation reaches every process without a
+    restart (0 < interval <= 3600). A new key signs only two intervals after it was made, once every process knows
+    it; a token naming a key this process does not know makes it read the ring at once (at most once a second)."""
     secret_key: str | None = None
     """Master key (at least 32 bytes): every key the gateway generates and keeps in the database is stored encrypted
     under it, so a copy of the database holds no usable key. Unset: they are kept in clear (said at start in
@@ -144,6 +155,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError(msg)
         if self.jwt_active_kid is not None and self.jwt_active_kid not in self.jwt_keys:
             msg = f"jwt_active_kid {self.jwt_active_kid!r} is not one of jwt_keys"
+            raise SettingsError(msg)
+        if not 0 < self.key_refresh_interval <= MAX_KEY_REFRESH_INTERVAL:
+            msg = f"key_refresh_interval must be more than 0 and at most {MAX_KEY_REFRESH_INTERVAL} seconds"
             raise SettingsError(msg)
         if self.secret_key_previous and self.secret_key is None:
             msg = "secret_key_previous needs secret_key, the master key to encrypt under"
@@ -262,7 +276,7 @@ def _parse_value(raw: str, name: str) -> Any:
     text = raw.strip()
     if name == "secret_key":  # a key is what it is, whatever it starts with
         return text
-    if name == "secret_key_previous" and text[:1] != "[":
+    if name in {"secret_key_previous", "token_key_previous"} and text[:1] != "[":
         return [line.strip() for line in text.splitlines() if line.strip()]  # one key, or one per line (a file)
     if text[:1] in "[{":
         try:

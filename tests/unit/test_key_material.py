@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jwt
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongate.core.errors import Unauthenticated
+from sessiongate.runtime import open_services
 from sessiongate.settings import Settings, SettingsError
 from sessiongate.storage.database import alchemy_config, upgrade
-from sessiongate.tokens.keys import KeyMaterial, KeyMaterialError, load_key_material
+from sessiongate.tokens.keys import MIN_READ_INTERVAL, KeyMaterial, KeyMaterialError, load_key_material
 
 MASTER = "master-key-0123456789abcdef-0123456789abcdef"
 OTHER = "another-master-key-0123456789abcdef-0123456"
@@ -164,3 +169,19 @@ def test_an_app_with_a_master_key_or_not_in_production_says_nothing_of_keys_in_c
     make_client(dialects=("zelf",), environment="production", secret_key=MASTER)
     assert "started" in gateway_log.getvalue()  # the gateway did log, so the check below means something
     assert said_kept_in_clear(gateway_log.getvalue()) == []
+
+
+@pytest.mark.anyio
+async def test_tokens_naming_unknown_keys_make_a_process_read_the_ring_at_most_once_a_second(database_url):
+    settings = Settings(database_url=database_url, sweep_interval=0)
+    async with open_services(settings, migrate=False) as services:
+        token = jwt.encode({"exp": 2**40, "iat": 0}, "f" * 40, algorithm="HS256", headers={"kid": "made-up"})
+        reads = services.key_ring.reads
+        started = time.monotonic()
+        for _ in range(2):
+            refused = await asyncio.gather(
+                *(services.keys.verify(token, now=services.clock()) for _ in range(20)), return_exceptions=True
+            )
+            assert all(isinstance(answer, Unauthenticated) for answer in refused)
+        assert services.key_ring.reads == reads + 2
+        assert time.monotonic() - started >= MIN_READ_INTERVAL

@@ -101,3 +101,21 @@ def test_the_hashing_workers_and_queue_are_settings_with_checked_values():
         Settings.from_env({"SESSIONGATE_PASSWORD_WORKERS": "0"})
     with pytest.raises(SettingsError, match="password_queue"):
         Settings.from_env({"SESSIONGATE_PASSWORD_QUEUE": "-1"})
+def test_previous_digest_keys_are_one_key_a_json_list_or_a_file_of_one_key_per_line(tmp_path: Path):
+    assert Settings.from_env({"SESSIONGATE_TOKEN_KEY_PREVIOUS": "old-digest-key"}).token_key_previous == (
+        "old-digest-key",
+    )
+    listed = {"SESSIONGATE_TOKEN_KEY_PREVIOUS": '["one-digest-key", "two-digest-key"]'}
+    assert Settings.from_env(listed).token_key_previous == ("one-digest-key", "two-digest-key")
+    lines = tmp_path / "previous"
+    lines.write_text("one-digest-key\ntwo-digest-key\n")
+    from_file = {"SESSIONGATE_TOKEN_KEY_PREVIOUS_FILE": str(lines)}
+    assert Settings.from_env(from_file).token_key_previous == ("one-digest-key", "two-digest-key")
+
+
+def test_the_key_ring_is_read_again_every_thirty_seconds_unless_told_more_than_zero_and_at_most_an_hour():
+    assert Settings.from_env({}).key_refresh_interval == 30
+    assert Settings.from_env({"SESSIONGATE_KEY_REFRESH_INTERVAL": "0.5"}).key_refresh_interval == 0.5
+    for refused in ("0", "-1", "3601"):
+        with pytest.raises(SettingsError, match="key_refresh_interval"):
+            Settings.from_env({"SESSIONGATE_KEY_REFRESH_INTERVAL": refused})
