@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from sessiongate.runtime import open_engine
 from sessiongate.settings import Settings
 from sessiongate.tokens.keys import MasterKeys, Rewrapped, rewrap
 
@@ -44,12 +45,5 @@ def rewrap_command() -> None:
 
 
 async def _rewrap(settings: Settings, master: MasterKeys) -> Rewrapped:
-    from sessiongate.storage.database import alchemy_config, upgrade
-
-    engine = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous).get_engine()
-    try:
-        if settings.migrate_at_start:
-            await upgrade(engine)
+    async with open_engine(settings) as engine:
         return await rewrap(engine, master)
-    finally:
-        await engine.dispose()
