@@ -106,6 +106,8 @@ class KeyMaterial(msgspec.Struct, frozen=True, kw_only=True):
     """Rotated-in keys that do not digest yet here (another process may already): tried too."""
     digest_name: str = ""
     """Which key digests, for the logs: a generated key's name, or ``SESSIONGATE_TOKEN_KEY``."""
+    digest_tried: tuple[str, ...] = ()
+    """Names of the other digest keys, for the logs (``SESSIONGATE_TOKEN_KEY_PREVIOUS[n]`` for the settings' ones)."""
     kept_in_clear: tuple[str, ...] = ()
     """Names of the generated keys in use that the database keeps unencrypted (no master key was given)."""
 
@@ -261,11 +263,13 @@ def _material(
     if settings.token_key:
         digest_key, digest_name = settings.token_key.encode(), "SESSIONGATE_TOKEN_KEY"
         older = (*previous, *(value[key.name].encode() for key in digest))
+        tried = [key.name for key in digest]
     else:
         current = _current(digest, now)
         digest_key, digest_name = value[current.name].encode(), current.name
         older = (*previous, *(value[k.name].encode() for k in digest if k.generation < current.generation))
         newer = tuple(value[k.name].encode() for k in digest if k.generation > current.generation)
+        tried = [key.name for key in digest if key is not current]
     configured = settings.jwt_keys
     return KeyMaterial(
         jwt_keys=jwt_keys,
@@ -276,6 +280,7 @@ def _material(
         digest_older=older,
         digest_newer=newer,
         digest_name=digest_name,
+        digest_tried=(*(f"SESSIONGATE_TOKEN_KEY_PREVIOUS[{n}]" for n in range(1, len(previous) + 1)), *tried),
         kept_in_clear=tuple(
             key.name
             for key, stored in sorted(live, key=lambda item: _oldest(item[0]))
@@ -412,7 +417,7 @@ class KeyRingWatch:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._last = time.monotonic()
-        self._in_use = (material.active_kid, material.digest_name)
+        self._in_use = _in_use(material)
         self.reads = 0
         """How many reads of the ring began since start-up."""
         keys.reload = self.read_soon
@@ -452,10 +457,20 @@ class KeyRingWatch:
             return
         finally:
             self._last = time.monotonic()
-        in_use = (material.active_kid, material.digest_name)
+        in_use = _in_use(material)
         if in_use != self._in_use:
             self._in_use = in_use
-            log.info("key ring changed", extra={"signing_kid": in_use[0], "digest_key": in_use[1]})
+            log.info("key ring changed", extra=in_use)
+
+
+def _in_use(material: KeyMaterial) -> dict[str, object]:
+    """What a process does with which key, by name (never a key), for the log line saying it changed."""
+    return {
+        "signing_kid": material.active_kid,
+        "verifying_kids": sorted(material.jwt_keys),
+        "digest_key": material.digest_name,
+        "tried_digest_keys": list(material.digest_tried),
+    }
 
 
 async def rotate(engine: AsyncEngine, settings: Settings, kind: KeyKind, *, retire_after: float | None) -> Rotated:
