@@ -101,6 +101,8 @@ def test_the_hashing_workers_and_queue_are_settings_with_checked_values():
         Settings.from_env({"SESSIONGATE_PASSWORD_WORKERS": "0"})
     with pytest.raises(SettingsError, match="password_queue"):
         Settings.from_env({"SESSIONGATE_PASSWORD_QUEUE": "-1"})
+
+
 def test_previous_digest_keys_are_one_key_a_json_list_or_a_file_of_one_key_per_line(tmp_path: Path):
     assert Settings.from_env({"SESSIONGATE_TOKEN_KEY_PREVIOUS": "old-digest-key"}).token_key_previous == (
         "old-digest-key",
