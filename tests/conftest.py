@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from sessiongate.app import create_app
 from sessiongate.settings import Settings
+from tests.support import server as servers
 from tests.support.clock import FakeClock
 from tests.support.databases import backends, database, migrated_database
 
@@ -69,3 +70,30 @@ def make_client(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+LOG_TAIL_CHARS = 6000
+_SERVERS_BEFORE = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Note which servers were started before ``item``, so that its report can show those it started."""
+    item.stash[_SERVERS_BEFORE] = len(servers.STARTED)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failing test's report ends with the log of each server process it started, and whether that process lived."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for server in servers.STARTED[item.stash.get(_SERVERS_BEFORE, len(servers.STARTED)) :]:
+            status = server.process.poll()
+            state = "running when the test ended" if status is None else f"exit status {status} when the test ended"
+            try:
+                tail = server.logs()[-LOG_TAIL_CHARS:]
+            except OSError as exc:
+                tail = f"(no log: {exc})"
+            report.sections.append((f"server {server.base_url} (pid {server.process.pid}, {state})", tail))
+    return report

@@ -10,6 +10,9 @@ sent half a request line for as long as the client liked: 3 000 such connections
 - a request line and headers that have not all arrived ``header_timeout`` seconds after their first byte (or after the
   connection opened), a body that stops arriving for ``body_timeout`` seconds, and a connection idle between requests
   for ``keep_alive_timeout`` seconds are closed;
+- none of these timeouts closes a connection on bytes that have already arrived: a server that was stalled (paused,
+  descheduled, its loop blocked) runs its overdue timers before it reads (uvloop does), and uvicorn then closed a
+  keep-alive connection on the next request, unanswered, though it came a moment after the answer before it;
 - past ``max_connections`` connections in one server process, a new connection closes the longest-waiting one that
   has no request in progress (a slow or silent client's, or an idle keep-alive one), so that clients that send
   whole requests are still served; if every connection has a request in progress, the new one gets 503.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import select
 import weakref
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,6 +79,8 @@ class ServerLimits:
         return self.max_url_bytes + self.max_header_bytes + 4 * self.max_header_count + 64
 
 
+RECHECK_SECONDS = 0.1
+"""How long a timeout that found bytes waiting unread gives the server to read them before it looks again."""
 LINGER_SECONDS = 2.0
 """How long a refused connection still reads (and drops) what the client sends, so that it gets the answer."""
 _limits = ServerLimits()
@@ -158,6 +164,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Accept the connection, making room for it past ``max_connections``; start the header timeout."""
         super().connection_made(transport)
+        if log.isEnabledFor(logging.DEBUG):  # every connection passes here: build nothing for a line not written
+            log.debug("connection made", extra={"client": self.client, "connections": len(self.connections)})
         self._waiting[self] = None
         self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
         if len(self.connections) > self.limits.max_connections:
@@ -165,6 +173,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection and its timers."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("connection lost", extra={"client": self.client, "error": repr(exc) if exc else None})
         self._waiting.pop(self, None)
         self._cancel_head_timer()
         self._cancel_body_timer()
@@ -173,6 +183,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _make_room(self) -> None:
         for other in self._waiting:
             if other is not self:
+                log.debug("connection closed to make room", extra={"client": other.client})
                 other.transport.close()
                 return
         # Every other connection has a request in progress: this one waits its turn elsewhere.
@@ -269,12 +280,25 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._refusal = (status, message)
         raise _Refused(message)
 
-    def _head_timed_out(self) -> None:
+    def timeout_keep_alive_handler(self) -> None:
+        """Close an idle keep-alive connection, unless a request is already waiting in its socket to be read."""
+        if self._bytes_waiting():
+            self.timeout_keep_alive_task = None  # they are read next: a request (timed as any) or the client's close
+            return
+        log.debug("idle connection closed", extra={"client": self.client})
+        super().timeout_keep_alive_handler()
+
+    def _head_timed_out(self, recheck: bool = True) -> None:
         self._head_timer = None
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined request's head waits while the one before it is answered: time it once that is done.
             self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
             return
+        if recheck and self._bytes_waiting():
+            # Once only: a client that keeps bytes coming without ending its head gets no more time for it.
+            self._head_timer = self.loop.call_later(RECHECK_SECONDS, self._head_timed_out, False)
+            return
+        log.debug("connection closed at the header timeout", extra={"client": self.client})
         self.transport.close()
 
     def _body_timed_out(self) -> None:
@@ -284,12 +308,29 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.flow.read_paused:
             # uvicorn stops reading while the application has not taken what came: that wait is not the client's.
             self._last_body_at = self.loop.time()
+        elif self._bytes_waiting():
+            # Body bytes that came in time and are not read yet: once read, they count as the body arriving.
+            self._body_timer = self.loop.call_later(RECHECK_SECONDS, self._body_timed_out)
+            return
         waited = self.loop.time() - self._last_body_at
         if waited < self.limits.body_timeout:
             self._body_timer = self.loop.call_later(self.limits.body_timeout - waited, self._body_timed_out)
             return
         # The application sees the client gone (http.disconnect), as if it had hung up.
+        log.debug("connection closed at the body timeout", extra={"client": self.client})
         self.transport.close()
+
+    def _bytes_waiting(self) -> bool:
+        """Whether the client's socket holds bytes (or its close) this process has not read yet."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        poller = select.poll()  # not select.select: a descriptor past 1023 is out of its range
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):  # the socket is already closed
+            return False
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:

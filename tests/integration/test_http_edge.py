@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -200,6 +202,48 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(se
         sock.sendall(request())
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         assert closed_after(sock) < KEEP_ALIVE + SLACK / 2  # uvicorn's own default was 5 s
+
+
+@contextlib.contextmanager
+def paused(server: Server, seconds: float) -> Iterator[None]:
+    """Stop the server process (as a loaded machine or a blocked loop would) while the block runs, and ``seconds``."""
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        yield
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+def test_a_request_sent_on_a_keep_alive_connection_while_the_server_stalls_past_the_timeout_is_answered(server):
+    with connection(server) as sock:
+        sock.sendall(request())
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(0.3)  # the server waits for the next request
+        with paused(server, KEEP_ALIVE + 1.5):
+            sock.sendall(request())  # in time: the connection had been idle for less than its timeout
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert closed_after(sock) < KEEP_ALIVE + SLACK / 2  # and idle afterwards, it still closes
+
+
+def test_a_head_completed_in_time_while_the_server_stalls_past_the_header_timeout_is_answered(server):
+    whole = request(headers=[("Connection", "close")])
+    with connection(server) as sock:
+        sock.sendall(whole[:9])
+        time.sleep(0.2)  # the server has read the first bytes: the header timeout runs
+        with paused(server, HEADER_TIMEOUT + 1):
+            sock.sendall(whole[9:])
+        assert status_of(read_until_closed(sock)) == 200
+
+
+def test_a_head_still_unfinished_after_a_stall_past_the_header_timeout_is_dropped(server):
+    with connection(server) as sock:
+        sock.sendall(b"GET /heal")
+        time.sleep(0.2)
+        with paused(server, HEADER_TIMEOUT + 1):
+            sock.sendall(b"thz HTTP/1.1\r\n")  # arrived, but the head is still not whole
+        assert closed_after(sock) < SLACK
 
 
 def test_past_the_connection_cap_silent_clients_make_room_and_whole_requests_are_served(capped):

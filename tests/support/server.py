@@ -25,6 +25,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+STARTED: list[Server] = []
+"""Every server this process started, oldest first: a failing test's report shows the logs of those it started."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,6 +62,7 @@ def running_server(
             cwd=directory,
         )
     server = Server(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    STARTED.append(server)
     try:
         _wait_ready(server)
         yield server
