@@ -46,6 +46,7 @@ _CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (400311, "RateLimit Exceed."),
     "not_found": (400400, "Resource Not Found."),
     "conflict": (400900, "Conflict."),
+    "session_limit_reached": (400900, "Conflict."),
     "payload_too_large": (500000, "Payload too large."),
 }
 

@@ -11,8 +11,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
 
 from sessiongate.core.errors import GatewayError, Unauthenticated
-from sessiongate.core.models import ExpiryPolicy
-from sessiongate.dialects.base import DialectPlugin
+from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.dialects.base import DialectPlugin, bearer_token
 from sessiongate.identity.tenants import NETWORK_REALM, TenantService
 from sessiongate.runtime import Services
 from sessiongate_amity import mapping, routes
@@ -68,6 +68,13 @@ class AmityDialect(DialectPlugin):
         """Users registrations made and have not used for longer than a token lives (spec decision 23)."""
         idle = timedelta(seconds=self.settings.lifetime) + routes.use_interval(self.settings)
         return [lambda: services.identity.sweep_unused(realm=NETWORK_REALM, idle=idle, batch=batch)]
+
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """The bearer access token, checked as verify checks it (in the network of ``x-api-key`` when sent)."""
+        if bearer_token(request) is None:
+            return None
+        caller = await routes.authenticate(request, services.sessions, self._tenant_service(services, self), self)
+        return caller.session
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"status": "error", "code", "message", "data"?}``; the auth-token routes answer a bad server key with

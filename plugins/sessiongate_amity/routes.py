@@ -272,8 +272,11 @@ async def _register(
         renewed_from=renewed.id if renewed is not None else None,
     )
     options = _options(dialect)
-    created = await sessions.hand_over(new, dialect.expiry_policy(), grace=options.renewal_grace)
-    if renewed is not None and renewed.device.id != body.device_id:
+    # A token renewed from another device ends within the grace period: the session cap does not count it.
+    moved = renewed is not None and renewed.device.id != body.device_id
+    spared = (renewed.id,) if renewed is not None and moved else ()
+    created = await sessions.hand_over(new, dialect.expiry_policy(), grace=options.renewal_grace, spared=spared)
+    if renewed is not None and moved:
         with contextlib.suppress(NotFound):  # ended meanwhile: nothing left to shorten
             await sessions.shorten(renewed.id, tenant=network.name, within=options.renewal_grace)
     token = sessions.issue_jwt(created.session, mapping.claims(created.session))
@@ -356,10 +359,10 @@ async def _check_auth_token(tenants: TenantService, network: Tenant, body: wire.
 async def _log_out(sessions: SessionService, session: core.Session) -> None:
     # The caller's token, and the user's earlier tokens on the device still in their grace period (spec decision 8):
     # they were kept for requests in flight, not to outlive the device's session.
-    await sessions.revoke(session.id, tenant=session.tenant)
+    await sessions.revoke(session.id, tenant=session.tenant, actor="user")
     if session.principal_id is not None and session.device.id is not None:
         await sessions.revoke_all_for_principal(
-            session.principal_id, tenant=session.tenant, dialect="amity", device_id=session.device.id
+            session.principal_id, tenant=session.tenant, dialect="amity", device_id=session.device.id, actor="user"
         )
 
 
@@ -381,7 +384,7 @@ async def _revoke_all(
     target = user_id if is_public else await _public_id(sessions, tenant, user_id)
     if target is None or await identity.get(tenant=tenant, principal_id=target, realm=NETWORK_REALM) is None:
         raise NotFound("user not found", field="userId")
-    await sessions.revoke_all_for_principal(target, tenant=tenant)
+    await sessions.revoke_all_for_principal(target, tenant=tenant, actor="network-admin")
 
 
 async def _public_id(sessions: SessionService, tenant: str, internal: str) -> str | None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy
+from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectOptions, DialectPlugin
 from sessiongate.dialects.cookies import SameSite
 from sessiongate_issp import mapping, routes
+
+if TYPE_CHECKING:
+    from sessiongate.runtime import Services
 
 __all__ = ("IsspDialect", "IsspOptions")
 
@@ -54,6 +57,12 @@ class IsspDialect(DialectPlugin):
         return ExpiryPolicy(
             ttl=options.lifetime, sliding=True, absolute=options.max_lifetime, touch_interval=options.touch_interval
         )
+
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """``sessionCookie``, read, checked and slid as validate does."""
+        if (raw := request.cookies.get(routes.COOKIE)) is None:
+            return None
+        return await routes.resolve_cookie(services.sessions, self, raw)
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"message": ...}`` with the seed's wording (see ``mapping.error_out``)."""

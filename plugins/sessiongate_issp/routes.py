@@ -29,6 +29,7 @@ __all__ = (
     "create_session",
     "delete_session",
     "delete_session_with_delete",
+    "resolve_cookie",
     "validate_session",
     "validate_session_with_get",
 )
@@ -93,7 +94,7 @@ async def end(
     secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
     try:
         session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
-        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
     except SessionExpired:
         pass  # the vendor deleted an outlived row too; the sweeper removes it
     except NotFound as exc:  # ended by a concurrent delete between resolve and revoke
@@ -110,6 +111,11 @@ delete_session = post(DELETE, operation_id="deleteSession", status_code=200, tag
 delete_session_with_delete = delete(
     DELETE, operation_id="deleteSessionWithDelete", status_code=200, tags=["issp"], guards=[refuse_cross_site]
 )(end)
+
+
+async def resolve_cookie(sessions: SessionService, dialect: DialectPlugin, raw: str) -> core.Session:
+    """The session a ``sessionCookie`` names, checked and slid exactly as validate does (the gateway's forward auth)."""
+    return await _resolve(sessions, dialect, mapping.cookie_in(raw, now=sessions.now()), dialect.expiry_policy())
 
 
 async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
@@ -140,7 +146,7 @@ async def _end_presented(request: Request[Any, Any, Any], sessions: SessionServi
     with contextlib.suppress(InvalidRequest, Unauthenticated, NotFound):
         secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
         session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
-        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
 
 
 def _no_touch(dialect: DialectPlugin) -> core.ExpiryPolicy:

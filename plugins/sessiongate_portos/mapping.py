@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError, InvalidRequest
+from sessiongate.core.errors import GatewayError, InvalidRequest, SessionLimitReached
 from sessiongate.dialects.bodies import humanize
 from sessiongate.identity.devices import RegisteredDevice, exclusive_key
 from sessiongate.tokens.refresh import RefreshRaced
@@ -209,8 +209,13 @@ def profile_out(principal: core.Principal, device: RegisteredDevice) -> wire.Use
 
 
 def problem_out(error: GatewayError, *, instance: str) -> wire.ProblemDetails:
-    """S4's ``ProblemDetails``; a 400 is ``PortosValidationProblemDetails`` with one entry per member at fault."""
-    status = error.status
+    """S4's ``ProblemDetails``; a 400 is ``PortosValidationProblemDetails`` with one entry per member at fault.
+
+    A login refused by the user's session cap is a forbidden operation, S6's 403, with no ``errorCode``: none of
+    S5's six means it (spec decision 13).
+    """
+    capped = isinstance(error, SessionLimitReached)
+    status = 403 if capped else error.status
     body = wire.ProblemDetails(
         type=_TYPES.get(status, _TYPES[500]),
         title=_TITLES.get(status, _TITLES[500]),
@@ -219,7 +224,7 @@ def problem_out(error: GatewayError, *, instance: str) -> wire.ProblemDetails:
         instance=instance,
         trace_id=f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
     )
-    if (code := _ERROR_CODES.get(status)) is not None:
+    if not capped and (code := _ERROR_CODES.get(status)) is not None:
         body.error_code = code
     if isinstance(error, RefreshRaced):
         body.resource = wire.Resource(name="Session", id=error.session_id.replace("-", ""))

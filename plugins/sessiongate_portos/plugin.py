@@ -8,8 +8,9 @@ from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy
-from sessiongate.dialects.base import DialectPlugin
+from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.dialects.base import DialectPlugin, bearer_token
+from sessiongate.gate.audit import AuditLog, reuse_recorder
 from sessiongate.identity.devices import Devices
 from sessiongate.runtime import Services
 from sessiongate.tokens.refresh import RefreshTokens
@@ -50,10 +51,18 @@ class PortosDialect(DialectPlugin):
             "refresh_tokens": Provide(_refresh_tokens, sync_to_thread=False),
         }
 
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """The bearer ``tokenId``, checked as every authenticated route checks it (its user too)."""
+        if bearer_token(request) is None:
+            return None
+        devices = Devices(services.runner)
+        return (await routes.authenticate(request, services.sessions, services.identity, self, devices)).session
+
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """RFC 7807 problem details (S4), ``application/problem+json``."""
         body = mapping.problem_out(error, instance=request.scope["path"])
-        return Response(body, status_code=error.status, media_type="application/problem+json", headers=error.headers)
+        # The body's status: the error's, but for a login the session cap refuses (S6's 403, spec decision 13).
+        return Response(body, status_code=body.status, media_type="application/problem+json", headers=error.headers)
 
 
 def _devices(services: NamedDependency[Services], dialect: NamedDependency[DialectPlugin]) -> Devices:
@@ -63,4 +72,5 @@ def _devices(services: NamedDependency[Services], dialect: NamedDependency[Diale
 
 def _refresh_tokens(services: NamedDependency[Services], devices: NamedDependency[Devices]) -> RefreshTokens:
     del devices  # a link of the chain
-    return RefreshTokens(services.runner, services.digester, mint=mapping.mint_refresh)
+    audit = reuse_recorder(AuditLog(services.runner, services.clock), services.sessions.store.by_id, dialect="portos")
+    return RefreshTokens(services.runner, services.digester, mint=mapping.mint_refresh, on_reuse=audit)

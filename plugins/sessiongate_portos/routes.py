@@ -99,7 +99,7 @@ async def logout(
 ) -> None:
     """End the caller's session: its tokens stop working at once."""
     try:
-        await sessions.revoke(caller.session.id, tenant=dialect.options.tenant)
+        await sessions.revoke(caller.session.id, tenant=dialect.options.tenant, actor="user")
     except NotFound as exc:  # ended by a concurrent request since it was resolved
         raise Unauthenticated("session revoked") from exc
 
@@ -159,7 +159,9 @@ def session_routes(prefix: str, suffix: str = "") -> list[HTTPRouteHandler]:
     ) -> wire.Session:
         """End a session (in whichever dialect made it); the deleted session comes back."""
         session = await _visible(sessions, dialect, caller, id)
-        return await _out(identity, dialect, await sessions.revoke(session.id, tenant=dialect.options.tenant))
+        return await _out(
+            identity, dialect, await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
+        )
 
     return [get_session, delete_session]
 
@@ -228,7 +230,8 @@ async def _open(
     try:
         token = await refresh_tokens.issue(session.id, now=sessions.now(), expires_at=session.expires_at)
     except Exception:
-        await sessions.revoke(session.id, tenant=session.tenant)  # no half-made login: without its token, end it
+        # No half-made login: without its token, end it (the gateway did, recorded as such).
+        await sessions.revoke(session.id, tenant=session.tenant, actor="gateway")
         raise
     return session, token
 

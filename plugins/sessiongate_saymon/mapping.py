@@ -41,6 +41,7 @@ _CODES = {
     "not_found": "ResourceNotFound",
     "method_not_allowed": "MethodNotAllowed",
     "conflict": "Conflict",
+    "session_limit_reached": "Conflict",
     "payload_too_large": "PayloadTooLarge",
     "unsupported_media_type": "UnsupportedMediaType",
     # SAYMON documents no throttling: restify-errors' codes for 423 and 429 (decision 11).
@@ -58,6 +59,7 @@ _MESSAGES = {
     "unsupported_media_type": "Content-Type must be application/json or application/x-www-form-urlencoded.",
     "account_locked": "Account locked after too many failed logins. Try again later.",
     "rate_limited": "Too many failed logins. Try again later.",
+    "session_limit_reached": "Too many sessions for this user. Log out of another session first.",
     "unavailable": "Service unavailable.",
     "internal": "Internal error.",
 }

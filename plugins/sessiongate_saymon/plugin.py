@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.di import Provide
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy
+from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectOptions, DialectPlugin
 from sessiongate_saymon import mapping, routes
+
+if TYPE_CHECKING:
+    from sessiongate.runtime import Services
 
 __all__ = ("SaymonDialect", "SaymonOptions")
 
@@ -46,6 +49,10 @@ class SaymonDialect(DialectPlugin):
     def dependencies(self) -> dict[str, Provide]:
         """``caller``: the authenticated user of a request (session id or Basic auth)."""
         return {"caller": Provide(routes.authenticate)}
+
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """The ``sid`` cookie, used as every authenticated route uses it (an emptied one is none)."""
+        return await routes.cookie_session(services.sessions, self, request.cookies.get(routes.COOKIE, ""))
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """restify's ``{"code", "message"}`` with the error's status (S7)."""

@@ -25,7 +25,15 @@ from sessiongate.identity.service import IdentityService
 from sessiongate.settings import Settings
 from sessiongate_saymon import mapping, wire
 
-__all__ = ("Caller", "authenticate", "create_session", "current_user", "delete_session", "verify_session")
+__all__ = (
+    "Caller",
+    "authenticate",
+    "cookie_session",
+    "create_session",
+    "current_user",
+    "delete_session",
+    "verify_session",
+)
 
 COOKIE = "sid"
 FORM = "application/x-www-form-urlencoded"
@@ -124,7 +132,7 @@ async def delete_session(
         raise Unauthenticated(mapping.NOT_LOGGED_IN)
     session = presented[0]
     try:
-        await sessions.revoke(session.id, tenant=dialect.options.tenant)
+        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
     except NotFound as exc:  # ended by a concurrent logout between resolve and revoke
         raise Unauthenticated(mapping.SESSION_EXPIRED) from exc
     cookie = expired_cookie(COOKIE, secure=cookie_is_secure(request, settings))
@@ -167,6 +175,12 @@ async def _presented_sessions(
     # before the ambient cookie; an emptied cookie (what logout leaves) counts as none.
     sids = [_unquote(request.headers.get("x-session-id", "")), _unquote(request.cookies.get(COOKIE, ""))]
     return [await _resolve(sessions, dialect, sid) for sid in sids if sid]
+
+
+async def cookie_session(sessions: SessionService, dialect: DialectPlugin, cookie: str) -> core.Session | None:
+    """The session a ``sid`` cookie names, used as the routes use it; ``None`` for no cookie or an emptied one."""
+    sid = _unquote(cookie)
+    return await _resolve(sessions, dialect, sid) if sid else None
 
 
 async def _basic_principal(

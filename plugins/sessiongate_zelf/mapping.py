@@ -6,7 +6,10 @@ from sessiongate.core import models as core
 from sessiongate.core.errors import GatewayError
 from sessiongate_zelf import wire
 
-__all__ = ("claims", "create_in", "error_out", "session_out")
+__all__ = ("SESSION_CLAIM", "claims", "create_in", "error_out", "session_out")
+
+SESSION_CLAIM = "session"
+"""The claim of zelf's token that names its session."""
 
 
 def create_in(body: wire.CreateSession, *, client_address: str, tenant: str) -> core.NewSession:
@@ -23,7 +26,7 @@ def create_in(body: wire.CreateSession, *, client_address: str, tenant: str) -> 
 
 def claims(session: core.Session) -> dict[str, str]:
     """The vendor's claims (``iat`` and ``exp`` are added by the key ring)."""
-    return {"session": session.id, "identifier": session.subject or ""}
+    return {SESSION_CLAIM: session.id, "identifier": session.subject or ""}
 
 
 def session_out(session: core.Session, token: core.IssuedToken) -> wire.CreateSessionResponse:

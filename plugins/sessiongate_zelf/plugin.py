@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from litestar import Request, Response
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy
-from sessiongate.dialects.base import DialectOptions, DialectPlugin
+from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token
 from sessiongate_zelf import mapping, routes
+
+if TYPE_CHECKING:
+    from sessiongate.runtime import Services
 
 __all__ = ("ZelfDialect", "ZelfOptions")
 
@@ -33,6 +36,16 @@ class ZelfDialect(DialectPlugin):
         """Fixed lifetime from activation."""
         assert isinstance(self.options, ZelfOptions)
         return ExpiryPolicy(ttl=self.options.lifetime)
+
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """The bearer token create issued (zelf has no validate of its own: the token's ``session`` claim, checked as
+        the JWT dialects check theirs). Sessions do not slide."""
+        if (token := bearer_token(request)) is None:
+            return None
+        session, _ = await services.sessions.resolve_jwt(
+            token, self.expiry_policy(), session_claim=mapping.SESSION_CLAIM, tenant=self.options.tenant, dialect="zelf"
+        )
+        return session
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"error": "<message>"}`` with the error's status."""

@@ -7,13 +7,14 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from sessiongate import __version__
@@ -22,11 +23,20 @@ from sessiongate.dialects import registry
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
+from sessiongate.gate.audit import AuditLog
+from sessiongate.gate.plugin import gateway_plugins
 from sessiongate.identity.service import IdentityService
-from sessiongate.observability import configure_logging, metrics
-from sessiongate.runtime import Services, open_services
+from sessiongate.observability import (
+    RequestMetrics,
+    RequestObserver,
+    configure_logging,
+    keep_counting_live_sessions,
+    metrics_handler,
+    metrics_registry,
+)
+from sessiongate.readiness import Readiness, ReadinessCheck
+from sessiongate.runtime import Services, engine_config, open_services
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, is_ready
 from sessiongate.tokens.keys import say_if_kept_in_clear
 from sessiongate.tokens.refresh import RefreshTokens
 
@@ -51,8 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
     configure_logging(settings.log_level)
     dialects = registry.load(settings.dialects, settings.dialect_options)
     registry.check_no_route_clash(dialects)
-    db = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    metrics_middleware, metrics_controller = metrics()
+    db = engine_config(settings)  # its PostgreSQL pool as the settings size it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -61,6 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
                 say_if_kept_in_clear(settings, services.kept_in_clear)
             app.state.services = services
             app.state.sessions = services.sessions
+            services.sessions.caps = {d.name: cap for d in dialects if (cap := d.options.session_cap()) is not None}
             if settings.admin_login and settings.admin_password:
                 await services.identity.add_principal_if_absent(
                     login=settings.admin_login,
@@ -69,6 +79,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
                     roles=("admin",),
                 )
             sweeper = asyncio.create_task(_sweep(services, settings, dialects)) if settings.sweep_interval > 0 else None
+            names = [d.name for d in dialects]
+            counting = asyncio.create_task(keep_counting_live_sessions(services, names, settings.metrics_interval))
             log.info(
                 "started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name}
             )
@@ -76,26 +88,40 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
                 with _startup_objects_frozen():
                     yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+                for task in (sweeper, counting):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
 
     @get("/healthz", include_in_schema=True, tags=["operations"], sync_to_thread=False)
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @get("/readyz", tags=["operations"])
-    async def readyz() -> Response[dict[str, str]]:
-        """The database answers."""
-        ok = await is_ready(db.get_engine())
-        return Response({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+    readiness = ReadinessCheck(db.get_engine())
 
-    docs = [DocEntry(name=d.name, title=d.title, spec_path=d.spec_path(settings.spec_dir)) for d in dialects]
-    return Litestar(
-        route_handlers=[healthz, readyz, docs_router(docs), metrics_controller],
-        plugins=[SQLAlchemyPlugin(config=db), *dialects],
+    @get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: ResponseSpec(data_container=Readiness, description="Not ready: the reasons why")},
+    )
+    async def readyz() -> Response[Readiness]:
+        """The database answers and has every migration this gateway needs; if not (503), the reasons why."""
+        answer = await readiness()
+        return Response(answer, status_code=200 if answer.status == "ok" else 503)
+
+    docs = [
+        DocEntry(name=d.name, title=d.title, spec_path=d.spec_path(settings.spec_dir), prefix=d.options.prefix)
+        for d in dialects
+    ]
+    gate = gateway_plugins(settings.gateway, dialects)
+    docs += [g.doc_entry(settings.spec_dir) for g in gate]
+    # /metrics is served here unless it has a port of its own (served by ``sessiongate serve`` itself).
+    scrape = [metrics_handler(metrics_registry(), settings.metrics_token)] if settings.metrics_port is None else []
+    app = Litestar(
+        route_handlers=[healthz, readyz, docs_router(docs), *scrape],
+        plugins=[SQLAlchemyPlugin(config=db), *dialects, *gate],
         lifespan=[lifespan],
         # settings -> services -> sessions -> identity -> dialect -> the dialect's own (DEPENDENCY_CHAIN below).
         dependencies={
@@ -105,7 +131,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
             "identity": Provide(_identity, sync_to_thread=False),
         },
         exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
-        middleware=[metrics_middleware],
+        middleware=[RequestMetrics],
+        logging_config=None,  # configure_logging's: Litestar's own would replace its handler with a plain-text one
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="sessiongate (gateway routes)",
@@ -115,6 +142,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
         ),
         state=State({"settings": settings, "dialects": {d.name: d for d in dialects}}),
     )
+    app.asgi_handler = RequestObserver(
+        app.asgi_handler,
+        access_log=settings.access_log,
+        settings=settings,
+    )
+    return app
 
 
 # DEPENDENCY_CHAIN: each of the gateway's dependencies takes the one before it, even where it does not use it.
@@ -172,10 +205,12 @@ def _startup_objects_frozen() -> Iterator[None]:
 async def _sweep(services: Services, settings: Settings, dialects: Sequence[DialectPlugin]) -> None:
     """Every ``sweep_interval``, delete what has run out, a batch at a time so no statement holds the writer long."""
     refresh = RefreshTokens(services.runner, services.digester)
+    audit, retention = AuditLog(services.runner, services.clock), timedelta(days=settings.gateway.audit_retention_days)
     sweeps: list[Callable[[], Awaitable[int]]] = [
         lambda: services.sessions.sweep_expired(batch=settings.sweep_batch),
         lambda: refresh.sweep_expired(now=services.clock(), batch=settings.sweep_batch),
         lambda: services.identity.sweep_failures(batch=settings.sweep_batch),
+        lambda: audit.sweep(retention=retention, batch=settings.sweep_batch),
         *(step for dialect in dialects for step in dialect.sweeps(services, settings.sweep_batch)),
     ]
     while True:

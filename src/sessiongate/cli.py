@@ -1,26 +1,80 @@
-"""The ``sessiongate`` command line: serve, dialects, db, and the groups in ``sessiongate.commands``."""
+"""The ``sessiongate`` command line: serve, dialects, db, and the groups in ``sessiongate.commands``.
+
+A mistake gets one line on standard error, ``Error: …``, and an exit status an operator can act on
+(:class:`ExitStatus`, listed in the README): never a traceback, never a secret.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import logging
+import os
 import pkgutil
+import socket
 import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from sessiongate import commands
-from sessiongate.settings import Settings, SettingsError
+from sessiongate.settings import PREFIX, Settings, SettingsError, default_pool
 
-__all__ = ("main", "run_async", "settings_from_env")
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ("ExitStatus", "Refusal", "main", "run_async", "settings_from_env")
+
+log = logging.getLogger("sessiongate.cli")
+DatabaseUse = Literal["existing", "create", "none"]
+"""What a command does with the database: works on one that exists, may create it, or does not open it."""
+LISTEN_BACKLOG = 2048  # uvicorn's
 
 
-def settings_from_env() -> Settings:
-    """Settings from the environment, or a clean exit naming the bad variable."""
+class ExitStatus(IntEnum):
+    """Why ``serve`` or a command stopped (the README's Commands section lists them)."""
+
+    FAILED = 1
+    """The command was refused or failed (an unknown login, a conflict)."""
+    CONFIGURATION = 2
+    """An option, a ``SESSIONGATE_*`` variable or the configuration file cannot work (also: click's usage errors)."""
+    DATABASE_UNREACHABLE = 3
+    """The database cannot be reached, opened or logged in to."""
+    DATABASE_NOT_READY = 4
+    """The database is not migrated to this version, or an administrative command found no database to work on."""
+    CANNOT_LISTEN = 5
+    """``serve`` cannot listen on the address and port asked (taken, or not an address of this host)."""
+
+
+class Refusal(Exception):
+    """What :func:`main` says in one line on standard error, exiting with :attr:`status`."""
+
+    def __init__(self, message: str, status: ExitStatus) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def settings_from_env(database: DatabaseUse = "existing", *, announce: bool = True) -> Settings:
+    """Settings from the environment, checked as far as they can be without the database; else a clean exit naming
+    the bad variable.
+
+    Args:
+        database: ``existing``: the command works on a database that must exist already (a SQLite file is never
+            created); ``create``: it may create it (``serve``, ``db upgrade``); ``none``: it does not open it.
+        announce: Say on standard error which database the command works on (``serve`` logs it instead).
+    """
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Refusal(str(exc), ExitStatus.CONFIGURATION) from exc
+    _check_dialect_options(settings)
+    if database != "none":
+        _check_database(settings, create=database == "create", announce=announce)
+    return settings
 
 
 def run_async(coro: object) -> object:
@@ -36,40 +90,89 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on (1-65535)."
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the gateway (settings from SESSIONGATE_* variables)."""
-    import uvicorn
-
     from sessiongate.dialects import registry
-    from sessiongate.observability import configure_logging
+    from sessiongate.observability import configure_logging, metrics_directory, serve_metrics
+    from sessiongate.storage.database import pool_of
 
-    settings = settings_from_env()
+    _default_pool_for(workers)  # before the settings are read: every worker reads the same
+    settings = settings_from_env("create", announce=False)  # the "listening" line names it
     configure_logging(settings.log_level)  # what start-up says before the workers run is logged as they log
     try:
-        registry.load(settings.dialects, settings.dialect_options)
+        registry.check_no_route_clash(registry.load(settings.dialects, settings.dialect_options))
     except Exception as exc:
-        raise click.ClickException(str(getattr(exc, "detail", "") or exc)) from exc
+        raise Refusal(str(getattr(exc, "detail", "") or exc), ExitStatus.CONFIGURATION) from exc
+    if settings.metrics_port == port:
+        raise Refusal(
+            f"SESSIONGATE_METRICS_PORT is --port ({port}): give the metrics a port of their own",
+            ExitStatus.CONFIGURATION,
+        )
+    # The port first: if it is taken, nothing has started and nothing says it did.
+    listener = _listen(host, port)
     # Once here, before the workers start: they never race each other on the schema, the keys are generated (or
     # refused) once, and what start-up has to say is said once.
     run_async(_prepare(settings))
-    uvicorn.run(
+    with contextlib.ExitStack() as stack:
+        # Several server processes keep their counts in a private directory, added up at each scrape (and removed
+        # at exit); the metrics port, if any, is served from this process, which outlives every worker.
+        directory = stack.enter_context(metrics_directory(workers))
+        if settings.metrics_port is not None:
+            try:
+                stack.callback(serve_metrics(host, settings.metrics_port, settings.metrics_token, directory))
+            except OSError as exc:
+                raise Refusal(
+                    f"SESSIONGATE_METRICS_PORT: cannot listen on {host}:{settings.metrics_port}: {exc.strerror}",
+                    ExitStatus.CANNOT_LISTEN,
+                ) from None
+        where: dict[str, object] = {
+            "url": _url_of(listener),
+            "workers": workers,
+            "database": _where(settings.database_url),
+        }
+        if not settings.is_sqlite:
+            where["pool"] = list(pool_of(settings.db_pool_size, settings.db_max_overflow))  # of each worker
+        if settings.metrics_port is not None:
+            where["metrics_port"] = settings.metrics_port
+        log.info("listening", extra=where)
+        _run_uvicorn(listener, workers)
+
+
+def _run_uvicorn(listener: socket.socket, workers: int) -> None:
+    """Serve on the socket ``serve`` bound, as ``uvicorn.run`` does."""
+    import uvicorn
+
+    config = uvicorn.Config(
         # Each server process reads the settings once and gives their limits to the protocol (sessiongate.server).
         "sessiongate.server:create_served_app",
         factory=True,
         http="sessiongate.server:GatewayHttpProtocol",
         ws="none",  # no route is a WebSocket: an upgrade would only hand the connection to a protocol without limits
-        host=host,
-        port=port,
         workers=workers,
-        access_log=False,
+        access_log=False,  # the gateway's own (SESSIONGATE_ACCESS_LOG) names routes, not the paths as sent
+        log_config=None,  # its loggers pass their lines to the gateway's JSON handler (observability)
         log_level="warning",
         # X-Forwarded-* are the gateway's to read (dialects.base.client_address): uvicorn's own reading would replace
         # the peer before the gateway could check that it is a trusted proxy.
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
+    server = uvicorn.Server(config)
+    try:
+        if workers == 1:
+            server.run(sockets=[listener])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[listener]).run()
+    except KeyboardInterrupt:  # Ctrl-C: a stop asked for, after the graceful shutdown
+        return
+    if workers == 1 and not server.started:
+        raise Refusal("the server process could not start (its log above says why)", ExitStatus.FAILED)
 
 
 @cli.command()
@@ -77,7 +180,7 @@ def dialects() -> None:
     """List installed dialects, whether each is enabled, and its spec."""
     from sessiongate.dialects import registry
 
-    settings = settings_from_env()
+    settings = settings_from_env("none")
     installed = registry.available()
     enabled = set(installed) if "*" in settings.dialects else set(settings.dialects)
     for name, ep in sorted(installed.items()):
@@ -88,15 +191,52 @@ def dialects() -> None:
 
 @cli.group()
 def db() -> None:
-    """Database schema."""
+    """Database schema: where it stands, and migrations up or down."""
 
 
 @db.command()
 @click.option("--revision", default="heads", show_default=True)
 def upgrade(revision: str) -> None:
-    """Apply migrations to SESSIONGATE_DATABASE_URL."""
-    run_async(_upgrade(settings_from_env(), revision))
-    click.echo("database is up to date")
+    """Apply migrations to SESSIONGATE_DATABASE_URL (a new SQLite file is created)."""
+    run_async(_with_engine(settings_from_env("create"), _upgrade(revision)))
+    click.echo("database is up to date" if revision == "heads" else f"database is at {revision}")
+
+
+@db.command()
+def status() -> None:
+    """Say the database's revision, this version's head and the migrations pending; exit 4 when some are."""
+    from sessiongate.storage.database import SchemaState, schema_state
+
+    state: SchemaState = run_async(_with_engine(settings_from_env(), schema_state))  # type: ignore[assignment]
+    click.echo(f"current: {', '.join(state.current) or 'none (never migrated)'}")
+    click.echo(f"head:    {', '.join(state.heads)}")
+    if state.unknown:
+        click.echo(f"unknown: {', '.join(state.unknown)} (migrated by a newer version of sessiongate)")
+    click.echo(f"pending: {', '.join(state.pending) or 'none'}")
+    if not state.up_to_date:
+        sys.exit(ExitStatus.DATABASE_NOT_READY)
+
+
+@db.command()
+def history() -> None:
+    """List this version's migrations, the newest first, marking the database's current one."""
+    from sessiongate.storage.database import history as migrations
+    from sessiongate.storage.database import schema_state
+
+    state = run_async(_with_engine(settings_from_env(), schema_state))
+    current = set(getattr(state, "current", ()))
+    for script in migrations():
+        mark = " (current)" if script.revision in current else ""
+        click.echo(f"{script.revision}  {' '.join((script.doc or '').split())}{mark}")
+
+
+@db.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Undo the migrations after REVISION (``base``: all). Their tables, and what they hold, are dropped: stop the
+    gateway and take a backup first."""
+    run_async(_with_engine(settings_from_env(), _downgrade(revision)))
+    click.echo(f"database is at {revision}")
 
 
 async def _prepare(settings: Settings) -> None:
@@ -107,28 +247,166 @@ async def _prepare(settings: Settings) -> None:
         say_if_kept_in_clear(settings, services.kept_in_clear)
 
 
-async def _upgrade(settings: Settings, revision: str = "heads") -> None:
-    from sessiongate.storage.database import alchemy_config
-    from sessiongate.storage.database import upgrade as apply
+async def _with_engine(settings: Settings, work: object) -> object:
+    from sessiongate.runtime import engine_config
 
-    engine = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous).get_engine()
+    engine = engine_config(settings).get_engine()
     try:
-        await apply(engine, revision)
+        return await work(engine)  # type: ignore[operator]
     finally:
         await engine.dispose()
 
 
+def _upgrade(revision: str) -> object:
+    from sessiongate.storage.database import upgrade as apply
+
+    async def go(engine: AsyncEngine) -> None:
+        await apply(engine, revision)
+
+    return go
+
+
+def _downgrade(revision: str) -> object:
+    from sessiongate.storage.database import downgrade as undo
+
+    async def go(engine: AsyncEngine) -> None:
+        await undo(engine, revision)
+
+    return go
+
+
+def _check_dialect_options(settings: Settings) -> None:
+    from sessiongate.dialects import registry
+
+    installed = registry.available()
+    if unknown := sorted(set(settings.dialect_options) - set(installed)):
+        names = ", ".join(unknown)
+        raise Refusal(
+            f"options given for {names}, which is no installed dialect "
+            f"({PREFIX}<DIALECT>__<OPTION> or [dialect_options.<dialect>]); installed: {', '.join(sorted(installed))}",
+            ExitStatus.CONFIGURATION,
+        )
+
+
+def _check_database(settings: Settings, *, create: bool, announce: bool) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(settings.database_url)
+    database = parsed.database
+    new = ""
+    if parsed.drivername.startswith("sqlite") and database and database != ":memory:":
+        path = Path(database).expanduser().resolve()
+        if path.is_file():
+            pass
+        elif create:
+            new = " (new)"
+        else:
+            raise Refusal(
+                f"no database at {path} ({PREFIX}DATABASE_URL; default ./sessiongate.db in the current directory): "
+                f"run this in the gateway's directory, or set {PREFIX}DATABASE_URL=sqlite:////absolute/path.db to its "
+                "database; only `sessiongate serve` and `sessiongate db upgrade` create a new one",
+                ExitStatus.DATABASE_NOT_READY,
+            )
+    if announce:
+        click.echo(f"database: {_where(settings.database_url)}{new}", err=True)
+
+
+def _where(url: str) -> str:
+    from sessiongate.storage.database import where
+
+    return where(url)
+
+
+def _default_pool_for(workers: int) -> None:
+    """Make the default PostgreSQL pool of every worker fit ``workers`` of them (each worker reads the settings from
+    the environment it inherits)."""
+
+    def given(name: str) -> bool:
+        return bool(os.environ.get(f"{PREFIX}{name}", "").strip() or os.environ.get(f"{PREFIX}{name}_FILE", "").strip())
+
+    if given("DB_POOL_SIZE"):
+        return  # the overflow, when not given too, follows the size given (storage.database.pool_of)
+    size, overflow = default_pool(workers)
+    os.environ[f"{PREFIX}DB_POOL_SIZE"] = str(size)
+    if not given("DB_MAX_OVERFLOW"):
+        os.environ[f"{PREFIX}DB_MAX_OVERFLOW"] = str(overflow)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn: localhost is 127.0.0.1
+    try:
+        _, kind, proto, _, address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refusal(f"--host {host!r} is not an address of this host: {exc}", ExitStatus.CONFIGURATION) from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        listener.close()
+        raise Refusal(
+            f"cannot listen on {_url_of_address(family, host, port)}: {exc.strerror or exc}", ExitStatus.CANNOT_LISTEN
+        ) from None
+    return listener
+
+
+def _url_of(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return _url_of_address(listener.family, host, port)
+
+
+def _url_of_address(family: int, host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if family == socket.AF_INET6 or ":" in host else f"http://{host}:{port}"
+
+
 for _module in pkgutil.iter_modules(commands.__path__):
-    cli.add_command(importlib.import_module(f"{commands.__name__}.{_module.name}").command)
+    if not _module.name.startswith("_"):  # a private module holds what several command groups share
+        cli.add_command(importlib.import_module(f"{commands.__name__}.{_module.name}").command)
 
 
 def main() -> None:
-    """Entry point of the ``sessiongate`` script."""
+    """Entry point of the ``sessiongate`` script: a known failure is one line and its :class:`ExitStatus`."""
+    try:
+        done = cli.main(prog_name="sessiongate", standalone_mode=False)
+    except click.UsageError as exc:
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        click.echo(f"Error: {exc.format_message().rstrip('.')}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except Refusal as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.status)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(ExitStatus.FAILED)
+    except Exception as exc:
+        message, status = _explain(exc)
+        if status is None:
+            if os.environ.get(f"{PREFIX}LOG_LEVEL", "").strip().upper() == "DEBUG":
+                raise
+            message += f" (set {PREFIX}LOG_LEVEL=DEBUG to see where)"
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(status or ExitStatus.FAILED)
+    sys.exit(done if isinstance(done, int) else 0)
+
+
+def _explain(exc: Exception) -> tuple[str, ExitStatus | None]:
+    from sessiongate.storage.database import DatabaseProblem, DatabaseUnusable, describe_failure
     from sessiongate.tokens.keys import KeyMaterialError
 
-    try:
-        sys.exit(cli())
-    except KeyMaterialError as exc:
-        # Every command needs the keys: one clear line, as click gives its own errors, rather than a traceback.
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    if isinstance(exc, KeyMaterialError):  # every command needs the keys
+        return str(exc), ExitStatus.CONFIGURATION
+    problem: DatabaseProblem | None = None
+    if isinstance(exc, DatabaseUnusable):
+        problem = exc.problem
+    else:
+        with contextlib.suppress(SettingsError):
+            problem = describe_failure(exc, Settings.from_env().database_url)
+    if problem is not None:
+        status = ExitStatus.DATABASE_UNREACHABLE if problem.unreachable else ExitStatus.DATABASE_NOT_READY
+        return problem.message, status
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"unexpected {type(exc).__name__}: {first_line}", None

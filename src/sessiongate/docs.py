@@ -1,6 +1,8 @@
 """Offline API docs: Swagger UI pages for the hand-written OpenAPI specs.
 
-Every asset is vendored under ``static/docs``, so the pages need no network.
+Every asset is vendored under ``static/docs``, so the pages need no network. A spec is served as written (YAML, and
+as JSON); for a dialect mounted under a prefix (``SESSIONGATE_<NAME>__PREFIX``) its ``servers`` say that prefix, so
+that every path of the document, read against its server, is the path the gateway serves.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import yaml
 from litestar import MediaType, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -50,11 +55,50 @@ class DocEntry:
         name: Dialect slug used in URLs, e.g. ``"zelf"``.
         title: Human-readable title, e.g. ``"Zelf sessions"``.
         spec_path: Path of the hand-written ``openapi/<name>.yaml``.
+        prefix: The path prefix the dialect's routes are mounted under (``""``: the vendor's own paths).
+        moved_paths: ``(written, served)``: the spec's paths are written under ``written`` and served under
+            ``served`` (the gateway's own spec, whose prefix is a setting); ``None``: served as written.
     """
 
     name: str
     title: str
     spec_path: Path
+    prefix: str = ""
+    moved_paths: tuple[str, str] | None = None
+
+    @property
+    def _rewritten(self) -> bool:
+        return bool(self.prefix) or (self.moved_paths is not None and self.moved_paths[0] != self.moved_paths[1])
+
+    def served_yaml(self) -> bytes:
+        """The spec as served: the file itself, or with a prefix, the document with its ``servers`` under it.
+
+        Raises:
+            FileNotFoundError: the spec file is missing.
+        """
+        content = self.spec_path.read_bytes()
+        if not self._rewritten:
+            return content
+        return yaml.safe_dump(self.served_document(content), sort_keys=False, allow_unicode=True).encode()
+
+    def served_document(self, content: bytes | None = None) -> dict[str, Any]:
+        """The spec as served, parsed.
+
+        Raises:
+            FileNotFoundError: the spec file is missing.
+        """
+        document: dict[str, Any] = yaml.safe_load(self.spec_path.read_bytes() if content is None else content)
+        if self.prefix:
+            # The spec's paths are the vendor's; the gateway serves them under the prefix: say so where OpenAPI
+            # says where paths are, each server the spec names moved under it (a relative server: the prefix).
+            servers = document.get("servers") or [{"url": "/"}]
+            document["servers"] = [_under(server, self.prefix) for server in servers]
+        if self.moved_paths is not None and self.moved_paths[0] != self.moved_paths[1]:
+            written, served = self.moved_paths
+            document["paths"] = {
+                _moved(path, written, served): item for path, item in (document.get("paths") or {}).items()
+            }
+        return document
 
 
 def _index_body(entries: Sequence[DocEntry]) -> str:
@@ -116,12 +160,39 @@ def docs_router(entries: Sequence[DocEntry]) -> Router:
     async def docs_spec(name: FromPath[str]) -> Response[bytes]:
         entry = lookup(name)
         try:
-            content = entry.spec_path.read_bytes()
+            content = entry.served_yaml()
         except FileNotFoundError:
             raise NotFoundException(f"spec file missing for {name!r}") from None
         return Response(content=content, media_type="application/yaml")
 
+    @get("/{name:str}/openapi.json", include_in_schema=False)
+    async def docs_spec_json(name: FromPath[str]) -> Response[bytes]:
+        entry = lookup(name)
+        try:
+            document = entry.served_document()
+        except FileNotFoundError:
+            raise NotFoundException(f"spec file missing for {name!r}") from None
+        # YAML can hold dates and the like, which JSON cannot: they are served as the text they were written as.
+        return Response(content=msgspec.json.encode(document, enc_hook=str), media_type=MediaType.JSON)
+
     static = create_static_files_router(
         path="/static", directories=[_STATIC_DIR], name="docs-static", include_in_schema=False
     )
-    return Router(path="/docs", route_handlers=[docs_index, docs_page, docs_spec, static], include_in_schema=False)
+    return Router(
+        path="/docs",
+        route_handlers=[docs_index, docs_page, docs_spec, docs_spec_json, static],
+        include_in_schema=False,
+    )
+
+
+def _under(server: Any, prefix: str) -> Any:
+    if not isinstance(server, dict) or not isinstance(server.get("url"), str):
+        return server
+    url: str = server["url"]
+    return server | {"url": url.rstrip("/") + prefix}
+
+
+def _moved(path: str, written: str, served: str) -> str:
+    if path == written or path.startswith(f"{written}/"):
+        return served + path[len(written) :]
+    return path

@@ -1,55 +1,232 @@
-"""JSON logs (no request bodies, headers or query strings, so no secret can reach them) and metrics."""
+"""Logs and metrics.
+
+Logs: every line on standard error is one JSON object (structlog renders the standard library's records: the gateway's
+own, uvicorn's and any library's): ``time``, ``level``, ``logger``, ``message``, ``pid``, then the record's extras. An
+exception is logged as its type and its frames (file, line, function): never its message nor a local value, which can
+hold a token, a password or a statement's parameters. With ``SESSIONGATE_ACCESS_LOG=true`` each request is one line
+(:class:`RequestObserver`): method, route template (never the path as sent, which can carry a session id), status,
+duration, dialect, tenant where known (the request's session, login, new session or API key named it) and the client
+address the gateway trusts; never a header, cookie, body or
+query string.
+
+Metrics: ``/metrics`` (or ``SESSIONGATE_METRICS_PORT``, served by ``serve`` itself), optionally behind a bearer token
+(``SESSIONGATE_METRICS_TOKEN``); with several server processes, every process's counts are added up at each scrape
+(:func:`metrics_directory`). What is counted is in ``sessiongate.meters``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hmac
 import logging
+import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from socketserver import ThreadingMixIn
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import msgspec
+import structlog
+from litestar import Request, Response, get
 from litestar.enums import ScopeType
-from litestar.plugins.prometheus import PrometheusController
+from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as exposition
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+from structlog.tracebacks import extract
 
-__all__ = ("JsonFormatter", "RequestMetrics", "configure_logging", "metrics")
+from sessiongate import meters
+from sessiongate.dialects.base import forwarded_client
 
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+if TYPE_CHECKING:
+    from sessiongate.runtime import Services
+    from sessiongate.settings import Settings
+
+__all__ = (
+    "MULTIPROC_ENV",
+    "RequestMetrics",
+    "RequestObserver",
+    "configure_logging",
+    "count_live_sessions",
+    "metrics_directory",
+    "metrics_handler",
+    "metrics_registry",
+    "serve_metrics",
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus_client's multiprocess mode keeps each process's counts (read when it is first imported)."""
+MAX_FRAMES = 50
+"""Frames logged per exception (the innermost ones, where it was raised), so a deep recursion logs a bounded line."""
+_FIRST = ("time", "level", "logger", "message", "pid")
+_DROPPED = frozenset({"color_message", "positional_args"})  # uvicorn's coloured copy of its message; the arguments
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the record's extras, and the exception type."""
+# -- logs ---------------------------------------------------------------------------------------------------------
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record``; tracebacks are kept to the exception type and message."""
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
+
+def _encode(entry: Mapping[str, Any], **_: Any) -> str:
+    return msgspec.json.encode(entry, enc_hook=str).decode()
+
+
+def _exception_as_frames(_logger: Any, _name: str, entry: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """``exc_info`` as the exception's type and, for it and each cause, the type and the frames."""
+    exc_info = entry.pop("exc_info", None)
+    entry.pop("stack_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or exc_info[1] is None:
+        return entry
+    exc_type, exc, traceback = cast("tuple[type[BaseException], BaseException, TracebackType | None]", exc_info)
+    entry["exception"] = exc_type.__name__
+    stacks = extract(exc_type, exc, traceback, show_locals=False).stacks
+    entry["traceback"] = [
+        {
+            "type": stack.exc_type,
+            "cause": stack.is_cause,
+            "frames": [
+                {"file": frame.filename, "line": frame.lineno, "function": frame.name}
+                for frame in stack.frames[-MAX_FRAMES:]
+            ],
         }
-        entry |= {k: v for k, v in vars(record).items() if k not in _RESERVED}
-        if record.exc_info and record.exc_info[1] is not None:
-            entry["exception"] = type(record.exc_info[1]).__name__
-        return msgspec.json.encode(entry, enc_hook=str).decode()
+        for stack in stacks
+    ]
+    return entry
+
+
+def _ordered(_logger: Any, _name: str, entry: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    entry["pid"] = os.getpid()
+    first = {key: entry[key] for key in _FIRST if key in entry}
+    return first | {key: value for key, value in entry.items() if key not in first and key not in _DROPPED}
+
+
+def json_formatter() -> logging.Formatter:
+    """The formatter of every log line: one JSON object, structlog's processors over the standard library's record."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _exception_as_frames,
+            structlog.processors.EventRenamer("message"),
+            _ordered,
+            structlog.processors.JSONRenderer(serializer=_encode),
+        ],
+    )
 
 
 def configure_logging(level: str) -> None:
-    """Send the gateway's logs, as JSON lines, to standard error."""
+    """Send every log line of the process, as JSON, to standard error; the gateway's own from ``level`` up.
+
+    uvicorn's loggers lose their own handlers and pass their lines on to this one (``serve`` runs uvicorn without a
+    logging configuration of its own), and so does anything a library logs from a warning up.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("sessiongate")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    gateway = logging.getLogger("sessiongate")
+    gateway.handlers.clear()
+    gateway.setLevel(level)
+    gateway.propagate = True
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def metrics() -> tuple[type[RequestMetrics], type[PrometheusController]]:
-    """The metrics middleware (paths grouped by template, so no session id becomes a label) and ``/metrics``."""
-    return RequestMetrics, PrometheusController
+# -- requests -----------------------------------------------------------------------------------------------------
+
+access = logging.getLogger("sessiongate.access")
+
+
+class RequestObserver:
+    """The app's outermost handler: notes each request for the metrics (``sessiongate.meters``) and, with the access
+    log on, logs it once answered, routed or not.
+
+    Args:
+        app: Litestar's own handler (``app.asgi_handler``).
+        access_log: Log each request.
+        settings: Which proxies are trusted, for the client address.
+    """
+
+    __slots__ = ("_access_log", "_app", "_networks", "_proxies", "_trust_forwarded")
+
+    def __init__(self, app: ASGIApp, *, access_log: bool, settings: Settings) -> None:
+        self._app = app
+        self._access_log = access_log
+        self._trust_forwarded = settings.trust_forwarded
+        self._proxies = settings.trusted_proxies
+        self._networks = tuple(settings.trusted_proxy_networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with its notes set; log it after."""
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        notes = meters.RequestNotes(scope)
+        token = meters.notes().set(notes)
+        try:
+            if not self._access_log:
+                await self._app(scope, receive, send)
+                return
+            await self._logged(scope, receive, send, notes)
+        finally:
+            meters.notes().reset(token)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send, notes: meters.RequestNotes) -> None:
+        start = time.perf_counter()
+        status = _SERVER_ERROR
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, noting_send)
+        finally:
+            handler = scope.get("route_handler")
+            dialect = handler.opt.get("dialect") if handler is not None else None
+            access.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    # The route's template, never the path as sent: that can carry a session id or anything at all.
+                    "path": scope.get("path_template") if handler is not None else None,
+                    "status": status,
+                    "duration": round(time.perf_counter() - start, 6),
+                    "dialect": dialect,
+                    "tenant": notes.tenant,
+                    "client": self._client(scope),
+                },
+            )
+
+    def _client(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else None
+        if not self._trust_forwarded:
+            return peer or "unknown"
+        forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        return forwarded_client(peer, forwarded, proxies=self._proxies, networks=self._networks)
 
 
 # The names, labels and help texts of Litestar's PrometheusMiddleware with prefix "sessiongate", which served them
@@ -120,3 +297,147 @@ class RequestMetrics:
             duration.observe((finished or time.perf_counter()) - start)
             if errors is not None:
                 errors.inc()
+
+
+# -- metrics ------------------------------------------------------------------------------------------------------
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What a scrape reads: every process's counts in multiprocess mode, else this process's own."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """Whether an ``Authorization`` header carries the metrics token (always, when none is set); constant time."""
+    if token is None:
+        return True
+    scheme, _, presented = (header or "").partition(" ")
+    # Both sides hashed to one length first, so the comparison's time tells nothing of the token's length either.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        _digest(presented.strip().encode("utf-8", "replace")), _digest(token.encode())
+    )
+
+
+def _digest(value: bytes) -> bytes:
+    return hmac.digest(b"sessiongate-metrics", value, "sha256")
+
+
+_UNAUTHORIZED = b"metrics need the bearer token (SESSIONGATE_METRICS_TOKEN)\n"
+
+
+def metrics_handler(registry: CollectorRegistry, token: str | None) -> HTTPRouteHandler:
+    """``GET /metrics`` on the gateway's own port: the Prometheus text format, behind the token when one is set."""
+
+    @get("/metrics", tags=["operations"], sync_to_thread=True, include_in_schema=False)
+    def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if not authorized(request.headers.get("authorization"), token):
+            return Response(
+                _UNAUTHORIZED, status_code=401, media_type="text/plain", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return scrape
+
+
+async def count_live_sessions(services: Services, dialects: Sequence[str]) -> None:
+    """Set the live-sessions gauge: one grouped count of the sessions neither revoked nor expired."""
+    from sessiongate.storage.tables import SessionRecord
+
+    table = SessionRecord.__table__
+    now = services.clock()
+    query = (
+        select(table.c.dialect, func.count())
+        .where(table.c.revoked_at.is_(None), table.c.expires_at > now)
+        .group_by(table.c.dialect)
+    )
+    counts = dict.fromkeys(dialects, 0) | {row[0]: int(row[1]) for row in await services.runner.read(query)}
+    for name, count in counts.items():
+        meters.LIVE_SESSIONS.labels(name).set(count)
+
+
+async def keep_counting_live_sessions(services: Services, dialects: Sequence[str], interval: float) -> None:
+    """Count the live sessions at once, then every ``interval`` seconds; a failure is logged and tried again."""
+    log = logging.getLogger("sessiongate.metrics")
+    while True:
+        try:
+            await count_live_sessions(services, dialects)
+        except Exception as exc:  # noqa: BLE001 - the database can be out; the next round tries again
+            log.warning("live sessions not counted", extra={"exception": type(exc).__name__})
+        await asyncio.sleep(interval)
+
+
+@contextlib.contextmanager
+def metrics_directory(workers: int) -> Iterator[str | None]:
+    """With several server processes, a private directory for their counts (``PROMETHEUS_MULTIPROC_DIR``, set for
+    the processes started meanwhile), removed afterwards; with one, none (its counts are in its memory)."""
+    if workers <= 1:
+        yield os.environ.get(MULTIPROC_ENV) or None
+        return
+    before = os.environ.get(MULTIPROC_ENV)
+    path = tempfile.mkdtemp(prefix="sessiongate-metrics-")  # owner-only (0700)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = before
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the standard library's name
+        """Requests to the metrics port are not logged (the standard library's handler writes them raw)."""
+
+
+def serve_metrics(host: str, port: int, token: str | None, directory: str | None) -> Callable[[], None]:
+    """Serve ``GET /metrics`` on ``host:port`` from a thread of this process; returns what stops it.
+
+    Args:
+        host: Address to listen on.
+        port: Port to listen on.
+        token: The bearer token a scrape must carry; ``None``: none.
+        directory: The server processes' counts (multiprocess mode); ``None``: this process's own.
+
+    Raises:
+        OSError: the port cannot be listened on.
+    """
+    if directory is not None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        if environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
+            start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "GET, HEAD")])
+            return [b"method not allowed\n"]
+        if not authorized(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+            return [_UNAUTHORIZED]
+        body = exposition(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="sg-metrics", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

@@ -11,17 +11,18 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.core.service import Clock, SessionService, utc_now
+from sessiongate.gate.audit import AuditLog
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.throttle import CreateBudget, ThrottlePolicy
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, sqlite_pragmas_for, upgrade
+from sessiongate.storage.database import alchemy_config, require_schema, sqlite_pragmas_for, upgrade
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.keys import KeyRingWatch, load_key_material
 from sessiongate.tokens.opaque import Digester
 
-__all__ = ("Services", "open_engine", "open_services")
+__all__ = ("Services", "engine_config", "open_engine", "open_services")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +62,16 @@ async def open_services(
 
     Raises:
         KeyMaterialError: the keys kept in the database cannot be read with the master keys given.
+        DatabaseUnusable: not migrating, the database is not migrated to this version.
     """
     synchronous = settings.sqlite_synchronous
-    engine = (db or alchemy_config(settings.database_url, sqlite_synchronous=synchronous)).get_engine()
+    engine = (db or engine_config(settings)).get_engine()
     runner = runner_for(engine, settings.database_url, sqlite_pragmas_for(synchronous))
     try:
         if settings.migrate_at_start if migrate is None else migrate:
             await upgrade(engine)
+        else:
+            await require_schema(engine, settings.database_url)
         material = await load_key_material(engine, settings, now=clock())
         digester = Digester(material.digest_key, older=material.digest_older, newer=material.digest_newer)
         keys = KeyRing(
@@ -79,6 +83,7 @@ async def open_services(
         )
         key_ring = KeyRingWatch(engine, settings, keys, digester, clock=clock, material=material)
         sessions = SessionService(SqlSessionStore(engine, runner), keys, digester, clock)
+        sessions.audit = AuditLog(runner, clock)  # sessions created and ended, logins: audit events
         watching = asyncio.create_task(key_ring.watch())
         try:
             yield Services(
@@ -116,13 +121,25 @@ async def open_services(
 async def open_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """The database alone, migrated when configured, for a command that needs no services (nor their keys loaded);
     the engine is disposed afterwards."""
-    engine = alchemy_config(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous).get_engine()
+    engine = engine_config(settings).get_engine()
     try:
         if settings.migrate_at_start:
             await upgrade(engine)
+        else:
+            await require_schema(engine, settings.database_url)
         yield engine
     finally:
         await engine.dispose()
+
+
+def engine_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    """The advanced-alchemy config of ``settings``'s database: its SQLite tuning or its PostgreSQL pool."""
+    return alchemy_config(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 def _throttle_policy(settings: Settings) -> ThrottlePolicy:

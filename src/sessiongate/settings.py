@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -12,8 +13,20 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-__all__ = ("DEFAULT_DATABASE_URL", "PREFIX", "Origin", "Settings", "SettingsError", "parse_origin")
+__all__ = (
+    "DEFAULT_DATABASE_URL",
+    "PREFIX",
+    "GatewaySettings",
+    "Origin",
+    "Settings",
+    "SettingsError",
+    "database_url_for",
+    "default_pool",
+    "parse_origin",
+)
 
 PREFIX = "SESSIONGATE_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongate.db"
@@ -23,6 +36,22 @@ MIN_KEY_BYTES = 32
 FILE_SUFFIX = "_FILE"
 """``SESSIONGATE_<NAME>_FILE`` names a file holding the value of ``SESSIONGATE_<NAME>`` (container secrets)."""
 MAX_TRUSTED_PROXIES = 32
+MAX_PORT = 65535
+MIN_METRICS_TOKEN = 16
+MAX_POOL = 1000
+MAX_PASSWORD_MIN_LENGTH = 1024
+POSTGRES_CONNECTIONS = 80
+"""Connections all of ``serve``'s workers may hold together by default: PostgreSQL's default ``max_connections`` is
+100, and some are kept for the CLI, migrations and the database's own tools."""
+MAX_POOL_PER_PROCESS = 30
+_POSTGRES_SCHEMES = frozenset(
+    {"postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg", "postgresql+psycopg2", "postgresql+psycopg"}
+)
+_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"})
+_WORKS = "use postgresql://user:password@host:5432/database or sqlite:///relative/path.db (sqlite:////absolute/path.db)"
+IGNORED = frozenset({f"{PREFIX}TEST_DATABASE_URL", f"{PREFIX}TEST_REQUIRE_NGINX"})
+"""``SESSIONGATE_*`` variables that are not settings but the test suite's: its PostgreSQL server, and CI's demand
+that the reverse-proxy tests run rather than skip. CI exports both, so every command the tests start sees them."""
 _LISTS = frozenset({"dialects", "trusted_proxy_networks", "allowed_origins"})
 """Settings that also take a comma list from the environment."""
 Origin = tuple[str, str, int]
@@ -34,15 +63,74 @@ class SettingsError(ValueError):
     """The environment or settings file holds a value the gateway cannot use."""
 
 
+_RULE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_RULES = 256
+
+
+class ForwardAuthRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who may reach part of what a proxy guards: every rule matching the original request must hold, else 403.
+
+    A rule matches a request whose path is ``path`` or lies under it (``/admin`` matches ``/admin`` and
+    ``/admin/users``, not ``/administration``), whose method is one of ``methods`` and whose host is one of
+    ``hosts`` (each: any, when empty). It holds for a session of one of ``dialects``, of one of ``tenants``, holding
+    one of ``roles`` (each: any, when empty).
+    """
+
+    path: str = "/"
+    methods: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    dialects: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/") or "\x00" in self.path or "%" in self.path:
+            msg = f"a forward auth rule's path must start with '/' and hold no '%' nor NUL, got {self.path!r}"
+            raise SettingsError(msg)
+        if unknown := sorted({m.upper() for m in self.methods} - _RULE_METHODS):
+            msg = f"a forward auth rule's methods must be among {', '.join(sorted(_RULE_METHODS))}, got {unknown}"
+            raise SettingsError(msg)
+        if not (self.roles or self.dialects or self.tenants):
+            msg = f"the forward auth rule for {self.path!r} requires nothing: give it roles, dialects or tenants"
+            raise SettingsError(msg)
+
+
+class GatewaySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The gateway's own routes (``SESSIONGATE_GATEWAY__<OPTION>``): forward auth, introspection, revocation."""
+
+    enabled: bool = True
+    """Serve them (``false``: only the dialects' routes, ``/healthz``, ``/readyz``, ``/metrics`` and ``/docs``)."""
+    prefix: str = "/_sessiongate"
+    """The path every one of them lives under, chosen so that it clashes with no vendor's path."""
+    audit_retention_days: int = 90
+    """Days audit events are kept before the sweeper deletes them (at least 1)."""
+    forward_auth_rules: tuple[ForwardAuthRule, ...] = ()
+    """Authorization on top of forward auth (a JSON list in ``SESSIONGATE_GATEWAY__FORWARD_AUTH_RULES``, or
+    ``[[gateway.forward_auth_rules]]`` tables in the settings file): none by default, every live session passes."""
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("/") or self.prefix.endswith("/") or "//" in self.prefix:
+            msg = f"gateway prefix must start with '/', not end with one nor hold '//', got {self.prefix!r}"
+            raise SettingsError(msg)
+        if self.audit_retention_days < 1:
+            msg = f"gateway audit_retention_days must be at least 1, got {self.audit_retention_days}"
+            raise SettingsError(msg)
+        if len(self.forward_auth_rules) > MAX_RULES:
+            msg = f"gateway forward_auth_rules: at most {MAX_RULES} rules, got {len(self.forward_auth_rules)}"
+            raise SettingsError(msg)
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the gateway can be told. Nothing else reads the environment."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    """SQLAlchemy async URL: ``sqlite+aiosqlite:///path.db`` (default) or ``postgresql+asyncpg://…``."""
+    """``sqlite:///path.db`` (default ``./sessiongate.db``) or ``postgresql://…``, in any usual spelling: kept as the
+    URL of the shipped driver (:func:`database_url_for`), ``sqlite+aiosqlite`` or ``postgresql+asyncpg``."""
     dialects: tuple[str, ...] = ("*",)
     """Dialects to enable: ``*`` for every installed one, or their names."""
     environment: Literal["development", "production"] = "development"
-    """``production`` turns off debug output."""
+    """``production``: ``serve`` says once, at start, when the keys the gateway generated are kept in clear in the
+    database (no ``secret_key``). Nothing else differs: development is never less safe."""
     auto_migrate: bool | None = None
     """Apply migrations at start-up; ``None`` means yes for SQLite and no for other databases."""
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
@@ -112,6 +200,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Rows deleted per sweep statement."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Threshold of the JSON logs."""
+    # -- logs and metrics (sessiongate.observability) --
+    access_log: bool = False
+    """Log one JSON line per request: method, route template, status, duration, dialect, tenant, client address."""
+    metrics_port: int | None = None
+    """Serve ``/metrics`` on this port (same host as ``serve --host``) instead of the gateway's own port."""
+    metrics_token: str | None = None
+    """Bearer token ``/metrics`` asks for (at least 16 characters); unset: none."""
+    metrics_interval: float = 15.0
+    """Seconds between each process's counts of the live sessions (``sessiongate_live_sessions``)."""
     openapi_dir: Path | None = None
     """Where the hand-written specs are; default: the packaged copy, else the repository's ``openapi/``."""
     admin_login: str | None = None
@@ -137,13 +234,40 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ``create_rate_window``, per process; more get 429 with ``Retry-After``. 0 turns the budget off."""
     create_rate_window: float = 60.0
     """Seconds over which ``create_rate_limit`` creates refill."""
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
+    """The gateway's own routes: whether they are served, and under which prefix."""
     dialect_options: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
-    """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``)."""
+    """Per-dialect options by dialect name (``SESSIONGATE_<NAME>__<OPTION>``, ``[dialect_options.<name>]``)."""
+
+    # Operating the gateway: its database's connections and what the CLI accepts as a password.
+    db_pool_size: int | None = None
+    """PostgreSQL only: connections each process keeps open. Default: from ``serve --workers`` (:func:`default_pool`),
+    so that all the workers stay under PostgreSQL's default ``max_connections`` of 100."""
+    db_max_overflow: int | None = None
+    """PostgreSQL only: connections each process may open beyond ``db_pool_size`` under load. Default: as the pool."""
+    password_min_length: int = 12
+    """Fewest characters of a password set through the CLI (``users add``, ``users set-password``)."""
+    password_check_common: bool = True
+    """Refuse a password set through the CLI that is one of the 30 000 most common ones (zxcvbn's list)."""
 
     def __post_init__(self) -> None:
+        self.database_url = database_url_for(self.database_url)
         self._check_keys()
         self._check_limits()
         self._check_proxies()
+        self._check_observability()
+        self._check_operations()
+
+    def _check_observability(self) -> None:
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= MAX_PORT:
+            msg = f"metrics_port must be between 1 and {MAX_PORT}"
+            raise SettingsError(msg)
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN:
+            msg = f"metrics_token must be at least {MIN_METRICS_TOKEN} characters"
+            raise SettingsError(msg)
+        if self.metrics_interval <= 0:
+            msg = "metrics_interval must be greater than 0"
+            raise SettingsError(msg)
 
     def _check_keys(self) -> None:
         if not 0 <= self.jwt_leeway <= MAX_JWT_LEEWAY:
@@ -184,6 +308,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError(msg)
         if self.create_rate_limit < 0 or self.create_rate_window <= 0:
             msg = "create_rate_limit must not be negative, and create_rate_window must be positive"
+            raise SettingsError(msg)
+
+    def _check_operations(self) -> None:
+        for name in ("db_pool_size", "db_max_overflow"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= MAX_POOL:
+                msg = f"{PREFIX}{name.upper()} must be between 0 and {MAX_POOL}"
+                raise SettingsError(msg)
+        if self.db_pool_size == 0:
+            msg = f"{PREFIX}DB_POOL_SIZE must be at least 1"
+            raise SettingsError(msg)
+        if not 1 <= self.password_min_length <= MAX_PASSWORD_MIN_LENGTH:
+            msg = f"{PREFIX}PASSWORD_MIN_LENGTH must be between 1 and {MAX_PASSWORD_MIN_LENGTH}"
             raise SettingsError(msg)
 
     def _check_proxies(self) -> None:
@@ -231,20 +368,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             SettingsError: naming the variable that holds a bad value.
         """
         env = os.environ if environ is None else environ
-        tree: dict[str, Any] = {}
-        if config := env.get(f"{PREFIX}CONFIG"):
-            tree = tomllib.loads(Path(config).read_text(encoding="utf-8"))
         fields = {f.name for f in msgspec.structs.fields(cls)}
+        tree: dict[str, Any] = {}
+        if config := env.get(f"{PREFIX}CONFIG", "").strip():
+            tree = _read_config_file(config, fields)
         for key, given in env.items():
-            if not key.startswith(PREFIX) or key == f"{PREFIX}CONFIG":
+            # An empty variable is an unset one (``SESSIONGATE_X= command``, an empty line of an env file).
+            if not key.startswith(PREFIX) or key == f"{PREFIX}CONFIG" or key in IGNORED or not given.strip():
                 continue
             name, raw = key[len(PREFIX) :], given
             if name.endswith(FILE_SUFFIX) and name[: -len(FILE_SUFFIX)].lower() in fields:
                 name = name[: -len(FILE_SUFFIX)]
-                if f"{PREFIX}{name}" in env:
+                if env.get(f"{PREFIX}{name}", "").strip():
                     raise SettingsError(f"set {PREFIX}{name} or {key}, not both")
                 raw = _read_setting_file(key, given)
             path = name.lower().split("__")
+            if len(path) == 1 and path[0] not in fields:
+                raise SettingsError(f"{key} is not a setting{_did_you_mean(path[0], fields, PREFIX, upper=True)}")
             value = _parse_value(raw, path[0])
             if path[0] in fields:
                 _assign(tree, path, value)
@@ -253,7 +393,75 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         try:
             return msgspec.convert(tree, cls, strict=False, dec_hook=_decode_path)
         except (msgspec.ValidationError, SettingsError) as exc:
-            raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from exc
+            text = str(exc)  # what names its variable already says it; msgspec's own errors name the field
+            raise SettingsError(text if text.startswith(PREFIX) else f"invalid {PREFIX}* setting: {text}") from exc
+
+
+def database_url_for(url: str) -> str:
+    """The URL the gateway's engine takes for ``url``, in any of its usual spellings (the driver is always the one
+    shipped: asyncpg for PostgreSQL, aiosqlite for SQLite).
+
+    Raises:
+        SettingsError: ``url`` is no URL, or one of a database the gateway does not support; the message never
+            repeats the URL, which may hold a password.
+    """
+    variable = f"{PREFIX}DATABASE_URL"
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        what = "is not a URL" if "://" not in url else "is not a database URL that can be read"
+        raise SettingsError(f"{variable} {what}: {_WORKS}") from None
+    scheme = parsed.drivername.lower()
+    if scheme in _POSTGRES_SCHEMES:
+        query = dict(parsed.query)
+        if "sslmode" in query and "ssl" not in query:  # libpq's name; asyncpg's is ssl, with the same values
+            query["ssl"] = query.pop("sslmode")
+        parsed = parsed.set(drivername="postgresql+asyncpg", query=query)
+    elif scheme in _SQLITE_SCHEMES:
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    else:
+        raise SettingsError(f"{variable} names a database sessiongate does not support ({scheme!r}): {_WORKS}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def default_pool(workers: int) -> tuple[int, int]:
+    """The PostgreSQL pool of each of ``workers`` processes: its size and overflow, together at most
+    :data:`MAX_POOL_PER_PROCESS` and, over all the workers, at most :data:`POSTGRES_CONNECTIONS` (but never fewer than
+    two a process: past 40 workers, give PostgreSQL more connections or set the pool)."""
+    per_process = max(2, min(MAX_POOL_PER_PROCESS, POSTGRES_CONNECTIONS // max(1, workers)))
+    size = max(1, per_process * 2 // 3)
+    return size, per_process - size
+
+
+def _read_config_file(path: str, fields: set[str]) -> dict[str, Any]:
+    variable = f"{PREFIX}CONFIG"
+    try:
+        tree = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{variable}: {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{variable}: {path} is not valid TOML: {exc}") from None
+    for key, value in tree.items():
+        if key in fields:
+            continue
+        if isinstance(value, dict):
+            msg = (
+                f"{variable}: {path}: [{key}] is not a setting; options of a dialect go in [dialect_options.{key}] "
+                f"(settings are top-level keys, such as database_url)"
+            )
+        else:
+            msg = f"{variable}: {path}: {key!r} is not a setting{_did_you_mean(key, fields)}"
+        raise SettingsError(msg)
+    return tree
+
+
+def _did_you_mean(name: str, choices: set[str], prefix: str = "", *, upper: bool = False) -> str:
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    if not close:
+        return ""
+    return f" (did you mean {prefix}{close[0].upper() if upper else close[0]}?)"
 
 
 def _read_setting_file(variable: str, path: str) -> str:

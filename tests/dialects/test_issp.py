@@ -598,12 +598,19 @@ class CountingRunner:
         self.counts["read"] += 1
         return await self.inner.read(*args, **kwargs)
 
+    async def read_driver(self, *args, **kwargs):
+        self.counts["read"] += 1
+        return await self.inner.read_driver(*args, **kwargs)
+
     async def write(self, *args, **kwargs):
         self.counts["write"] += 1
         return await self.inner.write(*args, **kwargs)
 
     def data_version(self):
         return self.inner.data_version()
+
+    def session_changes(self, after):
+        return self.inner.session_changes(after)
 
 
 def test_validate_reads_one_row_and_writes_at_most_once_per_touch_interval(client, clock, monkeypatch):

@@ -163,3 +163,16 @@ def test_a_user_disabled_from_the_cli_is_refused_by_the_running_server_at_once(c
             assert [client.get("/node/api/users/current", headers=headers).status_code for _ in range(3)] == [200] * 3
             assert cli("users", "disable", "--login", "eve").returncode == 0
             assert client.get("/node/api/users/current", headers=headers).status_code == 401
+
+
+def test_a_user_deleted_from_the_cli_is_gone_with_its_auth_tokens(cli, database_url):
+    assert cli("users", "add", "--login", "ada", "--id", "p-ada").returncode == 0
+    assert cli("tokens", "add", "--login", "ada").returncode == 0
+    deleted = cli("users", "delete", "--login", "ada")
+    assert (deleted.returncode, deleted.stdout.strip()) == (0, "deleted ada")
+    assert "ada" not in cli("users", "list").stdout
+    left = with_services(database_url, lambda s: s.runner.read(select(auth_tokens.c.id)))
+    assert list(left) == []
+    again = cli("users", "delete", "--login", "ada")
+    assert again.returncode != 0
+    assert "no principal with login 'ada'" in again.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +111,28 @@ def test_a_budget_of_zero_is_no_budget(gateway):
 
 
 def test_the_budget_is_on_by_default(gateway):
-    gw = gateway()
+    gw = gateway(log_level="DEBUG")  # the server's log says what became of each connection, should one break
     default = 600  # SESSIONGATE_CREATE_RATE_LIMIT's documented default, per minute
     statuses = []
-    with httpx.Client(timeout=60) as client:
+    sent: list[float] = []
+    # A client that reuses a connection idle for as long as the server's keep-alive timeout (httpx's default expiry is
+    # the server's 5 s) can send just as the server closes it: a create broke so in CI, and in a full run here 5.08 s
+    # after the answer before it, with the server's log showing nothing of it. Like any well-set client, this one lets
+    # an idle connection go well before the server does.
+    limits = httpx.Limits(keepalive_expiry=1.0)
+    hooks = {"request": [lambda _: sent.append(time.monotonic())]}
+    with httpx.Client(timeout=60, limits=limits, event_hooks=hooks) as client:
         # Refilled at the default rate while this runs, so a few more than the budget go through before a refusal.
+        answered = time.monotonic()
         while len(statuses) < 4 * default and 429 not in statuses:
             body = {"identifier": f"device-{len(statuses)}"}
-            statuses.append(client.post(gw.server.base_url + "/api/sessions", json=body).status_code)
+            try:
+                statuses.append(client.post(gw.server.base_url + "/api/sessions", json=body).status_code)
+            except httpx.TransportError as exc:
+                since, waited = sent[-1] - answered, time.monotonic() - sent[-1]
+                raise AssertionError(
+                    f"create {len(statuses) + 1}, sent {since:.3f} s after the last answer, broke {waited:.3f} s later"
+                ) from exc
+            answered = time.monotonic()
     assert statuses[-1] == 429
     assert statuses.count(200) >= default

@@ -65,4 +65,7 @@ def test_readiness_fails_when_the_database_is_unreachable(tmp_path, clock):
     client = TestClient(app)
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable"}
+    assert response.json() == {
+        "status": "unavailable",
+        "reasons": [{"check": "database", "message": "the database cannot be reached"}],
+    }

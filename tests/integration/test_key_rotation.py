@@ -39,7 +39,7 @@ def cli(database_url: str, directory: Path, *args: str, env: dict[str, str] | No
 def refused(database_url: str, directory: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
     done = run_command(database_url, directory, *args, env=env)
     assert done.returncode != 0, done.stdout + done.stderr
-    return done.stderr.splitlines()
+    return [line for line in done.stderr.splitlines() if not line.startswith("database: ")]  # what it says besides
 
 
 def key_ring(database_url: str, directory: Path, env: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,19 +1,25 @@
-"""Answers kept between commits: never one older than the database, whoever committed."""
+"""Answers kept until their rows change: never one older than the database, whoever committed."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from sessiongate.core.errors import NotFound, SessionRevoked
-from sessiongate.core.models import ExpiryPolicy, NewSession
+from sessiongate.core.models import Device, ExpiryPolicy, NewSession
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
+from sessiongate.storage import store as store_module
 from sessiongate.storage.database import sqlite_pragmas
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import SqliteRunner
+from sessiongate.storage.store import session_from_row
+from sessiongate.storage.tables import SessionRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +57,38 @@ def test_without_a_version_nothing_is_kept():
     assert cache.get("k", None) is None
 
 
+def test_advancing_drops_the_answers_of_the_changed_rows_only():
+    cache: ReadCache[str, tuple[str, int]] = ReadCache(10, lambda answer: answer[0])
+    cache.advance(1, None)
+    cache.put("a", ("row-a", 1), 1)
+    cache.put("a-too", ("row-a", 1), 1)  # a second key for the same row (a session by digest and by id)
+    cache.put("b", ("row-b", 2), 1)
+    cache.advance(2, ["row-a", "row-z"])
+    assert cache.get("a", 2) is None
+    assert cache.get("a-too", 2) is None
+    assert cache.get("b", 2) == ("row-b", 2)
+
+
+def test_advancing_without_knowing_what_changed_forgets_everything():
+    cache: ReadCache[str, tuple[str, int]] = ReadCache(10, lambda answer: answer[0])
+    cache.advance(1, None)
+    cache.put("b", ("row-b", 2), 1)
+    cache.advance(2, None)
+    assert len(cache) == 0
+    cache.put("b", ("row-b", 2), 2)
+    cache.advance(None, [])  # no version at all
+    assert cache.get("b", None) is None
+    assert len(cache) == 0
+
+
+def test_an_answer_read_before_an_advance_is_refused_after_it():
+    cache: ReadCache[str, tuple[str, int]] = ReadCache(10, lambda answer: answer[0])
+    cache.advance(1, None)  # a lookup starts at version 1 and goes to the database...
+    cache.advance(2, ["row-a"])  # ...meanwhile a commit changes its row, and another lookup advances past it
+    cache.put("a", ("row-a", 1), 1)  # the first answer may predate that commit
+    assert cache.get("a", 2) is None
+
+
 def test_a_full_cache_starts_over():
     cache: ReadCache[str, int] = ReadCache(2)
     cache.get("a", 1)
@@ -82,6 +120,17 @@ async def test_sqlite_data_version_moves_with_every_commit_from_any_connection(r
     assert first.data_version() not in (before, after_own)
 
 
+async def test_sqlite_data_version_never_comes_back_when_its_connection_is_opened_again(runners):
+    first, _ = runners
+    seen = {first.data_version()}
+    for _ in range(3):
+        first._close_version()  # what an error reading the counter does: the next read opens a new connection
+        version = first.data_version()
+        assert version is not None
+        assert version not in seen  # a new connection's counter starts afresh, and may repeat an old number
+        seen.add(version)
+
+
 @pytest.fixture
 async def two_processes(tmp_path) -> AsyncIterator[tuple[Services, Services]]:
     # Two sets of services on one SQLite file: what two workers, or a worker and the CLI, are.
@@ -104,25 +153,74 @@ async def test_a_revocation_by_another_process_is_seen_by_the_next_lookup(two_pr
 def reads(two_processes, monkeypatch) -> list[object]:
     """Every read the first process's store sends to its database."""
     runner = two_processes[0].sessions.store.runner
-    real_read, sent = runner.read, []
+    sent: list[object] = []
+    for name in ("read", "read_driver"):  # through SQLAlchemy, and the lookups' precompiled SQL on the driver
 
-    async def counting_read(statement, *args, **kwargs):
-        sent.append(statement)
-        return await real_read(statement, *args, **kwargs)
+        def counting(real):
+            async def read(statement, *args, **kwargs):
+                sent.append(statement)
+                return await real(statement, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "read", counting_read)
+            return read
+
+        monkeypatch.setattr(runner, name, counting(getattr(runner, name)))
     return sent
 
 
-async def test_repeated_lookups_between_commits_skip_the_database(two_processes, reads):
-    one, _ = two_processes
+async def test_repeated_lookups_skip_the_database_until_a_commit_changes_that_session(two_processes, reads):
+    one, other = two_processes
     created = await one.sessions.create(NewSession(dialect="test"), FIXED, with_secret=True)
     for _ in range(5):
         await one.sessions.resolve_secret(created.secret, FIXED)
     assert len(reads) == 1
-    await one.sessions.create(NewSession(dialect="test"), FIXED)  # any commit
+    # Commits that change other sessions, in this process and in another, leave the kept row as it is.
+    await one.sessions.create(NewSession(dialect="test"), FIXED)
+    bystander = await other.sessions.create(NewSession(dialect="test"), FIXED)
+    await other.sessions.revoke(bystander.session.id)
+    await one.sessions.resolve_secret(created.secret, FIXED)
+    assert len(reads) == 1
+    now = other.sessions.now()
+    await other.sessions.store.touch(created.session.id, now=now, expires_at=now + timedelta(seconds=600))  # changes it
     await one.sessions.resolve_secret(created.secret, FIXED)
     assert len(reads) == 2
+
+
+async def test_a_session_changed_behind_the_store_is_read_again(two_processes):
+    # Refresh tokens, the identity service and the operators' CLI update sessions with statements of their own.
+    one, other = two_processes
+    created = await one.sessions.create(NewSession(dialect="test"), FIXED, with_secret=True)
+    await one.sessions.resolve_secret(created.secret, FIXED)
+    session_id = uuid.UUID(created.session.id)
+    await other.runner.transaction(
+        lambda conn: conn.execute(
+            text("UPDATE sg_session SET revoked_at = expires_at WHERE id = :id"), {"id": session_id.bytes}
+        )
+    )
+    with pytest.raises(SessionRevoked):
+        await one.sessions.resolve_secret(created.secret, FIXED)
+
+
+async def test_a_process_whose_unread_changes_were_trimmed_away_forgets_what_it_kept(two_processes, reads):
+    one, other = two_processes
+    created = await one.sessions.create(NewSession(dialect="test"), FIXED, with_secret=True)
+    await one.sessions.resolve_secret(created.secret, FIXED)
+    await other.sessions.revoke(created.session.id)
+    await other.runner.write(text("DELETE FROM sg_session_change"))  # trimmed before the first process read it
+    with pytest.raises(SessionRevoked):
+        await one.sessions.resolve_secret(created.secret, FIXED)
+    assert len(reads) == 2
+
+
+async def test_the_sweeper_trims_the_change_log_to_its_newest_entries(two_processes, monkeypatch):
+    one, _ = two_processes
+    monkeypatch.setattr(store_module, "KEPT_CHANGES", 2)
+    for _ in range(4):
+        created = await one.sessions.create(NewSession(dialect="test"), FIXED)
+        await one.sessions.revoke(created.session.id)
+    await one.sessions.store.delete_expired(now=one.sessions.now(), batch=1)
+    rows = await one.runner.read(text("SELECT seq FROM sg_session_change ORDER BY seq"))
+    newest = rows[-1].seq
+    assert [row.seq for row in rows] == [newest - 1, newest]
 
 
 async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_it(two_processes, reads):
@@ -134,3 +232,45 @@ async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_i
     await other.sessions.revoke(created.session.id)
     with pytest.raises(NotFound):
         await one.sessions.get(created.session.id)
+
+
+async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(two_processes):
+    # A lookup that misses what was kept runs precompiled SQL on a reader's DBAPI connection, converting the row with
+    # SQLAlchemy's own type processors: the session must come out as SQLAlchemy's execution of the query makes it.
+    one, _ = two_processes
+    store = one.sessions.store
+    device = Device(id="d-1", name="Till 1", kind="web", model="m", sdk_version="v1", env="CashRegister")
+    new = NewSession(
+        tenant="t",
+        dialect="test",
+        principal_id="p",
+        subject="s",
+        client_address="192.0.2.1",
+        device=device,
+        attributes={"email": "a@example.com", "nested": {"n": [1, 2.5, None, "ü"]}},
+    )
+    created = await one.sessions.create(new, FIXED, with_secret=True)
+    table = SessionRecord.__table__
+    columns = [c for c in table.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
+    [row] = await one.runner.read(
+        select(*columns, table.c.token_digest).where(table.c.id == uuid.UUID(created.session.id))
+    )
+    through_core = session_from_row(row)
+    assert await store._select_by_digest(row.token_digest) == (through_core, row.token_digest)
+    assert await store._select_by_id(uuid.UUID(created.session.id)) == through_core
+    assert await store._select_by_digest("0" * 64) is None
+    assert await store._select_by_id(uuid.uuid4()) is None
+
+
+async def test_lookups_in_one_turn_of_the_event_loop_read_the_version_once(two_processes, monkeypatch):
+    one, other = two_processes
+    created = await one.sessions.create(NewSession(dialect="test"), FIXED)
+    runner, read = one.sessions.store.runner, []
+    real = runner.data_version
+    monkeypatch.setattr(runner, "data_version", lambda: read.append(1) or real())
+    lookups = [one.sessions.store.by_id(created.session.id) for _ in range(5)]
+    assert all(found is not None for found in await asyncio.gather(*lookups))  # their first steps share one turn
+    assert len(read) == 1
+    await other.sessions.revoke(created.session.id)  # acknowledged in a later turn than its commit...
+    assert (await one.sessions.store.by_id(created.session.id)).revoked_at is not None  # ...and seen at once
+    assert len(read) == 2

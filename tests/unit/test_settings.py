@@ -14,6 +14,18 @@ def test_defaults_are_sqlite_file_and_every_dialect():
     assert settings.migrate_at_start
 
 
+@pytest.mark.parametrize("variable", ["SESSIONGATE_TEST_DATABASE_URL", "SESSIONGATE_TEST_REQUIRE_NGINX"])
+def test_the_test_suites_own_variables_are_not_refused_as_settings(variable):
+    # CI exports them for the whole run, so the CLI and serve the tests start see them too
+    assert Settings.from_env({variable: "1"}) == Settings.from_env({})
+
+
+@pytest.mark.parametrize("variable", ["SESSIONGATE_TEST_OTHER", "SESSIONGATE_REQUIRE_NGINX"])
+def test_other_unknown_variables_are_still_refused(variable):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: "1"})
+
+
 def test_environment_values_are_converted_to_their_types():
     settings = Settings.from_env(
         {

@@ -1,19 +1,19 @@
-"""``sessiongate devices``: provision the devices users log in to (PORTOS), list and remove them."""
+"""``sessiongate devices``: provision the devices users log in to (PORTOS), list and remove them.
+
+Each change goes through :mod:`sessiongate.gate.device_admin`, as the admin API's do, so both make it with the same
+checks and record the same audit event (actor ``cli`` here).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import TypeVar
-
 import click
 
-from sessiongate.core.errors import GatewayError
-from sessiongate.identity.devices import ENVIRONMENTS, Devices, RegisteredDevice
+from sessiongate.commands._shared import with_services
+from sessiongate.gate import device_admin
+from sessiongate.gate.audit import NewEvent
+from sessiongate.identity.devices import ENVIRONMENTS, RegisteredDevice
 
 __all__ = ("command",)
-
-T = TypeVar("T")
 
 
 @click.group(name="devices")
@@ -22,7 +22,11 @@ def command() -> None:
 
 
 @command.command()
-@click.option("--name", required=True, help="The device's name, unique in the tenant (what users log in to).")
+@click.option(
+    "--name",
+    required=True,
+    help="The device's name, unique in the tenant (what users log in to): printable, not '.' or '..', no '/'.",
+)
 @click.option("--env", required=True, type=click.Choice(ENVIRONMENTS), help="The device environment.")
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--description", default=None, help="A description shown to clients.")
@@ -30,9 +34,9 @@ def command() -> None:
 def add(name: str, env: str, tenant: str, description: str | None, settings: tuple[str, ...]) -> None:
     """Provision a device."""
     values = dict(_pair(item) for item in settings)
-    device = _run(
-        lambda devices, now: devices.add(
-            tenant=tenant, name=name, env=env, now=now(), description=description, settings=values
+    device = with_services(
+        lambda services: device_admin.add_device(
+            services, _CLI, tenant=tenant, name=name, env=env, description=description, settings=values
         )
     )
     click.echo(f"added device {device.name!r} ({device.env}) to tenant {device.tenant!r}")
@@ -42,7 +46,7 @@ def add(name: str, env: str, tenant: str, description: str | None, settings: tup
 @click.option("--tenant", default="default", show_default=True)
 def list_(tenant: str) -> None:
     """List a tenant's devices."""
-    for device in _run(lambda devices, _: devices.list(tenant=tenant)):
+    for device in with_services(lambda services: device_admin.devices(services).list(tenant=tenant)):
         click.echo(_line(device))
 
 
@@ -51,7 +55,7 @@ def list_(tenant: str) -> None:
 @click.option("--tenant", default="default", show_default=True)
 def remove(name: str, tenant: str) -> None:
     """Remove a device (its live sessions run until they expire or are deleted)."""
-    _run(lambda devices, _: devices.remove(tenant=tenant, name=name))
+    with_services(lambda services: device_admin.remove_device(services, _CLI, tenant=tenant, name=name))
     click.echo(f"removed device {name!r} from tenant {tenant!r}")
 
 
@@ -67,15 +71,5 @@ def _line(device: RegisteredDevice) -> str:
     return "\t".join([device.name, device.env, device.description or "", settings]).rstrip()
 
 
-def _run(work: Callable[[Devices, Callable[[], datetime]], Awaitable[T]]) -> T:
-    from sessiongate.cli import run_async, settings_from_env
-    from sessiongate.runtime import open_services
-
-    async def main() -> T:
-        async with open_services(settings_from_env()) as services:
-            return await work(Devices(services.runner), services.sessions.now)
-
-    try:
-        return run_async(main())  # type: ignore[return-value]
-    except GatewayError as exc:
-        raise click.ClickException(exc.message) from exc
+_CLI = NewEvent(kind="device.created", actor="cli")
+"""Where the CLI's changes come from, as their audit events say."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 
 import click
 
-from sessiongate.core.errors import GatewayError, InvalidRequest
-from sessiongate.identity.tenants import AddedKeys, KeyInfo, TenantService
+from sessiongate.core.errors import GatewayError
+from sessiongate.gate import tenant_keys
+from sessiongate.gate.audit import NewEvent
+from sessiongate.identity.tenants import AddedKeys, KeyInfo
 from sessiongate.runtime import open_services
-from sessiongate.settings import Settings, SettingsError
+from sessiongate.settings import Settings
 
 __all__ = ("command",)
 
@@ -86,7 +89,7 @@ def add_admin(tenant: str, from_stdin: bool) -> None:
         token = lines[0]
     try:
         value = asyncio.run(_add_admin(_settings(), tenant, token))
-    except InvalidRequest as exc:
+    except GatewayError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"tenant:      {tenant}")
     click.echo(f"admin token: {'(imported)' if token is not None else value}")
@@ -96,37 +99,100 @@ def add_admin(tenant: str, from_stdin: bool) -> None:
 
 @command.command(name="list")
 def list_keys() -> None:
-    """List keys: tenant, kind, id, last characters and creation time; never the keys themselves."""
+    """List keys: tenant, kind, id, last characters, creation time, state and last use; never the keys themselves."""
+    now = datetime.now(UTC)
     for key in asyncio.run(_list(_settings())):
         tenant = f"{key.tenant}{' (secure)' if key.secure else ''}"
-        click.echo(f"{tenant:<40} {key.kind:<7} {key.id}  …{key.hint}  {key.created_at.isoformat(timespec='seconds')}")
+        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never-used"
+        click.echo(
+            f"{tenant:<40} {key.kind:<7} {key.id}  …{key.hint}  {key.created_at.isoformat(timespec='seconds')}"
+            f"  {_state(key, now)}  {used}"
+        )
+
+
+def _state(key: KeyInfo, now: datetime) -> str:
+    if key.revoked_at is None and key.expires_at is not None:
+        return f"{'expired' if key.expires_at <= now else 'expires'}:{key.expires_at.isoformat(timespec='seconds')}"
+    return key.state(now)
+
+
+@command.command(name="revoke")
+@click.option("--id", "key_id", required=True, help="The key's id (`keys list`).")
+def revoke(key_id: str) -> None:
+    """End a key at once: every process refuses it from the next request on."""
+    try:
+        info, changed = asyncio.run(_revoke(_settings(), key_id))
+    except GatewayError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"revoked {info.kind} key {info.id} of {info.tenant}{'' if changed else ' (already revoked)'}")
+
+
+@command.command(name="expire")
+@click.option("--id", "key_id", required=True, help="The key's id (`keys list`).")
+@click.option(
+    "--at",
+    "at",
+    help="When it expires: an ISO 8601 date-time with an offset (default: now, at once in every process).",
+)
+def expire(key_id: str, at: str | None) -> None:
+    """Make a key expire now, or at a given time."""
+    moment = None
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise click.UsageError("--at must be an ISO 8601 date-time with an offset, e.g. 2027-01-31T00:00:00Z")
+    try:
+        info = asyncio.run(_expire(_settings(), key_id, moment))
+    except GatewayError as exc:
+        raise click.ClickException(exc.message) from exc
+    shown = info.expires_at.isoformat(timespec="seconds") if info.expires_at else "-"
+    click.echo(f"{info.kind} key {info.id} of {info.tenant} expires {shown}")
 
 
 def _settings() -> Settings:
-    # Not sessiongate.cli's helper: the CLI imports this module while it is itself being imported.
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    # Imported here: the CLI imports this module while it is itself being imported.
+    from sessiongate.cli import settings_from_env
+
+    return settings_from_env()
+
+
+_CLI = NewEvent(kind="api_key.created", actor="cli")
+"""Where the CLI's changes come from, as their audit events say."""
 
 
 async def _add(
     settings: Settings, tenant: str, *, secure: bool, api_key: str | None, server_key: str | None, share_tenant: bool
 ) -> AddedKeys:
     async with open_services(settings) as services:
-        tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-        return await tenants.add_keys(
-            tenant, secure=secure, api_key=api_key, server_key=server_key, share_tenant=share_tenant
+        return await tenant_keys.add_keys(
+            services,
+            _CLI,
+            tenant,
+            secure=secure,
+            api_key=api_key,
+            server_key=server_key,
+            share_tenant=share_tenant,
         )
 
 
 async def _add_admin(settings: Settings, tenant: str, token: str | None) -> str:
     async with open_services(settings) as services:
-        tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-        return await tenants.add_admin_token(tenant, token=token)
+        return (await tenant_keys.add_admin_token(services, _CLI, tenant, token)).value
 
 
 async def _list(settings: Settings) -> list[KeyInfo]:
     async with open_services(settings) as services:
-        tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-        return await tenants.list_keys()
+        return await tenant_keys.tenant_service(services).list_keys()
+
+
+async def _revoke(settings: Settings, key_id: str) -> tuple[KeyInfo, bool]:
+    async with open_services(settings) as services:
+        return await tenant_keys.revoke_key(services, _CLI, key_id)
+
+
+async def _expire(settings: Settings, key_id: str, at: datetime | None) -> KeyInfo:
+    async with open_services(settings) as services:
+        return await tenant_keys.expire_key(services, _CLI, key_id, at)

@@ -1,10 +1,17 @@
-"""``sessiongate tokens``: long-lived auth tokens of principals (SAYMON's ``auth-token``)."""
+"""``sessiongate tokens``: long-lived auth tokens of principals (SAYMON's ``auth-token``).
+
+Each change goes through :mod:`sessiongate.gate.auth_token_admin`, as the admin API's do, so both record the same
+audit event (actor ``cli`` here).
+"""
 
 from __future__ import annotations
 
 import click
 
-from sessiongate.commands.users import login_option, tenant_option, with_identity
+from sessiongate.commands._shared import with_services
+from sessiongate.commands.users import login_option, tenant_option
+from sessiongate.gate import auth_token_admin
+from sessiongate.gate.audit import NewEvent
 
 __all__ = ("command",)
 
@@ -20,7 +27,9 @@ def command() -> None:
 @click.option("--replace", is_flag=True, help="Revoke the principal's other auth tokens.")
 def add(login: str, tenant: str, replace: bool) -> None:
     """Create an auth token and print it; it is shown this once (only a keyed digest is stored)."""
-    token = with_identity(lambda identity: identity.add_auth_token(tenant=tenant, login=login, replace=replace))
+    token = with_services(
+        lambda services: auth_token_admin.add_auth_token(services, _CLI, tenant=tenant, login=login, replace=replace)
+    )
     click.echo(token)
 
 
@@ -29,5 +38,11 @@ def add(login: str, tenant: str, replace: bool) -> None:
 @tenant_option
 def revoke(login: str, tenant: str) -> None:
     """Revoke every auth token of a principal."""
-    count = with_identity(lambda identity: identity.revoke_auth_tokens(tenant=tenant, login=login))
+    count = with_services(
+        lambda services: auth_token_admin.revoke_auth_tokens(services, _CLI, tenant=tenant, login=login)
+    )
     click.echo(f"revoked {count} auth token{'s' if count != 1 else ''} of {login}")
+
+
+_CLI = NewEvent(kind="auth_token.created", actor="cli")
+"""Where the CLI's changes come from, as their audit events say."""

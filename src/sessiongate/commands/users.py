@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 
-from sessiongate.core.errors import GatewayError
+from sessiongate.core.errors import GatewayError, InvalidRequest
 from sessiongate.core.models import Principal
-from sessiongate.identity.service import IdentityService
+from sessiongate.identity.passwords import policy_problem
+from sessiongate.identity.service import IdentityService, check_addressable_id
 from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import open_services
 
-__all__ = ("command", "read_password", "with_identity")
+__all__ = ("check_password", "command", "read_password", "refuse_piped_password", "with_identity")
 
 T = TypeVar("T")
 
@@ -39,8 +43,13 @@ def with_identity(work: Callable[[IdentityService], Awaitable[T]]) -> T:
     return result
 
 
-def read_password(*, from_stdin: bool) -> str:
-    """The password: one line of standard input, or typed twice at a terminal; never a command-line argument."""
+PIPE_WAIT = 0.25
+"""Seconds ``users add`` waits for what a pipe on its standard input may carry (``printf … |`` starts with it)."""
+
+
+def read_password(*, from_stdin: bool, login: str) -> str:
+    """The password: one line of standard input, or typed twice at a terminal; never a command-line argument. It must
+    pass :func:`check_password`."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
@@ -49,7 +58,47 @@ def read_password(*, from_stdin: bool) -> str:
         raise click.UsageError("give the password on standard input with --password-stdin")
     if not password:
         raise click.UsageError("the password is empty")
+    check_password(password, login=login)
     return password
+
+
+def check_password(password: str, *, login: str) -> None:
+    """Refuse a password shorter than ``SESSIONGATE_PASSWORD_MIN_LENGTH``, equal to the login, or (unless
+    ``SESSIONGATE_PASSWORD_CHECK_COMMON=false``) one of the most common passwords: zxcvbn's list of 30 000, drawn from
+    leaked password sets, compared without case. Only passwords the CLI sets are checked; dialect logins are not."""
+    from sessiongate.cli import settings_from_env
+
+    settings = settings_from_env("none")
+    problem = policy_problem(
+        password, login=login, min_length=settings.password_min_length, check_common=settings.password_check_common
+    )
+    if problem is not None:
+        raise click.UsageError(problem)
+
+
+def refuse_piped_password() -> None:
+    """Refuse to go on without ``--password-stdin`` when standard input is a pipe or a file carrying something: a
+    password given that way would be dropped, and the principal made without one."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # no descriptor: closed, or a test's buffer
+        return
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode):
+        carries = os.fstat(fd).st_size > os.lseek(fd, 0, os.SEEK_CUR)
+    elif stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        readable, _, _ = select.select([fd], [], [], PIPE_WAIT)
+        carries = bool(readable) and bool(os.read(fd, 1))  # readable with nothing to read: the end, an empty pipe
+    else:
+        return  # a terminal (typing nothing), /dev/null
+    if carries:
+        raise click.UsageError(
+            "standard input carries something, but without --password-stdin it would be dropped and the principal "
+            "made without a password: add --password-stdin (or give no input to make one without a password)"
+        )
 
 
 @click.group(name="users")
@@ -78,7 +127,15 @@ def add(
     password_stdin: bool,
 ) -> None:
     """Add a principal and print its id (without --password-stdin it cannot log in by password)."""
-    password = read_password(from_stdin=True) if password_stdin else None
+    try:
+        check_addressable_id(principal_id)
+    except InvalidRequest as exc:
+        raise click.UsageError(exc.message) from exc
+    if password_stdin:
+        password: str | None = read_password(from_stdin=True, login=login)
+    else:
+        refuse_piped_password()
+        password = None
 
     async def work(identity: IdentityService) -> tuple[Principal, bool]:
         principal = await identity.add_principal(
@@ -117,7 +174,7 @@ def list_(tenant: str | None) -> None:
 @tenant_option
 def disable(login: str, tenant: str) -> None:
     """Disable a principal and end all its sessions."""
-    with_identity(lambda identity: identity.disable(tenant=tenant, login=login))
+    with_identity(lambda identity: identity.disable(tenant=tenant, login=login, actor="cli"))
     click.echo(f"disabled {login}")
 
 
@@ -130,13 +187,22 @@ def enable(login: str, tenant: str) -> None:
     click.echo(f"enabled {login}")
 
 
+@command.command()
+@login_option
+@tenant_option
+def delete(login: str, tenant: str) -> None:
+    """Delete a principal and its auth tokens, and end all its sessions."""
+    with_identity(lambda identity: identity.delete(tenant=tenant, login=login))
+    click.echo(f"deleted {login}")
+
+
 @command.command(name="set-password")
 @login_option
 @tenant_option
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def set_password(login: str, tenant: str, password_stdin: bool) -> None:
     """Set a principal's password and end all its sessions."""
-    password = read_password(from_stdin=password_stdin)
+    password = read_password(from_stdin=password_stdin, login=login)
     with_identity(lambda identity: identity.set_password(tenant=tenant, login=login, password=password))
     click.echo(f"password of {login} set; its sessions ended")
 

@@ -16,6 +16,7 @@ __all__ = (
     "PayloadTooLarge",
     "RateLimited",
     "SessionExpired",
+    "SessionLimitReached",
     "SessionRevoked",
     "Unauthenticated",
     "Unavailable",
@@ -95,6 +96,12 @@ class Conflict(GatewayError):
 
     code = "conflict"
     status = 409
+
+
+class SessionLimitReached(Conflict):
+    """A create past the principal's cap on live sessions, under a dialect set to refuse it (``on_session_cap``)."""
+
+    code = "session_limit_reached"
 
 
 class PayloadTooLarge(GatewayError):

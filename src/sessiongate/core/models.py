@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 __all__ = (
+    "CapAction",
     "Device",
     "ExpiryPolicy",
     "FilterOp",
@@ -18,6 +19,7 @@ __all__ = (
     "PageRequest",
     "Principal",
     "Session",
+    "SessionCap",
     "SessionFilter",
     "SessionQuery",
     "SortField",
@@ -27,6 +29,7 @@ __all__ = (
 
 T = TypeVar("T")
 TokenKind = Literal["opaque", "jwt", "refresh"]
+CapAction = Literal["evict_oldest", "refuse"]
 
 
 class Device(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +60,19 @@ class ExpiryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds after creation after which the session ends whatever else happened."""
     touch_interval: float = 60.0
     """Write ``last_seen_at`` (and slide) at most once per this many seconds, to spare the database."""
+
+
+class SessionCap(msgspec.Struct, frozen=True, kw_only=True):
+    """How many live sessions one principal may hold in one dialect and tenant, and what a create past that does.
+
+    A session with no principal (zelf's) counts under its device id; one with neither is never capped.
+    """
+
+    most: int
+    """Live sessions (not revoked, not expired, not idle too long) a principal may hold, the new one included."""
+    action: CapAction = "evict_oldest"
+    """``evict_oldest``: the oldest live ones (by creation) are revoked with the create, so ``most`` remain;
+    ``refuse``: nothing is created (``SessionLimitReached``)."""
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sessiongate.core.errors import Conflict, NotFound, SessionExpired, SessionRevoked, Unauthenticated
-from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionQuery
+from sessiongate import meters
+from sessiongate.core.errors import (
+    Conflict,
+    NotFound,
+    SessionExpired,
+    SessionLimitReached,
+    SessionRevoked,
+    Unauthenticated,
+)
+from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
 from sessiongate.core.store import SessionStore
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
+
+if TYPE_CHECKING:
+    from sessiongate.gate.audit import AuditLog
 
 __all__ = ("Clock", "Created", "SessionService", "utc_now")
 
@@ -41,6 +52,12 @@ class SessionService:
         keys: The JWT key ring.
         digester: Keys the digests of bearer secrets.
         clock: Returns "now"; tests pass a fake one so expiry is tested without sleeping.
+
+    ``audit``, when set (the app sets it), records each session created, and each one ended by a takeover, by the
+    session cap or by a call naming an ``actor``; the event is written before the call returns (:meth:`AuditLog.note`).
+
+    ``caps`` holds each dialect's cap on a principal's live sessions (its ``max_sessions_per_principal`` and
+    ``on_session_cap`` options; the app sets it); a dialect without one is uncapped.
     """
 
     def __init__(self, store: SessionStore, keys: KeyRing, digester: Digester, clock: Clock = utc_now) -> None:
@@ -48,6 +65,8 @@ class SessionService:
         self.keys = keys
         self.digester = digester
         self.clock = clock
+        self.audit: AuditLog | None = None
+        self.caps: dict[str, SessionCap] = {}
 
     def now(self) -> datetime:
         """The service's idea of the current time."""
@@ -56,37 +75,110 @@ class SessionService:
     async def create(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
         """Create a session (or return the live one with the same ``reuse_key``, unchanged).
 
+        Under the dialect's cap (:attr:`caps`), the principal's oldest live sessions past it are revoked with the
+        insert, each an audit event by ``session-cap``, or the create is refused.
+
         Args:
             new: Who and what the session is for.
             policy: The dialect's expiry policy.
             with_secret: Mint an opaque bearer secret for the session; only its digest is stored.
+
+        Raises:
+            SessionLimitReached: the dialect's cap refuses, and the principal already holds as many live sessions.
         """
+        meters.note_tenant(new.tenant)
+        await self._refuse_early(new, policy)
+        return await self._create(new, policy, with_secret=with_secret)
+
+    async def _create(
+        self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False, spared: Sequence[str] = ()
+    ) -> Created:
+        """:meth:`create`, its cap refusing only what came in concurrently since :meth:`_refuse_early`; ``spared``:
+        sessions the new one succeeds, left to end within a grace period, which the cap does not count."""
+        meters.note_tenant(new.tenant)
         now = self.clock()
         secret = new_secret() if with_secret else None
         digest = self.digester.digest(secret) if secret else None
         absolute = now + timedelta(seconds=policy.absolute) if policy.absolute else None
         expires = _capped(now + timedelta(seconds=policy.ttl), absolute)
-        session, reused = await self.store.insert(
-            new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest
-        )
+        cap = self._cap(new)
+        evicted: list[Session] = []
+        if cap is None:
+            session, reused = await self.store.insert(
+                new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest
+            )
+        else:
+            session, reused, evicted = await self.store.insert_capped(
+                new,
+                now=now,
+                expires_at=expires,
+                absolute_expires_at=absolute,
+                token_digest=digest,
+                cap=cap,
+                idle=policy.idle,
+                spared=spared,
+            )
         if reused and secret is not None:
             # The reused session's old secret cannot be shown again: bind the new one instead.
             await self.store.set_token_digest(session.id, self.digester.digest(secret))
+        if not reused:
+            meters.SESSIONS_CREATED.labels(meters.dialect()).inc()
+            if self.audit is not None:
+                await self.audit.note("session.created", actor="user", session=session)
+        _revoked(len(evicted))
+        for ended in evicted:
+            if self.audit is not None:
+                detail = {"cap": cap.most if cap is not None else None, "by_session_id": session.id}
+                await self.audit.note("session.revoked", actor="session-cap", session=ended, detail=detail)
         return Created(session=session, secret=secret, reused=reused)
 
+    def _cap(self, new: NewSession) -> SessionCap | None:
+        """The cap ``new``'s dialect holds its principal to; none for a session of no principal and no device."""
+        return self.caps.get(new.dialect) if new.principal_id is not None or new.device.id is not None else None
+
+    async def _refuse_early(self, new: NewSession, policy: ExpiryPolicy, spared: Sequence[str] = ()) -> None:
+        """Refuse a create the cap will refuse before anything is written: a refused login changes nothing, not even
+        a device's session a takeover would end first, and costs one read, not a transaction undone.
+
+        The count leaves out the holder of ``new.reuse_key`` (a takeover ends it; a plain create returns it). Only a
+        concurrent login of the same principal can slip between this and the insert, whose own check, in its
+        transaction, still holds the cap.
+
+        Raises:
+            SessionLimitReached: the cap refuses, and the principal already holds as many other live sessions.
+        """
+        cap = self._cap(new)
+        if cap is None or cap.action != "refuse":
+            return
+        if await self.store.count_live(new, now=self.clock(), idle=policy.idle, spared=spared) >= cap.most:
+            raise SessionLimitReached("session limit reached")
+
     async def replace(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
-        """End the live session holding ``new.reuse_key`` (if any) and create a fresh one."""
+        """End the live session holding ``new.reuse_key`` (if any) and create a fresh one.
+
+        Raises:
+            SessionLimitReached: the dialect's cap refuses; then nothing was ended either.
+        """
+        await self._refuse_early(new, policy)
         if new.reuse_key is not None:
-            await self.store.revoke_reuse_key(reuse_key_digest(new.reuse_key), now=self.clock())
-        return await self.create(new, policy, with_secret=with_secret)
+            ended = await self.store.revoke_reuse_key(reuse_key_digest(new.reuse_key), now=self.clock())
+            _revoked(len(ended))
+            for holder in ended:  # the device's session, whoever held it, is taken over
+                if self.audit is not None:
+                    await self.audit.note("session.revoked", actor="takeover", session=holder)
+        return await self._create(new, policy, with_secret=with_secret)
 
     async def retire(self, reuse_key: str, *, principal_id: str | None, grace: float) -> int:
+        """Take ``reuse_key`` from its live holder (see :meth:`_retire`); how many gave the key up."""
+        return len(await self._retire(reuse_key, principal_id=principal_id, grace=grace))
+
+    async def _retire(self, reuse_key: str, *, principal_id: str | None, grace: float) -> list[Session]:
         """Take ``reuse_key`` from its live holder, which no longer blocks a new session under that key.
 
         A holder of another principal is revoked at once, and so is every other live session its principal has on
         the same device in the same dialect: earlier ones the key passed on from, still in their grace period, end
         with the device changing hands. A holder of ``principal_id`` keeps working for at most ``grace`` seconds
-        more, so requests it already has in flight still succeed. Returns how many gave the key up.
+        more, so requests it already has in flight still succeed. Returns those that gave the key up.
         """
         now = self.clock()
         until = now + timedelta(seconds=grace)
@@ -94,27 +186,48 @@ class SessionService:
             reuse_key_digest(reuse_key), now=now, principal_id=principal_id, until=until
         )
         for holder in released:
+            if holder.revoked_at is not None:
+                _revoked(1)
+                if self.audit is not None:
+                    await self.audit.note("session.revoked", actor="takeover", session=holder)
             if holder.revoked_at is not None and holder.principal_id is not None and holder.device.id is not None:
-                await self.store.revoke_for_principal(
+                ended = await self.store.revoke_for_principal(
                     holder.tenant, holder.principal_id, now=now, dialect=holder.dialect, device_id=holder.device.id
                 )
-        return len(released)
+                _revoked(ended)
+                if ended and self.audit is not None:  # its principal's earlier sessions on the device
+                    await self.audit.note(
+                        "session.revoked",
+                        actor="takeover",
+                        tenant=holder.tenant,
+                        dialect=holder.dialect,
+                        principal_id=holder.principal_id,
+                        detail={"revoked": ended},
+                    )
+        return released
 
-    async def hand_over(self, new: NewSession, policy: ExpiryPolicy, *, grace: float = 0.0) -> Created:
+    async def hand_over(
+        self, new: NewSession, policy: ExpiryPolicy, *, grace: float = 0.0, spared: Sequence[str] = ()
+    ) -> Created:
         """Create a session that takes ``new.reuse_key`` over from its live holder (see :meth:`retire`).
 
         Unlike :meth:`create`, never returns another session. The insert is tried first, so a key nobody holds
         costs one statement; a live holder is retired and the insert tried again (a few times, should concurrent
-        requests keep taking the key).
+        requests keep taking the key). A holder of the same principal, left its grace period, is the new session's
+        predecessor, and the session cap does not count it (nor ``spared``).
 
         Raises:
             Conflict: the key kept being taken by concurrent requests.
+            SessionLimitReached: the dialect's cap refuses (see :meth:`create`); then the key was not taken over.
         """
+        succeeded = list(spared)
+        await self._refuse_early(new, policy, succeeded)
         for _ in range(3):
-            created = await self.create(new, policy)
+            created = await self._create(new, policy, spared=succeeded)
             if not created.reused or new.reuse_key is None:
                 return created
-            await self.retire(new.reuse_key, principal_id=new.principal_id, grace=grace)
+            released = await self._retire(new.reuse_key, principal_id=new.principal_id, grace=grace)
+            succeeded += [holder.id for holder in released if holder.revoked_at is None]
         raise Conflict("the session key is being taken over concurrently")
 
     def issue_jwt(self, session: Session, claims: Mapping[str, Any]) -> IssuedToken:
@@ -183,6 +296,7 @@ class SessionService:
         return await self._use(found[0], policy)
 
     async def _use(self, session: Session, policy: ExpiryPolicy) -> Session:
+        meters.note_tenant(session.tenant)  # the request is this tenant's (its access log line says so)
         now = self.clock()
         if session.revoked_at is not None:
             raise SessionRevoked("session revoked")
@@ -220,8 +334,9 @@ class SessionService:
         """Live sessions matching ``query``."""
         return await self.store.list(query, now=self.clock())
 
-    async def revoke(self, session_id: str, *, tenant: str = "default") -> Session:
-        """End a live session; its credentials stop working at once in every dialect.
+    async def revoke(self, session_id: str, *, tenant: str = "default", actor: str | None = None) -> Session:
+        """End a live session; its credentials stop working at once in every dialect. With ``actor`` (``"user"``
+        for a dialect's logout), the revoke is an audit event by it (a caller recording its own event passes none).
 
         Raises:
             NotFound: no live session with that id in this tenant.
@@ -230,6 +345,9 @@ class SessionService:
         revoked = await self.store.revoke(session_id, now=self.clock())
         if revoked is None:
             raise NotFound("session not found")
+        _revoked(1)
+        if actor is not None and self.audit is not None:
+            await self.audit.note("session.revoked", actor=actor, session=revoked)
         return revoked
 
     async def shorten(self, session_id: str, *, tenant: str = "default", within: float) -> Session:
@@ -256,16 +374,30 @@ class SessionService:
         except_id: str | None = None,
         dialect: str | None = None,
         device_id: str | None = None,
+        actor: str | None = None,
     ) -> int:
         """End every live session of a principal, but ``except_id`` (only those of ``dialect`` on ``device_id`` when
-        given); how many ended."""
-        return await self.store.revoke_for_principal(
+        given); how many ended. With ``actor``, ending any is one audit event by it, saying how many."""
+        ended = await self.store.revoke_for_principal(
             tenant, principal_id, now=self.clock(), except_id=except_id, dialect=dialect, device_id=device_id
         )
+        _revoked(ended)
+        if ended and actor is not None and self.audit is not None:
+            detail: dict[str, str | int | bool | None] = {"revoked": ended, "except_session_id": except_id}
+            about: dict[str, Any] = {"tenant": tenant, "principal_id": principal_id, "detail": detail}
+            if dialect is not None:
+                about["dialect"] = dialect
+            await self.audit.note("session.revoked", actor=actor, **about)
+        return ended
 
     async def sweep_expired(self, *, batch: int = 500) -> int:
         """Delete one batch of expired or revoked sessions; how many were deleted."""
         return await self.store.delete_expired(now=self.clock(), batch=batch)
+
+
+def _revoked(count: int) -> None:
+    if count > 0:
+        meters.SESSIONS_REVOKED.labels(meters.dialect()).inc(count)
 
 
 def reuse_key_digest(key: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sessiongate.core.models import NewSession, Page, Session, SessionQuery
+from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
 __all__ = ("SessionStore",)
 
@@ -23,6 +24,34 @@ class SessionStore(Protocol):
         token_digest: str | None,
     ) -> tuple[Session, bool]:
         """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused."""
+        ...
+
+    async def insert_capped(
+        self,
+        new: NewSession,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        absolute_expires_at: datetime | None,
+        token_digest: str | None,
+        cap: SessionCap,
+        idle: float | None = None,
+        spared: Sequence[str] = (),
+    ) -> tuple[Session, bool, list[Session]]:
+        """As :meth:`insert`, and in the same transaction, serialized per principal across processes, hold the
+        principal to ``cap``: its live sessions but ``spared`` (idle ones ended) beyond the newest ``cap.most``, the
+        new one included, are revoked (returned third), or nothing is created.
+
+        Raises:
+            SessionLimitReached: ``cap`` refuses, and the principal already held ``cap.most`` live sessions.
+        """
+        ...
+
+    async def count_live(
+        self, new: NewSession, *, now: datetime, idle: float | None = None, spared: Sequence[str] = ()
+    ) -> int:
+        """How many live sessions ``new``'s principal holds as :meth:`insert_capped` counts them, but ``spared`` and
+        the holder of ``new.reuse_key``."""
         ...
 
     async def by_digest(self, digest: str) -> tuple[Session, str] | None:
@@ -63,8 +92,8 @@ class SessionStore(Protocol):
         given); how many were revoked."""
         ...
 
-    async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
-        """Revoke the live session holding ``reuse_key``, if any."""
+    async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> list[Session]:
+        """Revoke the live session holding ``reuse_key``, if any; the sessions revoked, as they now are."""
         ...
 
     async def release_reuse_key(

@@ -25,7 +25,7 @@ from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
 
 from sessiongate.core.errors import GatewayError, RateLimited
-from sessiongate.core.models import ExpiryPolicy
+from sessiongate.core.models import CapAction, ExpiryPolicy, Session, SessionCap
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,11 +60,27 @@ class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Path prefix for this dialect's routes (default: the vendor's own paths, at the root)."""
     tenant: str = "default"
     """The tenant whose sessions this dialect creates and sees (amity picks tenants by API key instead)."""
+    max_sessions_per_principal: int | None = None
+    """Most live sessions one principal may hold in this dialect and tenant, the new one included (unset: no cap).
+    Held in the create's own transaction, so concurrent logins in any number of processes never exceed it."""
+    on_session_cap: CapAction = "evict_oldest"
+    """What a create past ``max_sessions_per_principal`` does: ``evict_oldest`` revokes the principal's oldest live
+    sessions (each an audit event by ``session-cap``) so that the cap holds with the new one; ``refuse`` creates
+    nothing, and the dialect answers its refusal (its spec's decisions say how)."""
 
     def __post_init__(self) -> None:
         if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
             msg = f"prefix must start with '/' and not end with one, got {self.prefix!r}"
             raise ValueError(msg)
+        most = self.max_sessions_per_principal
+        if most is not None and (isinstance(most, bool) or most < 1):
+            msg = f"max_sessions_per_principal must be a whole number of at least 1 (unset: no cap), got {most!r}"
+            raise ValueError(msg)
+
+    def session_cap(self) -> SessionCap | None:
+        """The cap these options set on a principal's live sessions, or ``None`` for none."""
+        most = self.max_sessions_per_principal
+        return None if most is None else SessionCap(most=most, action=self.on_session_cap)
 
 
 class DialectPlugin(InitPlugin):
@@ -120,6 +136,20 @@ class DialectPlugin(InitPlugin):
         del services, batch
         return ()
 
+    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+        """The live session that this dialect's credential in ``request`` names, used as the dialect's own validate
+        uses it (a sliding dialect slides it); ``None`` when the request carries no credential of this dialect.
+
+        The gateway's forward auth (``sessiongate.gate``) asks each enabled dialect in turn. A dialect implements it
+        by calling the same lookup its own routes call, and nothing else.
+
+        Raises:
+            GatewayError: the request carries such a credential and it does not hold (bad, expired, revoked, or
+                another dialect's).
+        """
+        del request, services
+        return None
+
     def spec_path(self, spec_dir: Path) -> Path:
         """Where this dialect's hand-written OpenAPI document is."""
         return spec_dir / f"{self.name}.yaml"
@@ -152,7 +182,8 @@ class DialectPlugin(InitPlugin):
 
 
 async def no_store(message: Message, scope: Scope) -> None:
-    """The app's ``before_send`` hook: ``Cache-Control: no-store`` on every response of a dialect's route.
+    """The app's ``before_send`` hook: ``Cache-Control: no-store`` on every response of a dialect's route (and of
+    the gateway's own, ``sessiongate.gate``).
 
     Those responses carry tokens, session ids and cookies, or clear them, and no shared cache may keep one (OWASP
     ASVS V8.2.1). A hook rather than the routers' response headers, which miss the error responses the app's
@@ -160,7 +191,7 @@ async def no_store(message: Message, scope: Scope) -> None:
     """
     if message["type"] == "http.response.start":
         handler = scope.get("route_handler")
-        if handler is not None and "dialect" in handler.opt:
+        if handler is not None and ("dialect" in handler.opt or "gateway" in handler.opt):
             message["headers"] = [*message.get("headers", ()), _NO_STORE]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from sessiongate.core.errors import Unavailable
 
-__all__ = ("BUSY_RETRY_AFTER", "MAX_PASSWORD", "Passwords", "default_workers")
+__all__ = ("BUSY_RETRY_AFTER", "MAX_PASSWORD", "Passwords", "default_workers", "policy_problem")
 
 _R = TypeVar("_R")
 
@@ -23,6 +24,37 @@ MAX_PASSWORD = 1024
 """Longest password accepted: argon2 takes any length, but hashing a megabyte on request is a gift to attackers."""
 BUSY_RETRY_AFTER = 1
 """Seconds a login refused for a full queue is told to wait: a few verifications' time (0.1-0.3 s each)."""
+
+
+def policy_problem(password: str, *, login: str, min_length: int, check_common: bool) -> str | None:
+    """Why an operator may not set ``password`` (``SESSIONGATE_PASSWORD_MIN_LENGTH``, ``…_CHECK_COMMON``), or ``None``.
+
+    The one policy of every password an operator sets, by the CLI or the admin API: at least ``min_length``
+    characters, at most :data:`MAX_PASSWORD`, not the login, and (``check_common``) none of zxcvbn's 30 000 most
+    common passwords, compared without case. Dialect logins are not checked.
+    """
+    if len(password) < min_length:
+        return (
+            f"the password is shorter than {min_length} characters "
+            "(SESSIONGATE_PASSWORD_MIN_LENGTH); a passphrase of a few words is long and easy to type"
+        )
+    if len(password) > MAX_PASSWORD:
+        return f"the password is longer than {MAX_PASSWORD} characters"
+    if password.casefold() == login.casefold():
+        return "the password is the login"
+    if check_common and password.casefold() in _common_passwords():
+        return (
+            "the password is one of the most common passwords, the first that attackers try: choose another "
+            "(SESSIONGATE_PASSWORD_CHECK_COMMON=false turns this check off)"
+        )
+    return None
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
+
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
 
 
 def default_workers() -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from sessiongate import meters
 from sessiongate.core.errors import (
     AccountDisabled,
     AccountLocked,
@@ -23,9 +24,11 @@ from sessiongate.core.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    Unavailable,
 )
 from sessiongate.core.models import Principal
 from sessiongate.core.service import Clock, SessionService
+from sessiongate.gate.audit import Detail
 from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
 from sessiongate.identity.tables import (
     GATEWAY_REALM,
@@ -42,7 +45,7 @@ from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 from sessiongate.tokens.opaque import Digester, new_secret
 
-__all__ = ("INVALID_CREDENTIALS", "IdentityService")
+__all__ = ("INVALID_CREDENTIALS", "IdentityService", "check_addressable_id")
 
 P = principals
 A = auth_tokens
@@ -54,6 +57,19 @@ TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 """Record a token's use at most this often, to spare the database a write per request."""
 _NUL = "\x00"  # PostgreSQL text cannot hold it: such a name cannot exist, and must not reach the database
 _PUBLIC = [c for c in P.c if c.name not in {"password_hash", "sa_orm_sentinel"}]
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def check_addressable_id(principal_id: str | None) -> None:
+    """Refuse an id an operator chooses that no URL path can name: clients resolve ``.`` and ``..`` segments away
+    (RFC 3986 5.2.4), so ``/admin/principals/./enable`` reaches ``/admin/principals/enable``. (A dialect's own users
+    keep the ids their clients give: those are never a path segment of the admin API's.)
+
+    Raises:
+        InvalidRequest: ``.`` or ``..``.
+    """
+    if principal_id in _DOT_SEGMENTS:
+        raise InvalidRequest("id cannot be '.' or '..': no URL path can name it", field="id")
 
 
 class IdentityService:
@@ -320,17 +336,22 @@ class IdentityService:
         """
         hashed = await self._hash(password)
         public_id = await self._update(tenant, login, password_hash=hashed)
-        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant, except_id=keep_session_id)
+        await self.sessions.revoke_all_for_principal(
+            public_id, tenant=tenant, except_id=keep_session_id, actor="password-change"
+        )
         await self.throttle.clear(self.throttle.login_key(tenant, login))
 
-    async def disable(self, *, tenant: str = "default", login: str) -> None:
+    async def disable(self, *, tenant: str = "default", login: str, actor: str | None = None) -> None:
         """Disable a principal and end all its sessions; its password and tokens stop working until enabled.
+
+        With ``actor`` (``"cli"`` for ``sessiongate users disable``), ending any session is an audit event by it; a
+        caller recording its own event passes none.
 
         Raises:
             NotFound: no such login in the tenant.
         """
         public_id = await self._update(tenant, login, disabled=True)
-        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant)
+        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant, actor=actor)
 
     async def enable(self, *, tenant: str = "default", login: str) -> None:
         """Enable a disabled principal.
@@ -339,6 +360,19 @@ class IdentityService:
             NotFound: no such login in the tenant.
         """
         await self._update(tenant, login, disabled=False)
+
+    async def delete(self, *, tenant: str = "default", login: str) -> None:
+        """Delete a principal, its auth tokens with it, and end all its sessions (they stay listed, as revoked).
+
+        Raises:
+            NotFound: no such login in the tenant.
+        """
+        rows = (
+            await self.runner.write(delete(P).where(P.c.tenant == tenant, P.c.login == login).returning(P.c.public_id))
+        ).rows
+        if not rows:
+            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
+        await self.sessions.revoke_all_for_principal(rows[0].public_id, tenant=tenant)
 
     # -- auth tokens --------------------------------------------------------------------------------------------
 
@@ -380,6 +414,16 @@ class IdentityService:
     # -- authentication -----------------------------------------------------------------------------------------
 
     async def authenticate_password(self, *, tenant: str, login: str, password: str, client_address: str) -> Principal:
+        """The principal whose login and password these are (:meth:`check_password`), the attempt counted in the
+        metrics by its result and recorded as an audit event (:meth:`_counted`)."""
+        meters.note_tenant(tenant)
+        return await self._counted(
+            self.check_password(tenant=tenant, login=login, password=password, client_address=client_address),
+            tenant=tenant,
+            detail={"method": "password", "login": login},
+        )
+
+    async def check_password(self, *, tenant: str, login: str, password: str, client_address: str) -> Principal:
         """The principal whose login and password these are.
 
         An unknown login and a wrong password give the same error after the same work (an argon2 verification
@@ -432,6 +476,13 @@ class IdentityService:
                 return principal
 
     async def authenticate_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
+        """The principal holding this auth token (:meth:`check_token`), the attempt counted in the metrics and
+        recorded as an audit event (:meth:`_counted`)."""
+        meters.note_tenant(tenant)
+        attempt = self.check_token(tenant=tenant, token=token, client_address=client_address)
+        return await self._counted(attempt, tenant=tenant, detail={"method": "token"})
+
+    async def check_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
         """The principal holding this auth token.
 
         Raises:
@@ -469,6 +520,31 @@ class IdentityService:
         return await self.throttle.sweep(now=self.clock(), batch=batch)
 
     # -- internals ----------------------------------------------------------------------------------------------
+
+    async def _counted(self, attempt: Coroutine[Any, Any, Principal], *, tenant: str, detail: Detail) -> Principal:
+        """The principal a login attempt finds, counted by its result (``sessiongate.meters.login``) and, when the
+        sessions' audit log is set, recorded: ``login.succeeded`` naming the principal; ``login.failed`` for a
+        checked attempt that failed (unknown login, wrong password or token, disabled), with ``detail.reason``; and
+        ``principal.locked`` for each lock it begins (``detail.lock``: ``login`` or ``address``). The presented
+        login is kept in ``detail`` (an operator needs to see which one is attacked), the password or token never.
+        Attempts refused by a lock already in force, or for want of a hashing worker, record nothing: refusals
+        during a lock cost no write (the throttle's promise). Each event is written before the answer
+        (:meth:`AuditLog.note`).
+        """
+        audit = self.sessions.audit
+        try:
+            principal = await _counted(attempt)
+        except (Unauthenticated, AccountDisabled, InvalidRequest) as exc:
+            if audit is not None:
+                reason = "disabled" if isinstance(exc, AccountDisabled) else "invalid"
+                await audit.note("login.failed", actor="user", tenant=tenant, detail=detail | {"reason": reason})
+                notes = meters.notes().get()
+                for kind in notes.locks_reached if notes is not None else ():
+                    await audit.note("principal.locked", actor="user", tenant=tenant, detail=detail | {"lock": kind})
+            raise
+        if audit is not None:
+            await audit.note("login.succeeded", actor="user", tenant=tenant, principal_id=principal.id, detail=detail)
+        return principal
 
     async def _hash(self, password: str) -> str:
         if not 0 < len(password) <= MAX_PASSWORD:
@@ -539,6 +615,26 @@ class IdentityService:
             "created_at": now,
             "updated_at": now,
         }
+
+
+async def _counted(attempt: Coroutine[Any, Any, Principal]) -> Principal:
+    """The principal a login attempt finds, counted by its result (``sessiongate.meters.login``)."""
+    try:
+        principal = await attempt
+    except AccountLocked:
+        meters.login("locked")
+        raise
+    except RateLimited:
+        meters.login("throttled")
+        raise
+    except Unavailable:
+        meters.login("unavailable")
+        raise
+    except (Unauthenticated, AccountDisabled, InvalidRequest):
+        meters.login("failure")
+        raise
+    meters.login("success")
+    return principal
 
 
 def _raise_for(locks: Sequence[Lock]) -> None:

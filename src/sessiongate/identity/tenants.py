@@ -9,21 +9,37 @@ token is single use: the one conditional ``UPDATE`` that consumes it succeeds fo
 from __future__ import annotations
 
 import secrets
-import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import msgspec
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, String, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
-from sessiongate.core.errors import Conflict, InvalidRequest
+from sessiongate import meters
+from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
 from sessiongate.core.models import IssuedToken
 from sessiongate.identity.tables import principals
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
@@ -31,11 +47,14 @@ from sessiongate.tokens.opaque import Digester
 
 __all__ = (
     "AUTH_TOKEN_TTL",
+    "KEY_KINDS",
     "MAX_TENANT_NAME",
     "NETWORK_REALM",
+    "AddedAdminToken",
     "AddedKeys",
     "KeyInfo",
     "KeyKind",
+    "KeyState",
     "Tenant",
     "TenantAuthTokenRecord",
     "TenantKeyRecord",
@@ -47,8 +66,11 @@ MAX_TENANT_NAME = 64  # = sg_session.tenant
 AUTH_TOKEN_TTL = 600.0
 """Seconds an auth token can be exchanged for a session (Amity: 10 minutes)."""
 _SWEEP_BATCH = 100
-_CACHE_SIZE = 1024
+LAST_USE_EVERY = timedelta(seconds=60)
+"""A key's ``last_used_at`` is written at most this often: a listing's figure, never worth a write per request."""
 KeyKind = Literal["api", "server", "admin"]
+KEY_KINDS: tuple[KeyKind, ...] = get_args(KeyKind)
+KeyState = Literal["live", "expired", "revoked"]
 NETWORK_REALM = "amity"
 """The realm of the principals that registrations with a tenant's API key make: the only ones they reach."""
 _KEY_LENGTHS = (16, 150)  # what an imported key may measure
@@ -73,6 +95,10 @@ class TenantKeyRecord(UUIDv7AuditBase):
     kind: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(8))
+    # Migration 0012: a key ends when revoked or at its expiry; its last use trails by at most LAST_USE_EVERY.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class TenantAuthTokenRecord(UUIDv7AuditBase):
@@ -110,6 +136,15 @@ class AddedKeys(msgspec.Struct, frozen=True, kw_only=True):
     api_key: str
     server_key: str | None
     shared: int = 0
+    keys: tuple[KeyInfo, ...] = ()
+    """The keys as listed (ids, last characters), API key first."""
+
+
+class AddedAdminToken(msgspec.Struct, frozen=True, kw_only=True):
+    """An admin token just created: its value, known only now, and the key as listed."""
+
+    value: str
+    key: KeyInfo
 
 
 class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +156,17 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
     kind: KeyKind
     hint: str
     created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def state(self, now: datetime) -> KeyState:
+        """``revoked`` once revoked, else ``expired`` at or past its expiry, else ``live``: as requests see it."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "live"
 
 
 class TenantService:
@@ -131,8 +177,10 @@ class TenantService:
         digester: Keys the digests of keys and tokens (the gateway's, so every process agrees).
         clock: "Now".
         runner: Where the request-path statements run; the engine when not given.
-        key_cache_seconds: How long a key found is remembered by this process. Keys are never deleted, so only a
-            tenant made secure can be seen late, by at most this long; 0 turns the cache off.
+
+    A key is read from the database on every request that presents it (one indexed read), never remembered by a
+    process: a key revoked or expired by any process, the CLI or the admin API is refused on the very next request in
+    every process.
     """
 
     def __init__(
@@ -141,15 +189,11 @@ class TenantService:
         digester: Digester,
         clock: Callable[[], datetime],
         runner: StatementRunner | None = None,
-        *,
-        key_cache_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.digester = digester
         self.clock = clock
         self.runner = runner or AsyncEngineRunner(engine)
-        self.key_cache_seconds = key_cache_seconds
-        self._known: dict[str, tuple[Tenant, str, float]] = {}
 
     async def add_keys(
         self,
@@ -174,10 +218,11 @@ class TenantService:
             InvalidRequest: a bad tenant name or key value, or a server key for a tenant that is not secure.
             Conflict: the tenant holds provisioned principals and has no key yet, and ``share_tenant`` is not set.
         """
-        if not 0 < len(tenant) <= MAX_TENANT_NAME or not tenant.isprintable() or tenant != tenant.strip():
-            raise InvalidRequest(f"tenant name must be 1 to {MAX_TENANT_NAME} printable characters", field="tenant")
+        _check_tenant_name(tenant)
         for name, value in (("api_key", api_key), ("server_key", server_key)):
             _check_imported(name, value)
+        if api_key is not None and api_key == server_key:
+            raise InvalidRequest("server_key must differ from api_key", field="server_key")
         now = self.clock()
         insert_fn = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         async with self.engine.begin() as conn:
@@ -208,14 +253,16 @@ class TenantService:
             rows: list[tuple[KeyKind, str]] = [("api", api)]
             if server is not None:
                 rows.append(("server", server))
-            await conn.execute(insert(KEYS), [self._key_row(tenant, kind, value, now) for kind, value in rows])
-        return AddedKeys(tenant=record, api_key=api, server_key=server, shared=shared)
+            made = [self._key_row(tenant, kind, value, now) for kind, value in rows]
+            await _insert_keys(conn, made, "api_key" if api_key is not None else "server_key")
+        keys = tuple(_made_info(row, secure=record.secure) for row in made)
+        return AddedKeys(tenant=record, api_key=api, server_key=server, shared=shared, keys=keys)
 
     async def is_network(self, tenant: str) -> bool:
         """Whether ``tenant`` holds an API key, so that registrations make principals of their own in it."""
         return bool(await self.runner.read(select(KEYS.c.id).where(KEYS.c.tenant == tenant).limit(1)))
 
-    async def add_admin_token(self, tenant: str, *, token: str | None = None) -> str:
+    async def add_admin_token(self, tenant: str, *, token: str | None = None) -> AddedAdminToken:
         """A new admin token for an existing tenant (what Amity's console issues as a network's admin token).
 
         It lets the tenant's own backend revoke any of its users' sessions; like a server key it is a secret, shown
@@ -225,40 +272,99 @@ class TenantService:
         Raises:
             InvalidRequest: no such tenant, or a given token of a bad length.
         """
+        _check_tenant_name(tenant)
         _check_imported("admin_token", token)
         value = token or new_key()
         now = self.clock()
         async with self.engine.begin() as conn:
-            if (await conn.execute(select(TENANTS.c.id).where(TENANTS.c.name == tenant))).first() is None:
+            found = (await conn.execute(select(TENANTS.c.secure).where(TENANTS.c.name == tenant))).first()
+            if found is None:
                 raise InvalidRequest(f"no network {tenant!r}: create it with `keys add --tenant` first", field="tenant")
-            await conn.execute(insert(KEYS).values(self._key_row(tenant, "admin", value, now)))
-        return value
+            row = self._key_row(tenant, "admin", value, now)
+            await _insert_keys(conn, [row], "admin_token")
+        return AddedAdminToken(value=value, key=_made_info(row, secure=bool(found.secure)))
 
     async def list_keys(self) -> list[KeyInfo]:
         """Every key of every tenant, by tenant and age."""
-        stmt = (
-            select(KEYS.c.id, KEYS.c.tenant, KEYS.c.kind, KEYS.c.hint, KEYS.c.created_at, TENANTS.c.secure)
-            .join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
-            .order_by(KEYS.c.tenant, KEYS.c.created_at, KEYS.c.id)
-        )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [
-            KeyInfo(id=str(r.id), tenant=r.tenant, secure=r.secure, kind=r.kind, hint=r.hint, created_at=r.created_at)
-            for r in rows
-        ]
+            rows = (await conn.execute(_KEY_INFO.order_by(KEYS.c.tenant, KEYS.c.created_at, KEYS.c.id))).all()
+        return [_key_info(r) for r in rows]
+
+    async def page_keys(
+        self, *, tenant: str | None = None, kind: str | None = None, limit: int, after: uuid.UUID | None = None
+    ) -> tuple[list[KeyInfo], bool]:
+        """Up to ``limit`` keys, newest first, after the key with id ``after`` (keyset: stable while keys come and
+        go), and whether more follow."""
+        stmt = _KEY_INFO.order_by(KEYS.c.id.desc()).limit(limit + 1)
+        if tenant is not None:
+            stmt = stmt.where(KEYS.c.tenant == tenant)
+        if kind is not None:
+            stmt = stmt.where(KEYS.c.kind == kind)
+        if after is not None:
+            stmt = stmt.where(KEYS.c.id < after)
+        rows = await self.runner.read(stmt)
+        return [_key_info(r) for r in rows[:limit]], len(rows) > limit
+
+    async def revoke_key(self, key_id: str) -> tuple[KeyInfo, bool]:
+        """End a key now, and whether this call ended it (again: nothing changes). Every process refuses it from the
+        next request on.
+
+        Raises:
+            NotFound: no key has that id.
+        """
+        now = self.clock()
+        changed = await self._end(key_id, KEYS.c.revoked_at.is_(None), revoked_at=now, updated_at=now)
+        return await self.key(key_id), changed
+
+    async def expire_key(self, key_id: str, at: datetime | None = None) -> KeyInfo:
+        """Make a key expire at ``at`` (now when not given; a later time sets a deadline, which may be moved).
+
+        Raises:
+            NotFound: no key has that id.
+        """
+        now = self.clock()
+        await self._end(key_id, true(), expires_at=at or now, updated_at=now)
+        return await self.key(key_id)
+
+    async def _end(self, key_id: str, condition: ColumnElement[bool], **values: datetime) -> bool:
+        row_id = _key_id(key_id)
+        result = await self.runner.write(update(KEYS).where(KEYS.c.id == row_id, condition).values(**values))
+        return result.rowcount == 1
+
+    async def key(self, key_id: str) -> KeyInfo:
+        """One key, as listed.
+
+        Raises:
+            NotFound: no key has that id.
+        """
+        rows = await self.runner.read(_KEY_INFO.where(KEYS.c.id == _key_id(key_id)))
+        if not rows:
+            raise NotFound("no such key", field="key_id")
+        return _key_info(rows[0])
 
     async def by_key(self, key: str, kind: KeyKind) -> Tenant | None:
         """The tenant holding ``key`` of ``kind``, or ``None``: one indexed read (or a recent answer), confirmed in
-        constant time."""
+        constant time. The request being served is noted as that tenant's (its access log line names it)."""
+        tenant = await self._by_key(key, kind)
+        if tenant is not None:
+            meters.note_tenant(tenant.name)
+        return tenant
+
+    async def _by_key(self, key: str, kind: KeyKind) -> Tenant | None:
         if not key or len(key) > 256:
             return None
-        digest = self.digester.digest(key)
-        known = self._known.get(digest)
-        if known is not None and known[2] > time.monotonic():
-            return known[0] if known[1] == kind else None
         stmt = (
-            select(TENANTS.c.name, TENANTS.c.secure, TENANTS.c.created_at, KEYS.c.digest, KEYS.c.kind)
+            select(
+                TENANTS.c.name,
+                TENANTS.c.secure,
+                TENANTS.c.created_at,
+                KEYS.c.id,
+                KEYS.c.digest,
+                KEYS.c.kind,
+                KEYS.c.revoked_at,
+                KEYS.c.expires_at,
+                KEYS.c.last_used_at,
+            )
             .join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
             .where(KEYS.c.digest == bindparam("presented"))
         )
@@ -269,12 +375,12 @@ class TenantService:
         )
         if not rows or not self.digester.matches(key, rows[0].digest):
             return None
-        tenant = Tenant(name=rows[0].name, secure=rows[0].secure, created_at=rows[0].created_at)
-        if self.key_cache_seconds > 0:
-            if len(self._known) >= _CACHE_SIZE:
-                self._known.clear()
-            self._known[digest] = (tenant, rows[0].kind, time.monotonic() + self.key_cache_seconds)
-        return tenant if rows[0].kind == kind else None
+        row, now = rows[0], self.clock()
+        if row.kind != kind or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            return None
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USE_EVERY:
+            await self.runner.write(update(KEYS).where(KEYS.c.id == row.id).values(last_used_at=now))
+        return Tenant(name=row.name, secure=row.secure, created_at=row.created_at)
 
     async def issue_auth_token(self, tenant: Tenant, principal_id: str, *, ttl: float = AUTH_TOKEN_TTL) -> IssuedToken:
         """A single-use token that lets ``principal_id`` open a session in ``tenant`` within ``ttl`` seconds.
@@ -325,7 +431,7 @@ class TenantService:
 
         return await self.digester.find(token, consume)
 
-    def _key_row(self, tenant: str, kind: KeyKind, value: str, now: datetime) -> dict[str, object]:
+    def _key_row(self, tenant: str, kind: KeyKind, value: str, now: datetime) -> dict[str, Any]:
         return {
             "id": uuid7(),
             "tenant": tenant,
@@ -337,6 +443,64 @@ class TenantService:
         }
 
 
+_KEY_INFO = select(
+    KEYS.c.id,
+    KEYS.c.tenant,
+    KEYS.c.kind,
+    KEYS.c.hint,
+    KEYS.c.created_at,
+    KEYS.c.expires_at,
+    KEYS.c.revoked_at,
+    KEYS.c.last_used_at,
+    TENANTS.c.secure,
+).join(TENANTS, TENANTS.c.name == KEYS.c.tenant)
+
+
+def _key_info(r: Any) -> KeyInfo:
+    return KeyInfo(
+        id=str(r.id),
+        tenant=r.tenant,
+        secure=r.secure,
+        kind=r.kind,
+        hint=r.hint,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        revoked_at=r.revoked_at,
+        last_used_at=r.last_used_at,
+    )
+
+
+async def _insert_keys(conn: AsyncConnection, rows: list[dict[str, Any]], field: str) -> None:
+    """Insert key rows; an imported value some key already has is refused (its digest is unique). The caller's
+    transaction then rolls back whole: nothing of the request is left written.
+
+    Raises:
+        Conflict: a value already in use.
+    """
+    try:
+        await conn.execute(insert(KEYS), rows)
+    except IntegrityError:
+        raise Conflict(f"{field}: a key with this value already exists", field=field) from None
+
+
+def _made_info(row: dict[str, Any], *, secure: bool) -> KeyInfo:
+    return KeyInfo(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        secure=secure,
+        kind=row["kind"],
+        hint=row["hint"],
+        created_at=row["created_at"],
+    )
+
+
+def _key_id(key_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(key_id)
+    except ValueError:
+        raise NotFound("no such key", field="key_id") from None
+
+
 def new_key() -> str:
     """A fresh server key or admin token: 48 URL-safe characters, never a dot (so never taken for a JWT)."""
     return secrets.token_urlsafe(36)
@@ -346,7 +510,16 @@ def _principals(count: int) -> str:
     return f"{count} principal{'' if count == 1 else 's'}"
 
 
+def _check_tenant_name(tenant: str) -> None:
+    if not 0 < len(tenant) <= MAX_TENANT_NAME or not tenant.isprintable() or tenant != tenant.strip():
+        raise InvalidRequest(f"tenant name must be 1 to {MAX_TENANT_NAME} printable characters", field="tenant")
+
+
 def _check_imported(name: str, value: str | None) -> None:
+    # Its last characters are stored as its hint, so a NUL (which PostgreSQL's text cannot hold) or a control
+    # character never gets that far; the vendors' keys are visible ASCII.
     low, high = _KEY_LENGTHS
-    if value is not None and not low <= len(value) <= high:
-        raise InvalidRequest(f"{name} must be {low} to {high} characters", field=name)
+    if value is not None and (
+        not low <= len(value) <= high or not value.isascii() or not value.isprintable() or " " in value
+    ):
+        raise InvalidRequest(f"{name} must be {low} to {high} visible ASCII characters", field=name)

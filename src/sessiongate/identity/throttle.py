@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from sessiongate import meters
 from sessiongate.identity.tables import login_failures
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.tokens.opaque import Digester
@@ -168,7 +169,9 @@ class Throttle:
 
     async def _charge(self, key: ThrottleKey, now: datetime) -> Lock | None:
         count, locked_until = (await self.runner.write(self._charge_statement(key, now))).rows[0]
-        if count <= _limit_of(key.kind, self.policy):
+        if count <= (limit := _limit_of(key.kind, self.policy)):
+            if count == limit:
+                meters.lock_reached(key.kind)  # a lock-out, if the password is wrong
             return None
         return Lock(kind=key.kind, retry_after=max(1, math.ceil((locked_until - now).total_seconds())))
 

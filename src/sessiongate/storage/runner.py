@@ -21,6 +21,8 @@ may be lost (the WAL is synced at checkpoints, not at every commit); the databas
 ``FULL`` (``SESSIONGATE_SQLITE_SYNCHRONOUS=FULL``) every commit is synced to the disk before it is acknowledged, and
 survives a power loss too, at the cost of one fsync per group commit.
 
+Every statement's (and transaction's) wait is timed into ``sessiongate_database_seconds`` (``sessiongate.meters``).
+
 Copying the WAL back into the database file (a checkpoint, with its fsyncs) is left to a thread of its own,
 :class:`WalCheckpointer`: SQLite would otherwise run it inside every thousandth page's commit, and the requests
 waiting on that commit waited for the copy too, the slowest percent of a create's latency.
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,8 +45,11 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
+from sessiongate import meters
+
 __all__ = (
     "AsyncEngineRunner",
+    "DataVersion",
     "DriverStatement",
     "Outcome",
     "SqliteRunner",
@@ -57,7 +63,12 @@ CHECKPOINT_EVERY_S = 0.25
 """How often the checkpointer copies what was committed since its last run back into the database file."""
 WRITER_AUTOCHECKPOINT_PAGES = 20_000
 """The writer checkpoints by itself only if the WAL reaches this many pages (80 MB): the checkpointer fell behind."""
+MAX_CHANGES_READ = 4096
+"""Most entries of the change log read at once; a process further behind forgets everything it kept instead."""
 T = TypeVar("T")
+DataVersion = tuple[int, int]
+"""``(generation, data_version)``: the generation counts the connections that read the counter, so a new one, whose
+counter starts afresh, can never repeat a version an older one gave."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +112,18 @@ class StatementRunner(Protocol):
         """
         ...
 
-    def data_version(self) -> int | None:
-        """A number that changes whenever any connection, in any process, commits a change to the database.
+    def data_version(self) -> DataVersion | None:
+        """A version that changes whenever any connection, in any process, commits a change to the database, and
+        never comes back once it has changed.
 
         ``None`` when there is no cheap way to know: then no answer may be kept across calls.
+        """
+        ...
+
+    def session_changes(self, after: int | None) -> tuple[int, list[bytes] | None] | None:
+        """The sessions changed (updated or deleted) since entry ``after`` of the change log, read after
+        :meth:`data_version`: ``(last entry, their raw ids)``; the ids are ``None`` when they cannot all be told
+        (``after`` is ``None``, too far behind, or trimmed away), and the whole is ``None`` when the log cannot be read.
         """
         ...
 
@@ -119,27 +138,48 @@ class AsyncEngineRunner:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._failures = _FailedStatements(engine.sync_engine)
+        # On PostgreSQL one statement is a transaction of its own, atomic and on one snapshot: sent in autocommit,
+        # it is one round trip, where BEGIN before it and COMMIT (or the pool's ROLLBACK) after it made three.
+        self._single = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
-        """One transaction per statement."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(statement, params)
-            rows = list(result.all()) if result.returns_rows else []
-            return Outcome(rows=rows, rowcount=max(result.rowcount, 0))
+        """One transaction per statement (on PostgreSQL, the statement's own: committed when it returns)."""
+        start = time.perf_counter()
+        try:
+            async with self._single.begin() as conn:
+                result = await conn.execute(statement, params)
+                rows = list(result.all()) if result.returns_rows else []
+                return Outcome(rows=rows, rowcount=max(result.rowcount, 0))
+        finally:
+            meters.DB_WRITE.observe(time.perf_counter() - start)
 
     async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """One pooled connection per query."""
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(statement, params)).all())
+        start = time.perf_counter()
+        try:
+            async with self._single.connect() as conn:
+                return list((await conn.execute(statement, params)).all())
+        finally:
+            meters.DB_READ.observe(time.perf_counter() - start)
 
-    def data_version(self) -> int | None:
+    def data_version(self) -> DataVersion | None:
         """PostgreSQL has no cheap, synchronous change counter (LISTEN/NOTIFY would be the way): nothing is kept."""
+        return None
+
+    def session_changes(self, after: int | None) -> tuple[int, list[bytes] | None] | None:
+        """No change log here (nothing is kept)."""
         return None
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """One transaction on a pooled connection, ``work`` running synchronously on it."""
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(self._failures.run, work)
+        start = time.perf_counter()
+        try:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(self._failures.run, work)
+        finally:
+            meters.DB_TRANSACTION.observe(time.perf_counter() - start)
 
     async def close(self) -> None:
         """Stop watching the engine's errors (the engine is disposed by its owner)."""
@@ -174,6 +214,7 @@ class SqliteRunner:
         self._write_conn: Connection | None = None
         self._path = self._engine.url.database or ""
         self._version_conn: sqlite3.Connection | None = None
+        self._version_generation = 0
         self._version_lock = threading.Lock()
         self._writer_autocheckpoint = writer_autocheckpoint
         self.checkpointer = WalCheckpointer(self._path, checkpoint_every)
@@ -187,13 +228,17 @@ class SqliteRunner:
         return await self._queue(statement, None)
 
     async def _queue(self, statement: Executable | DriverStatement, params: dict[str, Any] | None) -> Outcome:
+        start = time.perf_counter()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((statement, params, future))
         if not self._flushing:
             self._flushing = True
             loop.create_task(self._flush())  # noqa: RUF006 - the futures it resolves are what callers await
-        return await future
+        try:
+            return await future
+        finally:
+            meters.DB_WRITE.observe(time.perf_counter() - start)
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -285,8 +330,12 @@ class SqliteRunner:
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in its own transaction on the writer thread, between two group commits."""
+        start = time.perf_counter()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._run_work, work)
+        try:
+            return await loop.run_in_executor(self._writer, self._run_work, work)
+        finally:
+            meters.DB_TRANSACTION.observe(time.perf_counter() - start)
 
     def _run_work(self, work: Callable[[Connection], T]) -> T:
         conn = self._writer_connection()
@@ -302,24 +351,52 @@ class SqliteRunner:
 
     async def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Run a query on a reader thread's own connection."""
+        start = time.perf_counter()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._run_read, statement, params)
+        try:
+            return await loop.run_in_executor(self._readers, self._run_read, statement, params)
+        finally:
+            meters.DB_READ.observe(time.perf_counter() - start)
 
     def _run_read(self, statement: Executable, params: dict[str, Any] | None) -> list[Row[Any]]:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._engine.connect()
+        conn = self._reader_connection()
         try:
             return list(conn.execute(statement, params).all())
         finally:
             conn.rollback()  # end the read transaction so the next read sees newer commits
 
-    def data_version(self) -> int | None:
+    async def read_driver(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        """As :meth:`read`, for SQL the DBAPI runs as it is (the rows are the driver's tuples).
+
+        For the lookups every validate that misses the kept rows runs (``storage.store``): SQLAlchemy's execution of
+        the query cost more than SQLite's own work on it, as for the create's insert.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read_driver, statement)
+
+    def _run_read_driver(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        # The driver opens no transaction for a query: the statement reads one snapshot, released when the cursor
+        # is done with it, so the next read sees newer commits.
+        cursor = _driver(self._reader_connection()).cursor()
+        try:
+            rows: list[tuple[Any, ...]] = cursor.execute(statement.sql, statement.params).fetchall()
+            return rows
+        finally:
+            cursor.close()
+
+    def _reader_connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._engine.connect()
+        return conn
+
+    def data_version(self) -> DataVersion | None:
         """SQLite's ``PRAGMA data_version`` on a connection of its own that never writes, so every commit counts.
 
         A few microseconds, run on the caller's thread: it reads the WAL index in shared memory, no file I/O. It
         never waits for a lock (``timeout=0``); on any error it answers ``None`` and starts over with a new
-        connection, whose counter starts afresh — the ``None`` in between tells callers to drop what they kept.
+        connection, whose counter starts afresh: the version pairs it with a generation that each new connection
+        raises, so it never repeats one given before.
         """
         with self._version_lock:
             try:
@@ -327,11 +404,43 @@ class SqliteRunner:
                     self._version_conn = sqlite3.connect(
                         self._path, timeout=0, isolation_level=None, check_same_thread=False
                     )
+                    self._version_generation += 1
                 row = self._version_conn.execute("PRAGMA data_version").fetchone()
-                return int(row[0])
+                return self._version_generation, int(row[0])
             except sqlite3.Error:
                 self._close_version()
                 return None
+
+    def session_changes(self, after: int | None) -> tuple[int, list[bytes] | None] | None:
+        """The entries of ``sg_session_change`` (migration 0010) after ``after``, on the version connection.
+
+        Called after :meth:`data_version`, so they include every commit that version counts. One read transaction:
+        the newest entry ever made (``sqlite_sequence``) and the entries after ``after``, which must follow it one by
+        one up to that newest; a hole means entries were trimmed before this process read them, and then the ids are
+        ``None``. A few microseconds for the handful of entries between two versions (pages in memory).
+        """
+        with self._version_lock:
+            conn = self._version_conn
+            if conn is None:
+                return None
+            try:
+                conn.execute("BEGIN")
+                try:
+                    found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sg_session_change'").fetchone()
+                    newest = int(found[0]) if found else 0
+                    if after is None or newest - after > MAX_CHANGES_READ:
+                        return newest, None
+                    rows = conn.execute(
+                        "SELECT seq, session_id FROM sg_session_change WHERE seq > ? ORDER BY seq", (after,)
+                    ).fetchall()
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._close_version()  # never left inside a transaction, which would hold its counter still
+                return None
+        if len(rows) != newest - after or (rows and (rows[0][0] != after + 1 or rows[-1][0] != newest)):
+            return newest, None
+        return newest, [bytes(row[1]) for row in rows]
 
     def _close_version(self) -> None:
         if self._version_conn is not None:

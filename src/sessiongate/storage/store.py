@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import operator
 import re
 import uuid
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Index,
     String,
     Table,
@@ -31,13 +34,24 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.selectable import TextualSelect
 from uuid_utils.compat import uuid7
 
-from sessiongate.core.models import Device, NewSession, Page, Session, SessionFilter, SessionQuery, SortKey
+from sessiongate.core.errors import SessionLimitReached
+from sessiongate.core.models import (
+    Device,
+    NewSession,
+    Page,
+    Session,
+    SessionCap,
+    SessionFilter,
+    SessionQuery,
+    SortKey,
+)
 from sessiongate.core.service import reuse_key_digest
 from sessiongate.identity.tables import principals
 from sessiongate.storage.read_cache import ReadCache
@@ -45,11 +59,14 @@ from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, Sqlit
 from sessiongate.storage.tables import SessionRecord
 from sessiongate.storage.text import refuse_nul
 
-__all__ = ("LISTING_INDEXES", "SqlSessionStore")
+__all__ = ("LISTING_INDEXES", "SqlSessionStore", "session_from_row")
 
 T = type_cast("Table", SessionRecord.__table__)
 C = T.c
-KEPT_ROWS = 10_000  # sessions looked up by secret, and by id, whose rows are kept between commits (about 1 KB each)
+KEPT_ROWS = 32_768  # sessions looked up by secret, and by id, whose rows are kept until they change (~1 KB each)
+KEPT_CHANGES = 100_000
+"""Entries of the SQLite change log (migration 0010) the sweeper leaves: a process that has not looked for more
+commits than this forgets what it kept instead of reading them."""
 _PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 _INSERTED = [c for c in T.c if c.name != "sa_orm_sentinel"]
 _SORTABLE: dict[str, Any] = {
@@ -113,8 +130,16 @@ class SqlSessionStore:
             if isinstance(self.runner, SqliteRunner)
             else None
         )
-        self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS)
-        self._by_id: ReadCache[uuid.UUID, Session] = ReadCache(KEPT_ROWS)
+        self._driver_lookups = (
+            (_DriverLookup(C.token_digest, self.runner.dialect), _DriverLookup(C.id, self.runner.dialect))
+            if isinstance(self.runner, SqliteRunner)
+            else None
+        )
+        self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS, lambda found: found[0].id)
+        self._by_id: ReadCache[uuid.UUID, Session] = ReadCache(KEPT_ROWS, lambda session: session.id)
+        self._kept_version: object | None = None
+        self._read_this_turn = False
+        self._last_change: int | None = None
 
     async def insert(
         self,
@@ -128,37 +153,97 @@ class SqlSessionStore:
         """One ``INSERT … ON CONFLICT (reuse_key) DO UPDATE … RETURNING``: a live holder of the key is kept as it
         was, an expired or revoked one is replaced; either way the row comes back in the same round trip."""
         new_id = uuid7()
-        values: dict[str, Any] = {
-            "id": new_id,
-            "tenant": new.tenant,
-            "dialect": new.dialect,
-            "principal_id": new.principal_id,
-            "subject": new.subject,
-            "client_address": new.client_address,
-            "token_digest": token_digest,
-            "reuse_key": reuse_key_digest(new.reuse_key) if new.reuse_key is not None else None,
-            "device_id": new.device.id,
-            "device_name": new.device.name,
-            "device_kind": new.device.kind,
-            "device_model": new.device.model,
-            "device_sdk_version": new.device.sdk_version,
-            "device_env": new.device.env,
-            "created_at": now,
-            "updated_at": now,
-            "last_seen_at": now,
-            "expires_at": expires_at,
-            "absolute_expires_at": absolute_expires_at,
-            "revoked_at": None,
-            "version": 1,
-            "attributes": new.attributes,
-        }
-        refuse_nul(values)
+        values = _values(
+            new,
+            new_id,
+            now=now,
+            expires_at=expires_at,
+            absolute_expires_at=absolute_expires_at,
+            token_digest=token_digest,
+        )
         if self._driver_inserts is not None:
             session = await self._driver_inserts[new.reuse_key is not None].run(values)
         else:
             stmt = self._upsert if new.reuse_key is not None else self._plain_insert
-            session = _session((await self.runner.write(stmt, values)).rows[0])
+            session = session_from_row((await self.runner.write(stmt, values)).rows[0])
         return session, session.id != str(new_id)
+
+    async def insert_capped(
+        self,
+        new: NewSession,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        absolute_expires_at: datetime | None,
+        token_digest: str | None,
+        cap: SessionCap,
+        idle: float | None = None,
+        spared: Sequence[str] = (),
+    ) -> tuple[Session, bool, list[Session]]:
+        """As :meth:`insert`, holding the principal to ``cap`` in the same transaction.
+
+        One transaction: (on PostgreSQL) a transaction-scoped advisory lock on the principal, so concurrent creates of
+        one principal, in any process, take turns; the insert, which on SQLite takes the database's write lock
+        first, so the reads after it see every other writer's commits; the principal's live sessions beyond the
+        newest ``cap.most - 1`` besides the new one; then those are revoked with the insert (``evict_oldest``), or
+        everything is undone (``refuse``). A reused session adds none, and is returned as it is.
+
+        Args:
+            cap: How many live sessions the principal may hold, and what a create past it does.
+            idle: The dialect's idle limit: a session unused for longer is not live, and does not count.
+            spared: Sessions the new one succeeds, ending shortly by themselves: they do not count.
+
+        Returns:
+            The session, whether it was reused, and the sessions evicted (revoked) to make room.
+
+        Raises:
+            SessionLimitReached: ``refuse``, and the principal already held ``cap.most`` live sessions.
+        """
+        new_id = uuid7()
+        values = _values(
+            new,
+            new_id,
+            now=now,
+            expires_at=expires_at,
+            absolute_expires_at=absolute_expires_at,
+            token_digest=token_digest,
+        )
+        stmt = self._upsert if new.reuse_key is not None else self._plain_insert
+        lock = _cap_lock(new) if self.engine.dialect.name == "postgresql" else None
+        live = [*_live_of(new, now=now, idle=idle, spared=spared), C.id != new_id]
+        beyond = select(C.id).where(*live).order_by(C.created_at.desc(), C.id.desc()).offset(cap.most - 1)
+
+        def work(conn: Connection) -> tuple[Session, bool, list[Session]]:
+            if lock is not None:
+                conn.execute(select(func.pg_advisory_xact_lock(lock)))
+            session = session_from_row(conn.execute(stmt, values).one())
+            if session.id != str(new_id):
+                return session, True, []
+            over = list(conn.execute(beyond).scalars())
+            if not over:
+                return session, False, []
+            if cap.action == "refuse":
+                raise SessionLimitReached("session limit reached")
+            evict = (
+                update(T)
+                .where(C.id.in_(over), C.revoked_at.is_(None))
+                .values(revoked_at=now, updated_at=now, version=C.version + 1)
+                .returning(*_PUBLIC)
+            )
+            return session, False, [session_from_row(row) for row in conn.execute(evict)]
+
+        return await self.runner.transaction(work)
+
+    async def count_live(
+        self, new: NewSession, *, now: datetime, idle: float | None = None, spared: Sequence[str] = ()
+    ) -> int:
+        """How many live sessions ``new``'s principal holds in its dialect and tenant, as :meth:`insert_capped` counts
+        them, leaving out ``spared`` and the holder of ``new.reuse_key`` (which a takeover ends first)."""
+        live = _live_of(new, now=now, idle=idle, spared=spared)
+        if new.reuse_key is not None:
+            live.append(or_(C.reuse_key.is_(None), C.reuse_key != reuse_key_digest(new.reuse_key)))
+        rows = await self.runner.read(select(func.count()).select_from(T).where(*live))
+        return int(rows[0][0])
 
     async def by_digest(self, digest: str) -> tuple[Session, str] | None:
         """One indexed ``SELECT`` by digest, or the same answer kept from the last one if no commit came since.
@@ -167,11 +252,17 @@ class SqlSessionStore:
         is used repeatedly and nothing is written; any commit anywhere (a touch, a revocation, another process)
         sends the next lookup to the database again.
         """
-        return await self._by_digest.read_through(digest, self.runner.data_version(), self._select_by_digest)
+        return await self._by_digest.read_through(digest, self._version(), self._select_by_digest)
+
+    def _next_turn(self) -> None:
+        self._read_this_turn = False
 
     async def _select_by_digest(self, digest: str) -> tuple[Session, str] | None:
+        if self._driver_lookups is not None:
+            found = await self._driver_lookups[0].run(self.runner, digest)
+            return (found, digest) if found is not None else None
         rows = await self.runner.read(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))
-        return (_session(rows[0]), rows[0].token_digest) if rows else None
+        return (session_from_row(rows[0]), rows[0].token_digest) if rows else None
 
     async def by_id(self, session_id: str) -> Session | None:
         """One ``SELECT`` by primary key, or the row kept from the last one if no commit came since (as
@@ -179,11 +270,45 @@ class SqlSessionStore:
         key = _uuid(session_id)
         if key is None:
             return None
-        return await self._by_id.read_through(key, self.runner.data_version(), self._select_by_id)
+        return await self._by_id.read_through(key, self._version(), self._select_by_id)
+
+    def _version(self) -> object | None:
+        """The database's version now, the kept rows advanced to it: when it moved, the change log names the sessions
+        the commits since changed, and only their rows are dropped (all of them when it cannot tell).
+
+        Synchronous, so no other lookup runs between reading the version and advancing the caches to it.
+
+        Read once per turn of the event loop: every commit that can come before a lookup of this turn came before the
+        turn began (this process's writes are acknowledged in a later turn than their commit, and another process's
+        reach this one only through a request read when a turn begins), so a version read at any point of the turn
+        is as new as a lookup of it needs. Under load, many lookups share one turn: reading ``data_version`` for each
+        cost up to a third of the event loop's time with creates committing (WAL read locks meanwhile).
+        """
+        if self._read_this_turn:
+            return self._kept_version
+        version = self.runner.data_version()
+        if version is not None:
+            self._read_this_turn = True
+            asyncio.get_running_loop().call_soon(self._next_turn)  # runs in the next turn, not this one
+        if version is not None and version == self._kept_version:
+            return version
+        changes = None if version is None else self.runner.session_changes(self._last_change)
+        if changes is None:
+            version = None
+            changed = None
+        else:
+            self._last_change, raw = changes
+            changed = None if raw is None else [str(uuid.UUID(bytes=value)) for value in raw]
+        self._by_digest.advance(version, changed)
+        self._by_id.advance(version, changed)
+        self._kept_version = version
+        return version
 
     async def _select_by_id(self, key: uuid.UUID) -> Session | None:
+        if self._driver_lookups is not None:
+            return await self._driver_lookups[1].run(self.runner, key)
         rows = await self.runner.read(select(*_PUBLIC).where(C.id == key))
-        return _session(rows[0]) if rows else None
+        return session_from_row(rows[0]) if rows else None
 
     async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
         """One ``UPDATE … RETURNING`` of a still-live row."""
@@ -194,7 +319,7 @@ class SqlSessionStore:
             .returning(*_PUBLIC)
         )
         rows = (await self.runner.write(stmt)).rows
-        return _session(rows[0]) if rows else None
+        return session_from_row(rows[0]) if rows else None
 
     async def set_token_digest(self, session_id: str, digest: str) -> None:
         """Bind a new secret digest to a session."""
@@ -214,7 +339,7 @@ class SqlSessionStore:
             .returning(*_PUBLIC)
         )
         rows = (await self.runner.write(stmt)).rows
-        return _session(rows[0]) if rows else None
+        return session_from_row(rows[0]) if rows else None
 
     async def revoke_for_principal(
         self,
@@ -237,14 +362,15 @@ class SqlSessionStore:
             stmt = stmt.where(C.device_id == device_id)
         return (await self.runner.write(stmt.values(revoked_at=now, updated_at=now, version=C.version + 1))).rowcount
 
-    async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> int:
-        """Revoke the live holder of a reuse key."""
+    async def revoke_reuse_key(self, reuse_key: str, *, now: datetime) -> list[Session]:
+        """Revoke the live holder of a reuse key: one ``UPDATE … RETURNING``, so its audit event can name it."""
         stmt = (
             update(T)
             .where(C.reuse_key == reuse_key, C.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
+            .returning(*_PUBLIC)
         )
-        return (await self.runner.write(stmt)).rowcount
+        return [session_from_row(row) for row in (await self.runner.write(stmt)).rows]
 
     async def release_reuse_key(
         self, reuse_key: str, *, now: datetime, principal_id: str | None, until: datetime
@@ -266,7 +392,7 @@ class SqlSessionStore:
             )
             .returning(*_PUBLIC)
         )
-        return [_session(row) for row in (await self.runner.write(stmt)).rows]
+        return [session_from_row(row) for row in (await self.runner.write(stmt)).rows]
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions of a tenant, filtered, sorted (``id`` breaks ties, so paging is stable) and paged.
@@ -310,7 +436,7 @@ class SqlSessionStore:
             order = [_order(k, reverse=backwards) for k in keys]
             stmt = select(*_PUBLIC).where(*where).order_by(*order).offset(skip).limit(take)
             rows = (await conn.execute(stmt)).all()
-        items = [_session(r) for r in (reversed(rows) if backwards else rows)]
+        items = [session_from_row(r) for r in (reversed(rows) if backwards else rows)]
         return Page(items=items, total=total, skip=query.page.skip, take=query.page.take)
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
@@ -324,7 +450,75 @@ class SqlSessionStore:
         if deleted < batch:
             revoked = select(C.id).where(C.revoked_at.is_not(None)).order_by(C.revoked_at).limit(batch - deleted)
             deleted += (await self.runner.write(delete(T).where(C.id.in_(revoked.scalar_subquery())))).rowcount
+        if self.engine.dialect.name == "sqlite":
+            await self.runner.write(_TRIM_CHANGES.bindparams(keep=KEPT_CHANGES))
         return deleted
+
+
+def _values(
+    new: NewSession,
+    new_id: uuid.UUID,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    absolute_expires_at: datetime | None,
+    token_digest: str | None,
+) -> dict[str, Any]:
+    """The row of a new session, checked for NUL characters (which PostgreSQL refuses in text)."""
+    values: dict[str, Any] = {
+        "id": new_id,
+        "tenant": new.tenant,
+        "dialect": new.dialect,
+        "principal_id": new.principal_id,
+        "subject": new.subject,
+        "client_address": new.client_address,
+        "token_digest": token_digest,
+        "reuse_key": reuse_key_digest(new.reuse_key) if new.reuse_key is not None else None,
+        "device_id": new.device.id,
+        "device_name": new.device.name,
+        "device_kind": new.device.kind,
+        "device_model": new.device.model,
+        "device_sdk_version": new.device.sdk_version,
+        "device_env": new.device.env,
+        "created_at": now,
+        "updated_at": now,
+        "last_seen_at": now,
+        "expires_at": expires_at,
+        "absolute_expires_at": absolute_expires_at,
+        "revoked_at": None,
+        "version": 1,
+        "attributes": new.attributes,
+    }
+    refuse_nul(values)
+    return values
+
+
+def _live_of(new: NewSession, *, now: datetime, idle: float | None, spared: Sequence[str]) -> list[ColumnElement[bool]]:
+    """The live sessions of ``new``'s principal in its tenant and dialect, as its cap counts them (by principal, or,
+    for zelf, by device; through the live-principal index), but ``spared``."""
+    who = (
+        C.principal_id == new.principal_id
+        if new.principal_id is not None
+        else and_(C.principal_id.is_(None), C.device_id == new.device.id)
+    )
+    live = [C.tenant == new.tenant, who, C.dialect == new.dialect, C.revoked_at.is_(None), C.expires_at > now]
+    live.append(or_(C.absolute_expires_at.is_(None), C.absolute_expires_at > now))
+    if idle is not None:
+        live.append(C.last_seen_at > now - timedelta(seconds=idle))
+    if spared:
+        live.append(C.id.not_in([_uuid(s) for s in spared]))
+    return live
+
+
+def _cap_lock(new: NewSession) -> int:
+    """The PostgreSQL advisory lock key of ``new``'s principal in its tenant and dialect: 64 bits of a digest."""
+    who = new.principal_id if new.principal_id is not None else f"device:{new.device.id}"
+    digest = hashlib.sha256("\x00".join(("sessiongate.cap", new.tenant, new.dialect, who or "")).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_TRIM_CHANGES = text("DELETE FROM sg_session_change WHERE seq <= (SELECT max(seq) FROM sg_session_change) - :keep")
+"""The sweeper trims the change log (migration 0010), whose newest entries every process still reads."""
 
 
 def _insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]:
@@ -381,7 +575,33 @@ class _DriverInsert:
         params = {key: values[key] if bind is None else bind(values[key]) for key, bind in self._binds}
         row = (await self._runner.write_driver(DriverStatement(self._sql, params))).rows[0]
         pairs = zip(row, self._results, strict=True)
-        return _session(_PublicRow._make(value if result is None else result(value) for value, result in pairs))
+        return session_from_row(_PublicRow._make(value if result is None else result(value) for value, result in pairs))
+
+
+class _DriverLookup:
+    """The ``SELECT`` of one session by a unique column, run by a SQLite reader thread on its DBAPI connection.
+
+    As :class:`_DriverInsert`: the same SQL SQLAlchemy would send, compiled once, with the parameter and the row
+    converted by the type processors SQLAlchemy itself applies, so what comes back is what the Core query returns
+    (tests/unit/test_read_cache.py compares the two).
+    """
+
+    __slots__ = ("_bind", "_results", "_sql")
+
+    def __init__(self, column: Any, dialect: Dialect) -> None:
+        query = select(*_PUBLIC).where(column == bindparam("key", type_=column.type))
+        self._sql = str(query.compile(dialect=sqlite.dialect(paramstyle="named")))
+        self._bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _PUBLIC]
+
+    async def run(self, runner: StatementRunner, key: Any) -> Session | None:
+        """The session whose column is ``key``, read by ``runner`` (a :class:`SqliteRunner`, or what stands for one)."""
+        params = {"key": key if self._bind is None else self._bind(key)}
+        rows = await type_cast("SqliteRunner", runner).read_driver(DriverStatement(self._sql, params))
+        if not rows:
+            return None
+        pairs = zip(rows[0], self._results, strict=True)
+        return session_from_row(_PublicRow._make(value if result is None else result(value) for value, result in pairs))
 
 
 _DEFAULT_SORT = (SortKey(field="created_at"),)
@@ -512,7 +732,9 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-def _session(row: Any) -> Session:  # a Row, or a _PublicRow: any object with the columns as attributes
+def session_from_row(row: Any) -> Session:
+    """The core ``Session`` of a session row: a Row, a _PublicRow, any object with the columns as attributes (one
+    without the ``attributes`` column, such as the admin API's, gets none)."""
     return Session(
         id=str(row.id),
         tenant=row.tenant,
@@ -534,5 +756,5 @@ def _session(row: Any) -> Session:  # a Row, or a _PublicRow: any object with th
         absolute_expires_at=row.absolute_expires_at,
         revoked_at=row.revoked_at,
         version=row.version,
-        attributes=row.attributes or {},
+        attributes=getattr(row, "attributes", None) or {},
     )

@@ -10,7 +10,7 @@ a rotated token presented after the window can only be a copy, so the whole fami
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import Connection, Executable, Table, bindparam, case, delete, insert, select, update
 from uuid_utils.compat import uuid7
 
+from sessiongate import meters
 from sessiongate.core.errors import Conflict, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.tables import SessionRecord
@@ -64,6 +65,8 @@ class _Result(msgspec.Struct, frozen=True, kw_only=True):
 
     outcome: Outcome
     session_id: str | None = None
+    sessions_revoked: int = 0
+    """How many sessions the outcome revoked (a reuse revokes its login's)."""
 
 
 class RefreshTokens:
@@ -73,12 +76,21 @@ class RefreshTokens:
         runner: Where statements run; rotation uses one transaction of it.
         digester: Keys the stored digests (the same key as every other secret of the gateway).
         mint: Makes a new secret; the default is 32 random bytes, URL-safe base64.
+        on_reuse: Awaited with the session's id when a reuse revoked it, before the refusal is raised (the audit).
     """
 
-    def __init__(self, runner: StatementRunner, digester: Digester, *, mint: Callable[[], str] = new_secret) -> None:
+    def __init__(
+        self,
+        runner: StatementRunner,
+        digester: Digester,
+        *,
+        mint: Callable[[], str] = new_secret,
+        on_reuse: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.runner = runner
         self.digester = digester
         self.mint = mint
+        self.on_reuse = on_reuse
 
     async def issue(self, session_id: str, *, now: datetime, expires_at: datetime, family_id: str | None = None) -> str:
         """A new token for ``session_id``, starting a family (a login) unless ``family_id`` names one.
@@ -159,6 +171,12 @@ class RefreshTokens:
         result = await self.runner.transaction(work)
         if isinstance(result, Rotated):
             return result
+        if result.outcome == "reused":
+            dialect = meters.dialect()
+            meters.REFRESH_REUSE.labels(dialect).inc()
+            meters.SESSIONS_REVOKED.labels(dialect).inc(result.sessions_revoked)
+        if result.outcome == "reused" and result.session_id is not None and self.on_reuse is not None:
+            await self.on_reuse(result.session_id)
         raise _error(result)
 
     def _why_not(
@@ -192,12 +210,12 @@ class RefreshTokens:
             .where(R.c.family_id == row.family_id, R.c.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now)
         )
-        conn.execute(
+        ended = conn.execute(
             update(S)
             .where(S.c.id == row.session_id, S.c.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=S.c.version + 1)
         )
-        return _Result(outcome="reused", session_id=str(row.session_id))
+        return _Result(outcome="reused", session_id=str(row.session_id), sessions_revoked=max(ended.rowcount, 0))
 
     async def sweep_expired(self, *, now: datetime, batch: int = 500) -> int:
         """Delete one batch of expired tokens (their sessions are over too); how many went."""

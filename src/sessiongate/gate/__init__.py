@@ -1,0 +1,1 @@
+"""The gateway's own API, under one prefix: forward auth, token introspection and revocation, API credentials."""
