@@ -1,8 +1,9 @@
 """Bare Litestar app: the ceiling the gateway's throughput is compared against.
 
-It serves ``GET /bare`` (small JSON) and ``GET /readyz`` and is served exactly
-like the gateway: uvicorn, uvloop/httptools when installed, one worker, access
-log off.
+It serves ``GET /bare`` (small JSON) and ``GET /readyz``, with uvicorn exactly
+like the gateway (uvloop/httptools when installed, one worker, access log off)
+or, with ``--server granian``, on granian (one worker, access log off): the
+reference every figure of the benchmark is a share of.
 
 ``--fake-gateway`` adds an in-memory stand-in for ``POST /api/sessions`` so the
 harness can be exercised before the real gateway runs; it is not a benchmark
@@ -10,7 +11,7 @@ of anything.
 
 Usage::
 
-    python bench/bare_app.py --host 127.0.0.1 --port 8001 [--fake-gateway]
+    python bench/bare_app.py --host 127.0.0.1 --port 8001 [--server granian] [--fake-gateway]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import importlib.util
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import uvicorn
@@ -101,6 +103,32 @@ def serve(app: Litestar, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, workers=1, loop=loop, http=http, access_log=False, log_level="warning")
 
 
+def serve_granian(host: str, port: int) -> None:
+    """Serve the bare app (without the fake gateway) with granian: ASGI, one worker, access log off.
+
+    Args:
+        host: Address to bind (loopback for benchmarks).
+        port: Port to bind.
+    """
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    here = str(Path(__file__).resolve().parent)
+    server = Granian(
+        "bare_app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        factory=True,
+        log_access=False,
+        log_level=LogLevels.warning,
+        working_dir=Path(here),
+    )
+    server.serve()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and serve the bare app until terminated.
 
@@ -113,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Bare Litestar app for the benchmark baseline.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--fake-gateway", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    serve(create_app(fake_gateway=args.fake_gateway), args.host, args.port)
+    if args.server == "granian":
+        serve_granian(args.host, args.port)
+    else:
+        serve(create_app(fake_gateway=args.fake_gateway), args.host, args.port)
     return 0
 
 

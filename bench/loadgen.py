@@ -8,6 +8,11 @@ the body (Content-Length or chunked), and records the latency.
 Request bodies come from a template: every ``{id}`` in it is replaced by an
 identifier unique to the request (``<prefix><connection>-<counter>``).
 
+``--requests-file`` names a JSON list of requests (``method``, ``path``,
+``headers`` as ``[name, value]`` pairs, ``body`` or null) to send instead of
+one: each connection goes round the list from its own starting point, so many
+distinct sessions (or a mix of operations) are driven at once.
+
 Run as a script it prints one JSON object on stdout::
 
     python bench/loadgen.py --port 8000 --path /bare --connections 64 --duration 10
@@ -27,6 +32,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,6 +63,8 @@ class LoadSpec:
             stops earlier if ``duration_s`` is also set and runs out).
         timeout_s: Per-request timeout; a timed-out request is a socket error.
         max_seconds: Hard bound on the whole run.
+        variants: Requests to send in turn instead of the one above (each a
+            ``(method, path, headers, body_template)``), or empty.
     """
 
     host: str
@@ -71,6 +79,7 @@ class LoadSpec:
     requests: int | None = None
     timeout_s: float = 10.0
     max_seconds: float = 600.0
+    variants: tuple[tuple[str, str, tuple[tuple[str, str], ...], str | None], ...] = ()
 
 
 @dataclass
@@ -130,24 +139,37 @@ class _Budget:
         return True
 
 
-class _RequestBuilder:
-    """Builds request bytes; only the body varies between requests."""
+class _OneRequest:
+    """Builds the bytes of one request shape; only the body varies between requests."""
 
-    def __init__(self, spec: LoadSpec, conn_index: int) -> None:
-        lines = [f"{spec.method} {spec.path} HTTP/1.1", f"Host: {spec.host}:{spec.port}"]
-        lines += [f"{name}: {value}" for name, value in spec.headers]
+    def __init__(self, spec: LoadSpec, method: str, path: str, headers: tuple[tuple[str, str], ...], body: str | None):
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {spec.host}:{spec.port}"]
+        lines += [f"{name}: {value}" for name, value in headers]
         self._head = "\r\n".join(lines)
-        self._parts = None if spec.body_template is None else spec.body_template.split(ID_PLACEHOLDER)
-        self._id_base = f"{spec.id_prefix}{conn_index}-"
-        self._counter = 0
+        self._parts = None if body is None else body.split(ID_PLACEHOLDER)
         self._static = self._head.encode() + _HEADER_END if self._parts is None else b""
 
-    def next(self) -> bytes:
+    def build(self, identifier: str) -> bytes:
         if self._parts is None:
             return self._static
-        self._counter += 1
-        body = f"{self._id_base}{self._counter}".join(self._parts).encode()
+        body = identifier.join(self._parts).encode()
         return f"{self._head}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+class _RequestBuilder:
+    """Builds request bytes: the one request of the spec, or its variants in turn from a point of their own."""
+
+    def __init__(self, spec: LoadSpec, conn_index: int, shapes: list[_OneRequest]) -> None:
+        self._shapes = shapes
+        self._next = (conn_index * len(self._shapes)) // max(spec.connections, 1)
+        self._id_base = f"{spec.id_prefix}{conn_index}-"
+        self._counter = 0
+
+    def next(self) -> bytes:
+        self._counter += 1
+        shape = self._shapes[self._next]
+        self._next = (self._next + 1) % len(self._shapes)
+        return shape.build(f"{self._id_base}{self._counter}")
 
 
 def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
@@ -200,8 +222,14 @@ async def _close(writer: asyncio.StreamWriter | None) -> None:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
-async def _connection(spec: LoadSpec, index: int, budget: _Budget, stats: _Stats) -> None:
-    builder = _RequestBuilder(spec, index)
+def _shapes(spec: LoadSpec) -> list[_OneRequest]:
+    """The request shapes of a run, built once for all its connections."""
+    shapes = spec.variants or ((spec.method, spec.path, spec.headers, spec.body_template),)
+    return [_OneRequest(spec, *shape) for shape in shapes]
+
+
+async def _connection(spec: LoadSpec, index: int, budget: _Budget, stats: _Stats, shapes: list[_OneRequest]) -> None:
+    builder = _RequestBuilder(spec, index, shapes)
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     try:
@@ -264,9 +292,10 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         TimeoutError: The run exceeded ``spec.max_seconds``.
     """
     stats = _Stats()
+    shapes = _shapes(spec)
     budget = _Budget(spec)
     started = time.perf_counter()
-    workers = [_connection(spec, index, budget, stats) for index in range(spec.connections)]
+    workers = [_connection(spec, index, budget, stats, shapes) for index in range(spec.connections)]
     await asyncio.wait_for(asyncio.gather(*workers), spec.max_seconds)
     return _summarise(stats, time.perf_counter() - started)
 
@@ -303,7 +332,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="hard bound on the whole run")
+    parser.add_argument("--requests-file", type=Path, default=None, help="JSON list of requests to send in turn")
     return parser
+
+
+def _variants(path: Path | None) -> tuple[tuple[str, str, tuple[tuple[str, str], ...], str | None], ...]:
+    if path is None:
+        return ()
+    items = json.loads(path.read_text())
+    return tuple(
+        (item["method"], item["path"], tuple((name, value) for name, value in item["headers"]), item["body"])
+        for item in items
+    )
 
 
 def _spec_from_args(args: argparse.Namespace) -> LoadSpec:
@@ -320,6 +360,7 @@ def _spec_from_args(args: argparse.Namespace) -> LoadSpec:
         requests=args.requests,
         timeout_s=args.timeout,
         max_seconds=args.max_seconds,
+        variants=_variants(args.requests_file),
     )
 
 

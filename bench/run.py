@@ -1,10 +1,13 @@
 """Benchmark harness for sessiongate (``nox -s bench`` runs ``python bench/run.py``).
 
-Starts two servers on free 127.0.0.1 ports, both with uvicorn (uvloop/httptools
-when installed), one worker, access log off:
+Starts its servers on free 127.0.0.1 ports, access log off:
 
-* ``bench/bare_app.py``: a bare Litestar app, the throughput ceiling;
-* ``sessiongate serve --workers 1`` on a temporary SQLite file, production settings.
+* ``bench/bare_app.py`` on granian, one worker: a bare Litestar app, the throughput ceiling every figure is a
+  share of (issue 17), and the same app on uvicorn (uvloop/httptools when installed) beside it;
+* ``sessiongate serve --workers 1`` (uvicorn) on a temporary SQLite file, production settings;
+* with a PostgreSQL server (``--pg-url``, else ``SESSIONGATE_TEST_DATABASE_URL``): ``sessiongate serve --workers 2``
+  on a fresh database of it, and the lean Litestar + SQLAlchemy Core + asyncpg validate (``bench/lean_app.py``,
+  two workers) on another; both databases are dropped at the end.
 
 Then it drives each scenario at ``--connections`` (and at a low concurrency for
 the tail latency), waiting for the gateway to go idle after each run, runs an
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING
 # The dialects' scenarios live beside this file (its directory is on sys.path when it runs as a script).
 import scenarios_amity
 import scenarios_issp
+import scenarios_load
 import scenarios_portos
 import scenarios_saymon
 
@@ -65,6 +69,14 @@ MEMORY_SCENARIO = "zelf-create"
 SETTLE_TIMEOUT_S = 30.0
 SETTLE_SAMPLE_S = 0.25
 SETTLE_IDLE_FRACTION = 0.05  # of one core
+# Issue 17's goals, as shares of bare Litestar on granian with one worker, measured in the same run.
+GOAL_MANY_VALIDATE_RATIO = 0.45
+GOAL_MANY_VALIDATE_P99_MS = 60.0
+GOAL_MANY_VALIDATE_P99_LOW_VS_BARE = 2.0
+GOAL_CREATE_RATIO = 0.25
+GOAL_MIX_RATIO = 0.35
+GOAL_PG_VALIDATE_RATIO = 0.15
+PG_ENV = ("SESSIONGATE_BENCH_PG_URL", "SESSIONGATE_TEST_DATABASE_URL")
 
 
 class HarnessError(RuntimeError):
@@ -122,6 +134,8 @@ class Scenario:
         driver: Drives the load itself instead of a load generator, for requests that cannot be replayed (a
             single-use refresh token): ``driver(target, connections, seconds)`` returns the figures of a load run.
         figures: Run once after the scenario's load, for lines the report prints as they are (query plans...).
+        target: The server it runs against: ``gateway`` (SQLite, one worker), ``pg`` (PostgreSQL, two workers),
+            ``lean`` (the lean asyncpg anchor), ``bare-uvicorn``, ``bare``.
         max_connections: Cap on ``--connections`` for a deliberately slow request: 64 connections queue more argon2id
             logins than the load generator's timeout allows, and measure the queue rather than the server.
     """
@@ -138,11 +152,15 @@ class Scenario:
     driver: Callable[[Target, int, float], Awaitable[Mapping[str, float]]] | None = None
     max_connections: int | None = None
     figures: Callable[[Target], Awaitable[list[str]]] | None = None
+    target: str = "gateway"
 
 
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
-BARE = Scenario(name="bare-get", label="bare GET", method="GET", path="/bare", min_ratio=None, max_p99_low_ms=None)
+BARE = Scenario(name="bare-get", label="bare GET, granian", method="GET", path="/bare", target="bare")
+BARE_UVICORN = Scenario(
+    name="bare-get-uvicorn", label="bare GET, uvicorn", method="GET", path="/bare", target="bare-uvicorn"
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -162,6 +180,7 @@ SCENARIOS: dict[str, Scenario] = {
         *scenarios_issp.scenarios(Scenario),
         *scenarios_saymon.scenarios(Scenario),
         *scenarios_amity.scenarios(Scenario),
+        *scenarios_load.scenarios(Scenario),
     )
 }
 
@@ -190,6 +209,8 @@ class Request:
     path: str
     headers: tuple[tuple[str, str], ...]
     body: str | None
+    variants: str | None = None
+    """A JSON list of requests sent in turn instead of this one (only the Python load generator sends them)."""
 
 
 async def prepare(scenario: Scenario, target: Target) -> Request:
@@ -205,7 +226,7 @@ async def prepare(scenario: Scenario, target: Target) -> Request:
     context = await scenario.setup(target) if scenario.setup else {}
     headers = tuple((name, render(value, context)) for name, value in scenario.headers.items())
     body = None if scenario.body is None else render(scenario.body, context)
-    return Request(scenario.method, render(scenario.path, context), headers, body)
+    return Request(scenario.method, render(scenario.path, context), headers, body, context.get("variants"))
 
 
 # --------------------------------------------------------------------------- results
@@ -249,6 +270,8 @@ class Report:
 
     settings: dict[str, object] = field(default_factory=dict)
     bare: LoadResult | None = None
+    bare_low: LoadResult | None = None
+    bare_uvicorn: LoadResult | None = None
     main: list[LoadResult] = field(default_factory=list)
     low: list[LoadResult] = field(default_factory=list)
     memory: list[RssSample] = field(default_factory=list)
@@ -397,12 +420,13 @@ def server_implementations() -> tuple[str, str]:
     return loop, http
 
 
-def gateway_command(port: int, target_cmd: str | None) -> list[str]:
+def gateway_command(port: int, target_cmd: str | None, workers: int = 1) -> list[str]:
     """Command line of the gateway: the console script next to this Python, else ``-m``.
 
     Args:
         port: Port to serve on.
         target_cmd: Self-test override with ``{host}``/``{port}``/``{python}`` placeholders.
+        workers: Server processes.
 
     Returns:
         The argv to start.
@@ -410,7 +434,7 @@ def gateway_command(port: int, target_cmd: str | None) -> list[str]:
     if target_cmd:
         filled = target_cmd.format(host=HOST, port=port, python=shlex.quote(sys.executable), bench=BENCH_DIR)
         return shlex.split(filled)
-    serve = ["serve", "--host", HOST, "--port", str(port), "--workers", "1"]
+    serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
     script = Path(sys.executable).parent / "sessiongate"
     if script.exists():
         return [str(script), *serve]
@@ -427,7 +451,7 @@ def gateway_env(workdir: Path, extra: Sequence[str]) -> dict[str, str]:
     Returns:
         The environment.
     """
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV}  # the harness's, not settings of the gateway
     env.update(
         SESSIONGATE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         SESSIONGATE_DIALECTS="*",
@@ -702,6 +726,10 @@ def run_python_loadgen(run: LoadRun) -> dict[str, float | str]:
         argv += ["--header", f"{name}: {value}"]
     if request.body is not None:
         argv += ["--body-template", request.body]
+    if request.variants is not None:
+        requests_file = Path(tempfile.gettempdir()) / f"sg-bench-{os.getpid()}-{run.id_prefix}requests.json"
+        requests_file.write_text(request.variants)
+        argv += ["--requests-file", str(requests_file)]
     bound = run.duration_s + 60
     argv += ["--max-seconds", str(bound), "--duration", str(run.duration_s)]
     if run.requests is not None:
@@ -710,6 +738,9 @@ def run_python_loadgen(run: LoadRun) -> dict[str, float | str]:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=bound + 30, check=False)
     except subprocess.TimeoutExpired as exc:
         raise HarnessError("python loadgen did not finish") from exc
+    finally:
+        if request.variants is not None:
+            requests_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise HarnessError(f"python loadgen exited {done.returncode}: {done.stderr}")
     result: dict[str, float | str] = json.loads(done.stdout)
@@ -730,6 +761,8 @@ def drive(run: LoadRun, scenario: Scenario, loadgen: str, workdir: Path, wrk_thr
         The figures.
     """
     raw: Mapping[str, float | str]
+    if run.request.variants is not None:
+        loadgen = "python"  # wrk sends one request shape
     raw = run_wrk(run, workdir, wrk_threads) if loadgen == "wrk" else run_python_loadgen(run)
     return load_result(scenario, run.connections, loadgen, raw)
 
@@ -845,28 +878,33 @@ def probe(target: Target, request: Request, id_prefix: str) -> str:
     return f"HTTP {status}: {answer[:300].decode('utf-8', 'replace')} (probe after the run)"
 
 
-def bench_scenarios(bench: Bench, bare: Target, gateway: Target, scenarios: Sequence[Scenario]) -> None:
-    """Measure the bare baseline, then every scenario at high and low concurrency.
+def bench_scenarios(bench: Bench, targets: Mapping[str, Target], scenarios: Sequence[Scenario]) -> None:
+    """Measure the bare baselines, then every scenario at high and low concurrency.
 
     Args:
         bench: Shared settings and report.
-        bare: The bare app.
-        gateway: The gateway.
+        targets: The running servers, by :attr:`Scenario.target`.
         scenarios: Gateway scenarios to run.
     """
     args = bench.args
-    bare_request = asyncio.run(prepare(BARE, bare))
-    bench.report.bare = bench.measure(BARE, bare, bare_request, args.connections)
+    bare_request = asyncio.run(prepare(BARE, targets["bare"]))
+    bench.report.bare = bench.measure(BARE, targets["bare"], bare_request, args.connections)
+    bench.report.bare_low = bench.measure(BARE, targets["bare"], bare_request, args.low_connections)
+    bench.report.bare_uvicorn = bench.measure(BARE_UVICORN, targets["bare-uvicorn"], bare_request, args.connections)
     figures_run = set()
     for scenario in scenarios:
-        request = asyncio.run(prepare(scenario, gateway))
+        target = targets.get(scenario.target)
+        if target is None:
+            progress(f"{scenario.label}: skipped, no {scenario.target} server (no PostgreSQL: --pg-url)")
+            continue
+        request = asyncio.run(prepare(scenario, target))
         connections = min(args.connections, scenario.max_connections or args.connections)
-        bench.report.main.append(bench.measure(scenario, gateway, request, connections))
-        bench.report.low.append(bench.measure(scenario, gateway, request, args.low_connections))
+        bench.report.main.append(bench.measure(scenario, target, request, connections))
+        bench.report.low.append(bench.measure(scenario, target, request, args.low_connections))
         if scenario.figures and scenario.figures not in figures_run:
             figures_run.add(scenario.figures)
             progress(f"{scenario.label}: figures")
-            bench.report.notes += asyncio.run(scenario.figures(gateway))
+            bench.report.notes += asyncio.run(scenario.figures(target))
 
 
 def bench_memory(bench: Bench, gateway: Target) -> None:
@@ -980,6 +1018,54 @@ def goal_lines(report: Report) -> Iterator[tuple[str, str, str]]:
     yield from _memory_goals(report)
 
 
+def issue17_goals(report: Report) -> Iterator[tuple[str, str, str]]:
+    """Yield ``(verdict, goal, figure)`` for issue 17's goals; a goal whose scenario did not run is ``FAIL``.
+
+    Args:
+        report: Measurements.
+    """
+    bare = report.bare.rps if report.bare else 0.0
+    main = {result.scenario: result for result in report.main}
+    low = {result.scenario: result for result in report.low}
+
+    def share(name: str, goal: float, label: str) -> tuple[str, str, str]:
+        result = main.get(name)
+        if result is None or not bare:
+            return verdict(False), f"{label} >= {goal:.2f}x bare", "not measured"
+        ratio = result.rps / bare
+        return verdict(ratio >= goal), f"{label} >= {goal:.2f}x bare", f"{ratio:.2f}x"
+
+    yield share("issp-validate-many", GOAL_MANY_VALIDATE_RATIO, "issp validate, 10,000 sessions")
+    many, many_low = main.get("issp-validate-many"), low.get("issp-validate-many")
+    goal = (
+        f"issp validate, 10,000 sessions: p99 @{many.connections if many else '-'} <= {GOAL_MANY_VALIDATE_P99_MS:g} ms"
+    )
+    yield (
+        (verdict(many.p99_ms <= GOAL_MANY_VALIDATE_P99_MS), goal, f"{many.p99_ms:.1f} ms")
+        if many
+        else (verdict(False), goal, "not measured")
+    )
+    goal = f"issp validate, 10,000 sessions: p99 at low load <= {GOAL_MANY_VALIDATE_P99_LOW_VS_BARE:g}x bare's"
+    if many_low and report.bare_low and report.bare_low.p99_ms:
+        ratio = many_low.p99_ms / report.bare_low.p99_ms
+        figure = f"{many_low.p99_ms:.2f} ms vs {report.bare_low.p99_ms:.2f} ms @{many_low.connections}: {ratio:.1f}x"
+        yield verdict(ratio <= GOAL_MANY_VALIDATE_P99_LOW_VS_BARE), goal, figure
+    else:
+        yield verdict(False), goal, "not measured"
+    yield share("zelf-create", GOAL_CREATE_RATIO, "zelf create")
+    yield share("mix", GOAL_MIX_RATIO, "mix: 90 % validates, 10 % creates")
+    yield share("pg-issp-validate-many", GOAL_PG_VALIDATE_RATIO, "PG 2 workers: issp validate")
+    pg, lean = main.get("pg-issp-validate-many"), main.get("lean-validate-many")
+    goal = "PG 2 workers: issp validate >= lean asyncpg anchor"
+    if pg and lean:
+        yield verdict(pg.rps >= lean.rps), goal, f"{pg.rps:.0f} vs {lean.rps:.0f} req/s"
+    else:
+        yield verdict(False), goal, "not measured"
+    gateway = [r for r in [*report.main, *report.low] if SCENARIOS[r.scenario].target != "lean"]  # not the anchor's
+    errors = sum(r.errors for r in gateway)
+    yield verdict(errors == 0), "no error in any scenario of the gateway", str(errors)
+
+
 def _memory_goals(report: Report) -> Iterator[tuple[str, str, str]]:
     if len(report.memory) < 2:
         return
@@ -1008,13 +1094,16 @@ def print_report(report: Report) -> None:
     settings = report.settings
     print(
         f"\nsessiongate benchmark: loadgen={settings['loadgen']}, {settings['duration']} s per run"
-        f" (+{settings['warmup']} s warm-up), uvicorn {settings['server']}, 1 worker, access log off"
+        f" (+{settings['warmup']} s warm-up), gateway on uvicorn {settings['server']}, access log off;"
+        f" 'vs bare' is the share of bare Litestar on granian, 1 worker, in this run"
     )
     bare_rps = report.bare.rps if report.bare else None
-    main = ([report.bare] if report.bare else []) + report.main
+    main = [r for r in (report.bare, report.bare_uvicorn) if r is not None] + report.main
     print_load_table(f"throughput @{settings['connections']} connections (or a scenario's cap)", main, bare_rps)
-    if report.low:
-        print_load_table(f"tail latency @{settings['low_connections']} connections", report.low, None)
+    low = ([report.bare_low] if report.bare_low else []) + report.low
+    if low:
+        low_rps = report.bare_low.rps if report.bare_low else None
+        print_load_table(f"tail latency @{settings['low_connections']} connections", low, low_rps)
     if report.notes:
         print()
         for line in report.notes:
@@ -1023,6 +1112,24 @@ def print_report(report: Report) -> None:
     print("\ngoals")
     for word, goal, figure in goal_lines(report):
         print(f"  {word}  {goal:<64} {figure}")
+    print("\nissue 17 goals (shares of bare Litestar on granian, 1 worker, this run)")
+    for word, goal, figure in issue17_goals(report):
+        print(f"  {word}  {goal:<72} {figure}")
+    print("\nissue 15 goal (the gateway's own API beside issp validate, this run)")
+    for word, goal, figure in issue15_goals(report):
+        print(f"  {word}  {goal:<72} {figure}")
+
+
+def issue15_goals(report: Report) -> Iterator[tuple[str, str, str]]:
+    """Forward auth on a kept session at least as fast as issp validate, at both loads (introspection: figures only)."""
+    for rows, where in ((report.main, "throughput"), (report.low, "low load")):
+        found = {r.scenario: r for r in rows}
+        validate, forward = found.get("issp-validate"), found.get("forward-auth")
+        goal = f"forward auth >= issp validate ({where})"
+        if validate and forward:
+            yield verdict(forward.rps >= validate.rps), goal, f"{forward.rps:.0f} vs {validate.rps:.0f} req/s"
+        else:
+            yield verdict(False), goal, "not measured"
 
 
 # --------------------------------------------------------------------------- main
@@ -1089,6 +1196,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE", help="extra gateway env")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
     parser.add_argument("--max-seconds", type=int, default=1800, help="hard bound on the whole harness run")
+    parser.add_argument(
+        "--pg-url", default=None, help="PostgreSQL server for the PG rows (default: $SESSIONGATE_TEST_DATABASE_URL)"
+    )
     parser.add_argument("--target-cmd", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -1116,29 +1226,79 @@ def install_signal_handlers(max_seconds: int) -> None:
     signal.alarm(max_seconds)
 
 
-def start_targets(bench: Bench, stack: contextlib.ExitStack) -> tuple[Target, Target]:
-    """Start the bare app and the gateway, registering their cleanup, and wait for both.
+def pg_admin_url(args: argparse.Namespace) -> str | None:
+    """The PostgreSQL server the PG scenarios use (``--pg-url``, else the environment), or None."""
+    url = args.pg_url or next((os.environ[name] for name in PG_ENV if os.environ.get(name)), None)
+    return url or None
+
+
+def _pg_admin(url: str, sql: str) -> None:
+    import asyncpg  # the gateway's own PostgreSQL driver
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def pg_database(url: str, stack: contextlib.ExitStack, label: str) -> str:
+    """A fresh database on the server of ``url``, dropped when ``stack`` closes: its SQLAlchemy asyncpg URL."""
+    name = f"sg_bench_{label}_{secrets.token_hex(4)}"
+    _pg_admin(url, f'CREATE DATABASE "{name}"')
+    stack.callback(_pg_admin, url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    base, _, _ = url.replace("postgresql://", "postgresql+asyncpg://", 1).rpartition("/")
+    return f"{base}/{name}"
+
+
+def start_targets(bench: Bench, stack: contextlib.ExitStack, scenarios: Sequence[Scenario]) -> dict[str, Target]:
+    """Start the bare apps, the gateway and, when a scenario needs them, the PostgreSQL servers; wait for all.
 
     Args:
         bench: Shared settings.
-        stack: Exit stack that stops the servers.
+        stack: Exit stack that stops the servers (and drops their databases).
+        scenarios: The scenarios to run (which servers they need).
 
     Returns:
-        ``(bare, gateway)`` targets.
+        The targets, by :attr:`Scenario.target`.
     """
-    bare_port, gateway_port = free_port(), free_port()
-    bare_argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(bare_port)]
-    bare = start_server("bare", bare_argv, dict(os.environ), bare_port, bench.workdir)
-    stack.callback(stop_server, bare)
+    bare_script = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--host", HOST]
+    commands: dict[str, tuple[tuple[list[str], dict[str, str]], int]] = {}
+    port = free_port()
+    commands["bare"] = ([*bare_script, "--port", str(port), "--server", "granian"], dict(os.environ)), port
+    port = free_port()
+    commands["bare-uvicorn"] = ([*bare_script, "--port", str(port)], dict(os.environ)), port
     env = gateway_env(bench.workdir, bench.args.gateway_env)
-    gateway = start_server(
-        "gateway", gateway_command(gateway_port, bench.args.target_cmd), env, gateway_port, bench.workdir
-    )
-    stack.callback(stop_server, gateway)
-    wait_ready(bare, "/readyz")
-    wait_ready(gateway, "/readyz")
-    progress("both servers ready")
-    return Target("bare", bare_port, bare.process.pid), Target("gateway", gateway_port, gateway.process.pid)
+    port = free_port()
+    commands["gateway"] = (gateway_command(port, bench.args.target_cmd), env), port
+    wanted = {scenario.target for scenario in scenarios}
+    pg_url = pg_admin_url(bench.args)
+    if pg_url is None and wanted & {"pg", "lean"}:
+        progress("no PostgreSQL server (--pg-url or SESSIONGATE_TEST_DATABASE_URL): the PostgreSQL rows are skipped")
+    elif pg_url is not None:
+        if "pg" in wanted:
+            port = free_port()
+            pg_env = env | {
+                "SESSIONGATE_DATABASE_URL": pg_database(pg_url, stack, "gateway"),
+                "SESSIONGATE_AUTO_MIGRATE": "true",
+            }
+            commands["pg"] = (gateway_command(port, bench.args.target_cmd, workers=2), pg_env), port
+        if "lean" in wanted:
+            port = free_port()
+            lean_env = dict(os.environ) | {"LEAN_DATABASE_URL": pg_database(pg_url, stack, "lean")}
+            lean = [sys.executable, str(BENCH_DIR / "lean_app.py"), "serve", "--port", str(port), "--workers", "2"]
+            commands["lean"] = (lean, lean_env), port
+    servers = {}
+    for name, ((argv, server_env), server_port) in commands.items():
+        servers[name] = start_server(name, argv, server_env, server_port, bench.workdir)
+        stack.callback(stop_server, servers[name])
+    for server in servers.values():
+        wait_ready(server, "/readyz")
+    progress(f"servers ready: {', '.join(servers)}")
+    return {name: Target(name, server.port, server.process.pid) for name, server in servers.items()}
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -1164,10 +1324,10 @@ def run(args: argparse.Namespace) -> Report:
             "server": f"{loop}/{http}",
             "creates": args.creates,
         }
-        bare, gateway = start_targets(bench, stack)
-        bench_scenarios(bench, bare, gateway, scenarios)
+        targets = start_targets(bench, stack, scenarios)
+        bench_scenarios(bench, targets, scenarios)
         if args.creates > 0:
-            bench_memory(bench, gateway)
+            bench_memory(bench, targets["gateway"])
         return bench.report
 
 

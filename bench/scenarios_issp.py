@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 USER_ID, LOGIN = "bench-issp-user", "bench-issp@example.com"
 CREATE_PATH, VALIDATE_PATH = "/api/session/createSession", "/api/session/validateSession"
 GOAL_MIN_RATIO = 0.15
+FORWARD_AUTH_PATH, INTROSPECT_PATH = "/_sessiongate/forward-auth", "/_sessiongate/introspect"
+API_TOKEN = "sgt_bench-token-0123456789abcdef0123456789abcdef01"  # imported with admin-tokens add --from-stdin
 
 
 def scenarios(scenario: Callable[..., Any]) -> list[Any]:
@@ -36,6 +38,29 @@ def scenarios(scenario: Callable[..., Any]) -> list[Any]:
             setup=session_cookie,
             min_ratio=GOAL_MIN_RATIO,
         ),
+        # Issue 15: the gateway's own API beside issp validate, on the same kind of session. Forward auth reads the
+        # cookie nginx forwards and slides it as validate does; introspection checks the session id for a service
+        # holding an API token (one more read for the token, no slide).
+        scenario(
+            name="forward-auth",
+            label="forward auth (issp cookie)",
+            method="GET",
+            path=FORWARD_AUTH_PATH,
+            headers={"Cookie": "sessionCookie={cookie}"},
+            setup=session_cookie,
+        ),
+        scenario(
+            name="introspect",
+            label="introspection (issp session id)",
+            method="POST",
+            path=INTROSPECT_PATH,
+            headers={
+                "Authorization": f"Bearer {API_TOKEN}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            body="token={session_id}",
+            setup=introspection_setup,
+        ),
     ]
 
 
@@ -44,10 +69,32 @@ async def session_cookie(target: Any) -> dict[str, str]:
     await asyncio.to_thread(
         sessiongate, target.pid, "users", "add", "--login", LOGIN, "--id", USER_ID, "--email", LOGIN
     )
-    return {"cookie": await asyncio.to_thread(_create, target.port)}
+    cookie, _ = await asyncio.to_thread(_create, target.port)
+    return {"cookie": cookie}
 
 
-def _create(port: int) -> str:
+async def introspection_setup(target: Any) -> dict[str, str]:
+    """A user, one session and an introspect-scope API token: ``{"session_id": …}``."""
+    await asyncio.to_thread(
+        sessiongate, target.pid, "users", "add", "--login", LOGIN, "--id", USER_ID, "--email", LOGIN
+    )
+    await asyncio.to_thread(
+        sessiongate,
+        target.pid,
+        "admin-tokens",
+        "add",
+        "--name",
+        "bench",
+        "--scope",
+        "introspect",
+        "--from-stdin",
+        stdin=API_TOKEN,
+    )
+    _, session_id = await asyncio.to_thread(_create, target.port)
+    return {"session_id": session_id}
+
+
+def _create(port: int) -> tuple[str, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = json.dumps({"userID": USER_ID}).encode()
@@ -62,4 +109,4 @@ def _create(port: int) -> str:
     name, _, rest = set_cookie.partition("=")
     if name != "sessionCookie":
         raise RuntimeError(f"issp createSession set no sessionCookie: {set_cookie!r}")
-    return rest.split(";", 1)[0]
+    return rest.split(";", 1)[0], str(json.loads(answer)["text"]["sessionId"])
