@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -113,26 +115,63 @@ def test_a_budget_of_zero_is_no_budget(gateway):
 def test_the_budget_is_on_by_default(gateway):
     gw = gateway(log_level="DEBUG")  # the server's log says what became of each connection, should one break
     default = 600  # SESSIONGATE_CREATE_RATE_LIMIT's documented default, per minute
-    statuses = []
-    sent: list[float] = []
-    # A client that reuses a connection idle for as long as the server's keep-alive timeout (httpx's default expiry is
-    # the server's 5 s) can send just as the server closes it: a create broke so in CI, and in a full run here 5.08 s
-    # after the answer before it, with the server's log showing nothing of it. Like any well-set client, this one lets
-    # an idle connection go well before the server does.
+    statuses: list[int] = []
+    resent = 0
+    port: int | None = None  # the client's end of the connection the last answer came on
+    # Like any well-set client, this one lets an idle connection go well before the server does (its keep-alive
+    # timeout is 5 s), so that it never sends on a connection the server is closing.
     limits = httpx.Limits(keepalive_expiry=1.0)
-    hooks = {"request": [lambda _: sent.append(time.monotonic())]}
-    with httpx.Client(timeout=60, limits=limits, event_hooks=hooks) as client:
+    with httpx.Client(timeout=60, limits=limits) as client:
         # Refilled at the default rate while this runs, so a few more than the budget go through before a refusal.
-        answered = time.monotonic()
         while len(statuses) < 4 * default and 429 not in statuses:
             body = {"identifier": f"device-{len(statuses)}"}
+            sending = Sending(port)
             try:
-                statuses.append(client.post(gw.server.base_url + "/api/sessions", json=body).status_code)
+                response = client.post(gw.server.base_url + "/api/sessions", json=body, extensions=sending.extensions)
             except httpx.TransportError as exc:
-                since, waited = sent[-1] - answered, time.monotonic() - sent[-1]
-                raise AssertionError(
-                    f"create {len(statuses) + 1}, sent {since:.3f} s after the last answer, broke {waited:.3f} s later"
-                ) from exc
-            answered = time.monotonic()
+                if resent < 3 and sending.idle_close(gw.server) is not None:
+                    # The server closed the connection as idle, which it does only when no byte of a request is
+                    # waiting (test_http_edge proves it, stalls included): this process was stalled past the
+                    # keep-alive timeout between taking the connection and writing on it, as on a loaded machine (CI
+                    # broke so, 5.1 and 5.4 s after the answer before), and the server never saw the request. Sending
+                    # it again is then safe (RFC 9112, 9.3.1); a request read and dropped would still show, as one
+                    # more stored session than acknowledged creates (below). Any other break fails.
+                    resent += 1
+                    continue
+                raise AssertionError(f"create {len(statuses) + 1} broke: {sending.account(gw.server)}") from exc
+            port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+            statuses.append(response.status_code)
     assert statuses[-1] == 429
     assert statuses.count(200) >= default
+    assert gw.stored_sessions() == statuses.count(200)  # every acknowledged create is kept, and nothing else
+
+
+class Sending:
+    """When one request's bytes went out, on which connection, for telling a stalled client from a dropped request."""
+
+    def __init__(self, port: int | None) -> None:
+        self.port = port  # the connection's client port: the last answer's, unless a new connection is made
+        self.began: float | None = None  # wall-clock time (the server's log uses it) once the head was written
+        self.extensions = {"trace": self._trace}
+
+    def _trace(self, event: str, info: dict[str, object]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self.port = info["return_value"].get_extra_info("client_addr")[1]  # type: ignore[attr-defined]
+        elif event == "http11.send_request_headers.complete":
+            self.began = time.time()
+
+    def idle_close(self, server: Server) -> float | None:
+        """When the server logged closing this request's connection as idle, if it did."""
+        for line in server.logs().splitlines():
+            if "idle connection closed" in line:
+                entry = json.loads(line)
+                if entry.get("client", [None, None])[1] == self.port:
+                    return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+        return None
+
+    def account(self, server: Server) -> str:
+        lines = [line for line in server.logs().splitlines() if "audit session.created" not in line]
+        return (
+            f"the head was written at {self.began}, on the connection from port {self.port}, which the server closed"
+            f" idle at {self.idle_close(server)}; the server's log but its audit lines ends:\n" + "\n".join(lines[-12:])
+        )
