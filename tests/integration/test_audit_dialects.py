@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from sessiongate.identity.devices import Devices
-from tests.integration.test_audit import api_token, events, prepared, run, session_id
+from tests.integration.test_audit import SESSIONS, api_token, events, prepared, run, session_id
 from tests.support.gate import AMITY_USER, API_KEY, LOGIN, PASSWORD, USER_ID, open_session
 from tests.support.server import run_command
 
@@ -167,3 +167,57 @@ def test_disabling_a_principal_from_the_cli_records_the_sessions_it_ended(client
     (revoked,) = events(client, admin, actor="cli")["items"]
     assert (revoked["kind"], revoked["principal_id"], revoked["detail"]["revoked"]) == ("session.revoked", USER_ID, 1)
     assert (revoked["client_address"], revoked["user_agent"]) == (None, None)  # no request: a command
+
+
+REFUSE_AUDIT = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON sg_audit_event BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$"
+        " LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON sg_audit_event FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+    ],
+}
+ALLOW_AUDIT = {"sqlite": ["DROP TRIGGER refuse_audit"], "postgresql": ["DROP TRIGGER refuse_audit ON sg_audit_event"]}
+
+
+def ddl(client, statements):
+    def run_all(conn):
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+    run(client, client.app.state.services.runner.transaction, run_all)
+
+
+def stored_sessions(client, admin):
+    response = client.get(SESSIONS, headers=admin)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_a_create_whose_event_cannot_be_written_stores_no_session_and_is_not_acknowledged(client, admin):
+    backend = client.app.state.services.engine.dialect.name
+    ddl(client, REFUSE_AUDIT[backend])
+    refused = client.post("/api/sessions", json={"identifier": "kiosk-7"}, headers=AGENT)
+    assert refused.status_code >= 500
+    assert "token" not in refused.text
+    assert stored_sessions(client, admin) == []  # the session went with its event: never one without the other
+    ddl(client, ALLOW_AUDIT[backend])
+    created = client.post("/api/sessions", json={"identifier": "kiosk-7"}, headers=AGENT)
+    assert created.status_code == 200, created.text
+    (stored,) = stored_sessions(client, admin)
+    (event,) = events(client, admin, kind="session.created")["items"]
+    assert (event["actor"], event["session_id"]) == ("user", stored["id"])
+    assert where(event)[:2] == ("default", "zelf")
+
+
+def test_a_create_answered_with_the_live_session_it_reuses_records_no_second_event(client, admin, caplog):
+    with caplog.at_level(logging.INFO, logger="sessiongate.audit"):
+        first = client.post("/api/sessions", json={"identifier": "kiosk-8"}, headers=AGENT)
+        again = client.post("/api/sessions", json={"identifier": "kiosk-8"}, headers=AGENT)
+    assert (first.status_code, again.status_code) == (200, 200)
+    (stored,) = stored_sessions(client, admin)
+    (event,) = events(client, admin, kind="session.created")["items"]
+    assert event["session_id"] == stored["id"]
+    assert [r.audit["session_id"] for r in caplog.records if r.name == "sessiongate.audit"] == [stored["id"]]

@@ -72,6 +72,25 @@ async def test_driver_statements_commit_with_their_batch_and_fail_alone(runner):
     assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [7, 8]
 
 
+async def test_statements_written_together_commit_together_or_fail_together_and_alone(runner):
+    def pair(a, b):
+        return DriverStatement(
+            "INSERT INTO t VALUES (:a) RETURNING a", {"a": a}, (DriverStatement("INSERT INTO t VALUES (:a)", {"a": b}),)
+        )
+
+    results = await asyncio.gather(
+        runner.write_driver(pair(1, 2)),
+        runner.write_driver(pair(3, 1)),  # its second statement fails: its first is undone with it
+        runner.write(text("INSERT INTO t VALUES (4)")),
+        runner.write_driver(pair(5, 6)),
+        return_exceptions=True,
+    )
+    assert results[0].rows == [(1,)]  # the outcome is the first statement's
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert (results[2].rowcount, results[3].rows) == (1, [(5,)])
+    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [1, 2, 4, 5, 6]
+
+
 ROW = 4096  # bytes of payload per row: 1500 rows are about 1500 pages, past SQLite's own checkpoint point (1000)
 
 

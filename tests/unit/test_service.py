@@ -7,15 +7,19 @@ from datetime import timedelta
 import msgspec
 import pytest
 from sqlalchemy import Executable
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, NewSession, PageRequest, SessionQuery
 from sessiongate.core.service import reuse_key_digest
+from sessiongate.gate.audit import AuditLog, NewEvent
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
-from sessiongate.storage.runner import Outcome
-from sessiongate.storage.store import session_from_row
+from sessiongate.storage.audit_table import LIMITS, ROW_COLUMNS
+from sessiongate.storage.runner import AsyncEngineRunner, Outcome
+from sessiongate.storage.store import SqlSessionStore, session_from_row
 from sessiongate.storage.tables import SessionRecord
 from tests.support.plans import explain_statement
 
@@ -321,3 +325,57 @@ async def test_the_creates_dbapi_insert_stores_and_returns_what_sqlalchemys_exec
         rows = (await conn.exec_driver_sql(f"SELECT {typed}, typeof(id), length(id) FROM sg_session")).all()
     assert len(rows) == 2
     assert rows[0] == rows[1]
+
+
+ODD = {"actor": "user", "tenant": "t", "dialect": "test", "principal_id": "p\x00☃", "user_agent": "é" * 300}
+
+
+async def test_a_creates_audit_event_written_with_its_session_is_stored_as_the_audit_log_stores_one(
+    sqlite_services, clock
+):
+    # The event a create writes with its session (the writer's DBAPI statement on SQLite) against the same event
+    # written by AuditLog.record through SQLAlchemy: the same values, of the same SQLite types, cut and cleaned alike.
+    services = sqlite_services
+    audit = services.sessions.audit
+    assert audit is not None
+    event = NewEvent(kind="session.created", **ODD, detail={"note": "x\x00y", "n": 2, "ok": True})
+    new = NewSession(tenant="t", dialect="test", principal_id="p1")
+    session, reused = await services.sessions.store.insert(
+        new,
+        now=clock.now,
+        expires_at=clock.now + timedelta(seconds=60),
+        absolute_expires_at=None,
+        token_digest=None,
+        audit=audit.row(event),
+    )
+    assert not reused
+    await audit.record(msgspec.structs.replace(event, session_id=session.id))
+    typed = ", ".join(f"{c}, typeof({c})" for c in ROW_COLUMNS if c != "id")
+    async with services.engine.connect() as conn:
+        rows = (await conn.exec_driver_sql(f"SELECT {typed}, typeof(id), length(id) FROM sg_audit_event")).all()
+    assert len(rows) == 2
+    assert rows[0] == rows[1]
+    assert rows[0][ROW_COLUMNS.index("user_agent") * 2 - 2] == "é" * LIMITS["user_agent"]
+
+
+async def test_an_in_memory_databases_create_writes_its_event_in_the_sessions_transaction(clock):
+    # SQLite without the writer thread (an in-memory database, on the async engine): the insert and its event are
+    # one transaction of two statements, and a reused session adds no event.
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:", poolclass=StaticPool)
+    async with engine.begin() as conn:
+        await conn.run_sync(SessionRecord.metadata.create_all)
+    store = SqlSessionStore(engine, AsyncEngineRunner(engine))
+    row = AuditLog(store.runner, lambda: clock.now).row(NewEvent(kind="session.created", actor="user"))
+    new = NewSession(tenant="t", dialect="test", principal_id="p1", reuse_key="k")
+    later = clock.now + timedelta(seconds=60)
+    first, reused = await store.insert(
+        new, now=clock.now, expires_at=later, absolute_expires_at=None, token_digest=None, audit=row
+    )
+    again, reused_again = await store.insert(
+        new, now=clock.now, expires_at=later, absolute_expires_at=None, token_digest=None, audit=row
+    )
+    assert (reused, reused_again, again.id) == (False, True, first.id)
+    async with engine.connect() as conn:
+        stored = (await conn.exec_driver_sql("SELECT session_id, kind FROM sg_audit_event")).all()
+    assert stored == [(first.id, "session.created")]
+    await engine.dispose()

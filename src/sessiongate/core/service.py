@@ -24,7 +24,7 @@ from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
 
 if TYPE_CHECKING:
-    from sessiongate.gate.audit import AuditLog
+    from sessiongate.gate.audit import AuditLog, NewEvent
 
 __all__ = ("Clock", "Created", "SessionService", "utc_now")
 
@@ -103,9 +103,12 @@ class SessionService:
         expires = _capped(now + timedelta(seconds=policy.ttl), absolute)
         cap = self._cap(new)
         evicted: list[Session] = []
+        audit_row: dict[str, Any] | None = None
         if cap is None:
+            if self.audit is not None:  # written with the session: one round trip, and never one without the other
+                audit_row = self.audit.row(self._created_event(new))
             session, reused = await self.store.insert(
-                new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest
+                new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest, audit=audit_row
             )
         else:
             session, reused, evicted = await self.store.insert_capped(
@@ -123,7 +126,9 @@ class SessionService:
             await self.store.set_token_digest(session.id, self.digester.digest(secret))
         if not reused:
             meters.SESSIONS_CREATED.labels(meters.dialect()).inc()
-            if self.audit is not None:
+            if audit_row is not None and self.audit is not None:
+                self.audit.logged(audit_row | {"session_id": session.id})
+            elif self.audit is not None:
                 await self.audit.note("session.created", actor="user", session=session)
         _revoked(len(evicted))
         for ended in evicted:
@@ -131,6 +136,14 @@ class SessionService:
                 detail = {"cap": cap.most if cap is not None else None, "by_session_id": session.id}
                 await self.audit.note("session.revoked", actor="session-cap", session=ended, detail=detail)
         return Created(session=session, secret=secret, reused=reused)
+
+    @staticmethod
+    def _created_event(new: NewSession) -> NewEvent:
+        """The ``session.created`` event of ``new``, as :meth:`AuditLog.note` would make it once stored."""
+        from sessiongate.gate.audit import NewEvent, current_request  # here: sessiongate.gate imports this module
+
+        about = current_request() | {"tenant": new.tenant, "dialect": new.dialect, "principal_id": new.principal_id}
+        return NewEvent(kind="session.created", actor="user", **about)
 
     def _cap(self, new: NewSession) -> SessionCap | None:
         """The cap ``new``'s dialect holds its principal to; none for a session of no principal and no device."""

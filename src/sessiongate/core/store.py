@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
@@ -22,8 +22,12 @@ class SessionStore(Protocol):
         expires_at: datetime,
         absolute_expires_at: datetime | None,
         token_digest: str | None,
+        audit: dict[str, Any] | None = None,
     ) -> tuple[Session, bool]:
-        """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused."""
+        """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused.
+
+        ``audit``: the row of an audit event to write with a new session, in the same transaction, its ``session_id``
+        set to the new session's (nothing is written for a reused one)."""
         ...
 
     async def insert_capped(

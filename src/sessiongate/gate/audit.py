@@ -19,20 +19,17 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
-from advanced_alchemy.base import UUIDv7AuditBase
-from advanced_alchemy.types import JsonB
 from litestar import Request
-from sqlalchemy import ColumnElement, Index, String, Table, delete, insert, select
-from sqlalchemy.orm import Mapped, mapped_column
-from uuid_utils.compat import uuid7
+from sqlalchemy import ColumnElement, delete, insert, select
 
 from sessiongate import meters
 from sessiongate.core.models import Session
 from sessiongate.dialects.base import client_address
 from sessiongate.gate.keyset import encode_cursor
+from sessiongate.storage.audit_table import AUDIT, LIMITS, AuditEventRecord, event_row
 from sessiongate.storage.runner import StatementRunner
 
 __all__ = (
@@ -74,36 +71,7 @@ Kind = Literal[
 ]
 """What happened. ``session.revoked`` says by whom in ``actor`` (and how many, for a principal's, in ``detail``)."""
 KINDS: tuple[Kind, ...] = get_args(Kind)
-LIMITS = {
-    "actor": 160,
-    "tenant": 64,
-    "dialect": 32,
-    "principal_id": 128,
-    "session_id": 64,
-    "client_address": 64,
-    "user_agent": 256,
-}
-"""Column widths: a longer value is cut, never refused (an event is never lost to a long user agent)."""
-
-
-class AuditEventRecord(UUIDv7AuditBase):
-    """One audit event (migration 0011). ``created_at`` is when it happened."""
-
-    __tablename__ = "sg_audit_event"
-    __table_args__ = (Index("ix_sg_audit_event_created", "created_at"),)  # the retention sweep, and time ranges
-
-    kind: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(LIMITS["actor"]))
-    tenant: Mapped[str | None] = mapped_column(String(LIMITS["tenant"]))
-    dialect: Mapped[str | None] = mapped_column(String(LIMITS["dialect"]))
-    principal_id: Mapped[str | None] = mapped_column(String(LIMITS["principal_id"]))
-    session_id: Mapped[str | None] = mapped_column(String(LIMITS["session_id"]))
-    client_address: Mapped[str | None] = mapped_column(String(LIMITS["client_address"]))
-    user_agent: Mapped[str | None] = mapped_column(String(LIMITS["user_agent"]))
-    detail: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
-
-
-A = cast("Table", AuditEventRecord.__table__)
+A = AUDIT
 _COLUMNS = [c for c in A.c if c.name not in {"sa_orm_sentinel", "updated_at"}]
 
 
@@ -175,19 +143,18 @@ class AuditLog:
 
     async def record(self, event: NewEvent) -> AuditEvent:
         """Write ``event`` (committed when this returns), then log it."""
-        now = self.clock()
-        row: dict[str, Any] = {
-            "id": uuid7(),
-            "kind": event.kind,
-            "created_at": now,
-            "updated_at": now,
-            "detail": dict(event.detail),
-        }
-        for name, most in LIMITS.items():
-            value = getattr(event, name)
-            row[name] = _clean(value, most) if value is not None else None
-        row["detail"] = {k: _clean(v, 256) if isinstance(v, str) else v for k, v in row["detail"].items()}
+        row = self.row(event)
         await self.runner.write(insert(A).values(row))
+        return self.logged(row)
+
+    def row(self, event: NewEvent) -> dict[str, Any]:
+        """The row ``event`` is stored as, for a caller that writes it with a change of its own (the session store
+        writes a create's event with its session); :meth:`logged` once that is committed."""
+        fields = {name: getattr(event, name) for name in LIMITS}
+        return event_row(event.kind, fields, dict(event.detail), self.clock())
+
+    def logged(self, row: dict[str, Any]) -> AuditEvent:
+        """Log the event ``row`` holds, once it is committed; the event, as listed."""
         recorded = _event(_Row(row))
         log.info("audit %s", recorded.kind, extra={"audit": msgspec.to_builtins(recorded)})
         return recorded
@@ -262,11 +229,6 @@ def current_request() -> dict[str, Any]:
         "client_address": client_address(request, trust_forwarded=trust),
         "user_agent": request.headers.get("user-agent"),
     }
-
-
-def _clean(value: str, most: int) -> str:
-    # No NUL (PostgreSQL's text cannot hold one) and at most the column's width: an event is never refused for it.
-    return value.replace("\x00", "\ufffd")[:most]
 
 
 def _conditions(where: AuditFilter) -> list[ColumnElement[bool]]:

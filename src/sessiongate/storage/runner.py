@@ -89,6 +89,10 @@ class DriverStatement:
 
     sql: str
     params: dict[str, Any]
+    then: tuple[DriverStatement, ...] = ()
+    """Statements written with this one, as one: all or none of them commits (a failure of any undoes them all, and
+    is this statement's error). The outcome is this statement's. For a create's audit event, written with its
+    session."""
 
 
 class StatementRunner(Protocol):
@@ -484,7 +488,10 @@ def _run_driver(conn: Connection, statement: DriverStatement) -> Outcome:
     cursor = _driver(conn).cursor()
     try:
         rows = cursor.execute(statement.sql, statement.params).fetchall()
-        return Outcome(rows=rows, rowcount=max(cursor.rowcount, 0))
+        outcome = Outcome(rows=rows, rowcount=max(cursor.rowcount, 0))
+        for following in statement.then:
+            cursor.execute(following.sql, following.params)
+        return outcome
     finally:
         cursor.close()
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
     or_,
     select,
     text,
@@ -54,6 +55,7 @@ from sessiongate.core.models import (
 )
 from sessiongate.core.service import reuse_key_digest
 from sessiongate.identity.tables import principals
+from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
@@ -130,6 +132,9 @@ class SqlSessionStore:
             if isinstance(self.runner, SqliteRunner)
             else None
         )
+        self._audited_inserts = (
+            _audited_insert_statements(engine.dialect.name) if engine.dialect.name == "postgresql" else None
+        )
         self._driver_lookups = (
             (_DriverLookup(C.token_digest, self.runner.dialect), _DriverLookup(C.id, self.runner.dialect))
             if isinstance(self.runner, SqliteRunner)
@@ -149,9 +154,17 @@ class SqlSessionStore:
         expires_at: datetime,
         absolute_expires_at: datetime | None,
         token_digest: str | None,
+        audit: dict[str, Any] | None = None,
     ) -> tuple[Session, bool]:
         """One ``INSERT … ON CONFLICT (reuse_key) DO UPDATE … RETURNING``: a live holder of the key is kept as it
-        was, an expired or revoked one is replaced; either way the row comes back in the same round trip."""
+        was, an expired or revoked one is replaced; either way the row comes back in the same round trip.
+
+        ``audit``, the row of the create's audit event, is written only if the session is new, in the same
+        transaction: on PostgreSQL by the same statement (a data-changing ``WITH``), on SQLite as the next statement of
+        the writer's group commit, conditioned on the new session's row. One round trip either way, where a write of
+        its own after the insert's commit halved the creates a server could answer.
+        """
+        reusing = new.reuse_key is not None
         new_id = uuid7()
         values = _values(
             new,
@@ -161,11 +174,26 @@ class SqlSessionStore:
             absolute_expires_at=absolute_expires_at,
             token_digest=token_digest,
         )
+        event = None if audit is None else audit | {"session_id": str(new_id)}
         if self._driver_inserts is not None:
-            session = await self._driver_inserts[new.reuse_key is not None].run(values)
-        else:
-            stmt = self._upsert if new.reuse_key is not None else self._plain_insert
+            session = await self._driver_inserts[reusing].run(values, event)
+        elif event is None:
+            stmt = self._upsert if reusing else self._plain_insert
             session = session_from_row((await self.runner.write(stmt, values)).rows[0])
+        elif self._audited_inserts is not None:
+            stmt = self._audited_inserts[reusing]
+            params = values | {f"audit_{name}": value for name, value in event.items()}
+            session = session_from_row((await self.runner.write(stmt, params)).rows[0])
+        else:  # SQLite through the async engine (no writer thread): two statements, one transaction
+            stmt = self._upsert if reusing else self._plain_insert
+
+            def both(conn: Connection) -> Session:
+                created = session_from_row(conn.execute(stmt, values).one())
+                if created.id == str(new_id):
+                    conn.execute(insert(AUDIT).values(event))
+                return created
+
+            session = await self.runner.transaction(both)
         return session, session.id != str(new_id)
 
     async def insert_capped(
@@ -550,6 +578,29 @@ def _insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]
     return compiled(plain), compiled(upsert)
 
 
+def _audited_insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]:
+    """:func:`_insert_statements` on PostgreSQL, each also writing an audit event's row (its columns bound as
+    ``audit_<column>``) when the session it returns is the new one (``:id``): one statement, one round trip."""
+    columns = [AUDIT.c[name] for name in ROW_COLUMNS]
+    binds = [bindparam(f"audit_{c.name}", type_=c.type) for c in columns]
+    # Cast, as the insert's VALUES need not: a parameter in a SELECT list takes no type from the column it fills.
+    selected = select(*(cast(b, c.type) for b, c in zip(binds, columns, strict=True)))
+    pg: Any = postgresql.dialect
+    event_sql = re.sub(r":(\w+)::(\w+)", r"CAST(:\1 AS \2)", str(selected.compile(dialect=pg(paramstyle="named"))))
+    names = ", ".join(c.name for c in columns)
+    public = ", ".join(c.name for c in _PUBLIC)
+    session_binds = [bindparam(c.name, type_=c.type) for c in _INSERTED]
+
+    def audited(inserted: TextualSelect) -> TextualSelect:
+        event = f"INSERT INTO {AUDIT.name} ({names}) {event_sql} FROM created WHERE created.id = CAST(:id AS UUID)"
+        inner = inserted.element.text
+        # Names and SQL from the tables' metadata only; every value is a bound parameter.
+        sql = f"WITH created AS ({inner}), audited AS ({event}) SELECT {public} FROM created"  # noqa: S608
+        return text(sql).bindparams(*session_binds, *binds).columns(*_PUBLIC)
+
+    return tuple(audited(stmt) for stmt in _insert_statements(dialect_name))  # type: ignore[return-value]
+
+
 _PublicRow = namedtuple("_PublicRow", [c.name for c in _PUBLIC])  # type: ignore[misc]
 
 
@@ -562,7 +613,7 @@ class _DriverInsert:
     what comes back are the same as through SQLAlchemy (tests/unit/test_service.py compares the two).
     """
 
-    __slots__ = ("_binds", "_results", "_runner", "_sql")
+    __slots__ = ("_audit_binds", "_audit_sql", "_binds", "_results", "_runner", "_sql")
 
     def __init__(self, statement: TextualSelect, runner: SqliteRunner) -> None:
         dialect = runner.dialect
@@ -570,10 +621,26 @@ class _DriverInsert:
         self._sql = str(statement.compile(dialect=sqlite.dialect(paramstyle="named")))
         self._binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in _INSERTED]
         self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _PUBLIC]
+        # A create's audit event, written only if the session of the insert's ``id`` is there: a reused one is not.
+        columns = [AUDIT.c[name] for name in ROW_COLUMNS]
+        event = insert(AUDIT).from_select(
+            columns,
+            select(*(bindparam(f"audit_{c.name}", type_=c.type) for c in columns)).where(
+                select(C.id).where(C.id == bindparam("id", type_=C.id.type)).exists()
+            ),
+        )
+        self._audit_sql = str(event.compile(dialect=sqlite.dialect(paramstyle="named")))
+        self._audit_binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
 
-    async def run(self, values: dict[str, Any]) -> Session:
+    async def run(self, values: dict[str, Any], audit: dict[str, Any] | None = None) -> Session:
         params = {key: values[key] if bind is None else bind(values[key]) for key, bind in self._binds}
-        row = (await self._runner.write_driver(DriverStatement(self._sql, params))).rows[0]
+        then: tuple[DriverStatement, ...] = ()
+        if audit is not None:
+            event = {
+                f"audit_{key}": audit[key] if bind is None else bind(audit[key]) for key, bind in self._audit_binds
+            }
+            then = (DriverStatement(self._audit_sql, event | {"id": params["id"]}),)
+        row = (await self._runner.write_driver(DriverStatement(self._sql, params, then))).rows[0]
         pairs = zip(row, self._results, strict=True)
         return session_from_row(_PublicRow._make(value if result is None else result(value) for value, result in pairs))
 
