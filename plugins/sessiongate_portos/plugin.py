@@ -10,9 +10,9 @@ from litestar.di import NamedDependency, Provide
 from sessiongate.core.errors import GatewayError
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectPlugin, bearer_token
-from sessiongate.gate.audit import AuditLog, reuse_recorder
 from sessiongate.identity.devices import Devices
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, reuse_recorder
 from sessiongate.tokens.refresh import RefreshTokens
 from sessiongate_portos import mapping, routes
 from sessiongate_portos.options import PortosOptions

@@ -12,11 +12,11 @@ from litestar.params import FromPath, QueryParameter
 
 from sessiongate.core import models as core
 from sessiongate.core.errors import AccountDisabled, NotFound, Unauthenticated
-from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
 from sessiongate.dialects.bodies import json_body
 from sessiongate.identity.devices import Devices, RegisteredDevice
 from sessiongate.identity.service import IdentityService
+from sessiongate.sessions.service import SessionService
 from sessiongate.settings import Settings
 from sessiongate.tokens.refresh import RefreshTokens
 from sessiongate_portos import mapping, ndata, wire

@@ -16,12 +16,12 @@ from litestar.response.base import ASGIResponse
 
 from sessiongate.core import models as core
 from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, Unauthenticated
-from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
 from sessiongate.dialects.bodies import json_body
 from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
 from sessiongate.dialects.origin import refuse_cross_site
 from sessiongate.identity.service import IdentityService
+from sessiongate.sessions.service import SessionService
 from sessiongate.settings import Settings
 from sessiongate_saymon import mapping, wire
 

@@ -7,9 +7,9 @@ from typing import Any
 from litestar import Request, post
 from litestar.di import NamedDependency
 
-from sessiongate.core.service import SessionService
 from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
 from sessiongate.dialects.bodies import json_body
+from sessiongate.sessions.service import SessionService
 from sessiongate.settings import Settings
 from sessiongate_zelf import mapping, wire
 

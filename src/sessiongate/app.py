@@ -18,12 +18,10 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from sessiongate import __version__
-from sessiongate.core.service import Clock, SessionService, utc_now
 from sessiongate.dialects import registry
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
-from sessiongate.gate.audit import AuditLog
 from sessiongate.gate.plugin import gateway_plugins
 from sessiongate.identity.service import IdentityService
 from sessiongate.observability import (
@@ -36,6 +34,8 @@ from sessiongate.observability import (
 )
 from sessiongate.readiness import Readiness, ReadinessCheck
 from sessiongate.runtime import Services, engine_config, open_services
+from sessiongate.sessions.audit import AuditLog
+from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
 from sessiongate.tokens.keys import say_if_kept_in_clear
 from sessiongate.tokens.refresh import RefreshTokens

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongate.core.service import Clock, SessionService, utc_now
-from sessiongate.gate.audit import AuditLog
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.throttle import CreateBudget, ThrottlePolicy
+from sessiongate.sessions.audit import AuditLog
+from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, require_schema, sqlite_pragmas_for, upgrade
 from sessiongate.storage.runner import StatementRunner, runner_for

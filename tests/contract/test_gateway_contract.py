@@ -5,9 +5,9 @@ from sqlalchemy import delete
 
 from sessiongate.gate.tokens import ApiTokenRecord, ApiTokens
 from sessiongate.identity.devices import DeviceRecord
-from sessiongate.identity.tables import AuthTokenRecord, principals
 from sessiongate.identity.tenants import AUTH_TOKENS, KEYS, TENANTS
 from sessiongate.runtime import Services
+from sessiongate.storage.identity_tables import AuthTokenRecord, principals
 from tests.contract.harness import HYPOTHESIS, Target
 
 # The API token contracts/schemathesis.toml calls introspection and revocation with, imported as an operator would.

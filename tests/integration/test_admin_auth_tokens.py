@@ -13,8 +13,8 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner
 
 from sessiongate.cli import cli
-from sessiongate.gate.audit import KINDS, AuditEventRecord
 from sessiongate.identity.passwords import Passwords
+from sessiongate.sessions.audit import KINDS, AuditEventRecord
 from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID
 from tests.support.gate import api_token as token
 

@@ -13,9 +13,9 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from sessiongate.gate.audit import AuditEventRecord, AuditLog, NewEvent
 from sessiongate.gate.tokens import ApiTokens
 from sessiongate.identity.passwords import Passwords
+from sessiongate.sessions.audit import AuditEventRecord, AuditLog, NewEvent
 from sessiongate.settings import GatewaySettings
 from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, portos_refresh_token, provision
 from tests.support.migrations import differences_from_declared

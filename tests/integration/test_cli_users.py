@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from sessiongate.core.errors import SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, NewSession
-from sessiongate.identity.tables import auth_tokens, principals
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
+from sessiongate.storage.identity_tables import auth_tokens, principals
 from tests.support.server import running_server
 
 FIXED = ExpiryPolicy(ttl=3600, touch_interval=0)

@@ -28,10 +28,10 @@ from litestar.exceptions import ImproperlyConfiguredException
 from sessiongate.core.errors import SessionLimitReached
 from sessiongate.core.models import NewSession, Page, PageRequest, SessionCap, SessionFilter, SessionQuery
 from sessiongate.dialects import registry
-from sessiongate.gate.audit import AuditFilter
 from sessiongate.identity.devices import Devices
 from sessiongate.identity.passwords import Passwords
 from sessiongate.runtime import open_services
+from sessiongate.sessions.audit import AuditFilter
 from sessiongate.settings import Settings
 from tests.conftest import ROOT
 from tests.support.gate import (

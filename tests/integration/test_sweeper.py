@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from sessiongate.identity.tables import LoginFailureRecord
 from sessiongate.runtime import Services
+from sessiongate.storage.identity_tables import LoginFailureRecord
 from sessiongate.storage.tables import SessionRecord
 from sessiongate.tokens.refresh import RefreshTokens
 from sessiongate.tokens.refresh_tables import RefreshTokenRecord

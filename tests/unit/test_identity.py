@@ -27,9 +27,9 @@ from sessiongate.core.errors import (
 )
 from sessiongate.core.models import ExpiryPolicy, NewSession
 from sessiongate.identity import IdentityService, ThrottlePolicy
-from sessiongate.identity.tables import auth_tokens, login_failures, principals
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
+from sessiongate.storage.identity_tables import auth_tokens, login_failures, principals
 from sessiongate.storage.tables import metadata
 
 pytestmark = pytest.mark.anyio

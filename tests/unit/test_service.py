@@ -13,13 +13,12 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.errors import NotFound, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, NewSession, PageRequest, SessionQuery
-from sessiongate.core.service import reuse_key_digest
-from sessiongate.gate.audit import AuditLog, NewEvent
 from sessiongate.runtime import Services, open_services
+from sessiongate.sessions.audit import AuditLog, NewEvent
 from sessiongate.settings import Settings
 from sessiongate.storage.audit_table import LIMITS, ROW_COLUMNS
 from sessiongate.storage.runner import AsyncEngineRunner, Outcome
-from sessiongate.storage.store import SqlSessionStore, session_from_row
+from sessiongate.storage.store import SqlSessionStore, reuse_key_digest, session_from_row
 from sessiongate.storage.tables import SessionRecord
 from tests.support.plans import explain_statement
 

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 def with_services(step: Callable[[Services], Awaitable[T]]) -> T:
     """``step`` run with the services of the database the environment names; a refusal is ``Error: …``, exit 1."""
-    from sessiongate.cli import settings_from_env  # here: the CLI imports the command modules while being imported
+    from sessiongate.commands._environment import settings_from_env
 
     settings = settings_from_env()
 

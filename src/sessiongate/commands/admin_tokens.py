@@ -12,9 +12,9 @@ import click
 
 from sessiongate.core.errors import GatewayError
 from sessiongate.gate import api_token_admin
-from sessiongate.gate.audit import NewEvent
 from sessiongate.gate.tokens import SCOPES, AddedToken, ApiTokenInfo
 from sessiongate.runtime import open_services
+from sessiongate.sessions.audit import NewEvent
 from sessiongate.settings import Settings
 
 __all__ = ("command",)
@@ -94,7 +94,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 
 def _settings() -> Settings:
     # Imported here: the CLI imports this module while it is itself being imported.
-    from sessiongate.cli import settings_from_env
+    from sessiongate.commands._environment import settings_from_env
 
     return settings_from_env()
 

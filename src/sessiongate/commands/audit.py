@@ -11,9 +11,9 @@ import msgspec
 
 from sessiongate.commands._shared import as_utc, labelled
 from sessiongate.core.errors import GatewayError
-from sessiongate.gate.audit import AuditFilter, AuditLog, AuditPage
-from sessiongate.gate.keyset import decode_cursor
+from sessiongate.core.keyset import decode_cursor
 from sessiongate.runtime import open_services
+from sessiongate.sessions.audit import AuditFilter, AuditLog, AuditPage
 from sessiongate.settings import Settings
 
 __all__ = ("command",)
@@ -62,7 +62,7 @@ def command(
         after=as_utc(since),
         before=as_utc(until),
     )
-    from sessiongate.cli import settings_from_env  # here: the CLI imports this module while being imported
+    from sessiongate.commands._environment import settings_from_env
 
     settings = settings_from_env()
     try:

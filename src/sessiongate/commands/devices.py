@@ -10,8 +10,8 @@ import click
 
 from sessiongate.commands._shared import with_services
 from sessiongate.gate import device_admin
-from sessiongate.gate.audit import NewEvent
 from sessiongate.identity.devices import ENVIRONMENTS, RegisteredDevice
+from sessiongate.sessions.audit import NewEvent
 
 __all__ = ("command",)
 

@@ -79,7 +79,7 @@ def retire_command(name: str) -> None:
 
 def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
     # Imported here: the CLI imports this module while it is being built.
-    from sessiongate.cli import run_async, settings_from_env
+    from sessiongate.commands._environment import run_async, settings_from_env
 
     settings = settings_from_env()
 

@@ -10,9 +10,9 @@ import click
 
 from sessiongate.core.errors import GatewayError
 from sessiongate.gate import tenant_keys
-from sessiongate.gate.audit import NewEvent
 from sessiongate.identity.tenants import AddedKeys, KeyInfo
 from sessiongate.runtime import open_services
+from sessiongate.sessions.audit import NewEvent
 from sessiongate.settings import Settings
 
 __all__ = ("command",)
@@ -154,7 +154,7 @@ def expire(key_id: str, at: str | None) -> None:
 
 def _settings() -> Settings:
     # Imported here: the CLI imports this module while it is itself being imported.
-    from sessiongate.cli import settings_from_env
+    from sessiongate.commands._environment import settings_from_env
 
     return settings_from_env()
 

@@ -24,7 +24,7 @@ def rewrap_command() -> None:
     rotation); the keys themselves do not change, so tokens and sessions live on. Safe while gateways serve.
     """
     # Imported here: the CLI imports this module while it is being built.
-    from sessiongate.cli import run_async, settings_from_env
+    from sessiongate.commands._environment import run_async, settings_from_env
 
     settings = settings_from_env()
     master = MasterKeys.from_settings(settings)

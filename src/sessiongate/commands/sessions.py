@@ -11,10 +11,10 @@ import msgspec
 
 from sessiongate.commands._shared import as_utc, labelled, with_services
 from sessiongate.core.errors import NotFound
+from sessiongate.core.keyset import decode_cursor
 from sessiongate.gate import admin
-from sessiongate.gate.audit import NewEvent
-from sessiongate.gate.keyset import decode_cursor
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import NewEvent
 
 __all__ = ("command",)
 

@@ -11,7 +11,7 @@ import click
 from sessiongate.commands._shared import with_services
 from sessiongate.commands.users import login_option, tenant_option
 from sessiongate.gate import auth_token_admin
-from sessiongate.gate.audit import NewEvent
+from sessiongate.sessions.audit import NewEvent
 
 __all__ = ("command",)
 

@@ -30,7 +30,7 @@ def with_identity(work: Callable[[IdentityService], Awaitable[T]]) -> T:
     """Run ``work`` with the identity service of ``SESSIONGATE_*``'s database; a gateway error is a clean exit."""
 
     # Imported here: the CLI imports this module while it is being built.
-    from sessiongate.cli import run_async, settings_from_env
+    from sessiongate.commands._environment import run_async, settings_from_env
 
     async def go() -> T:
         async with open_services(settings_from_env()) as services:
@@ -66,7 +66,7 @@ def check_password(password: str, *, login: str) -> None:
     """Refuse a password shorter than ``SESSIONGATE_PASSWORD_MIN_LENGTH``, equal to the login, or (unless
     ``SESSIONGATE_PASSWORD_CHECK_COMMON=false``) one of the most common passwords: zxcvbn's list of 30 000, drawn from
     leaked password sets, compared without case. Only passwords the CLI sets are checked; dialect logins are not."""
-    from sessiongate.cli import settings_from_env
+    from sessiongate.commands._environment import settings_from_env
 
     settings = settings_from_env("none")
     problem = policy_problem(

@@ -1,1 +1,3 @@
-"""The gateway's own vocabulary: models, errors and the session service. Knows no dialect."""
+"""The gateway's own vocabulary: models, errors, the storage seam and page cursors.
+
+Knows no dialect, no Litestar, no SQL."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
-__all__ = ("SessionStore",)
+__all__ = ("SessionStore", "reuse_key_digest")
 
 
 class SessionStore(Protocol):
@@ -114,3 +115,8 @@ class SessionStore(Protocol):
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
         """Delete up to ``batch`` sessions that expired or were revoked before ``now``; how many went."""
         ...
+
+
+def reuse_key_digest(key: str) -> str:
+    """The stored form of a reuse key: fixed length, and no identifier or address in clear."""
+    return hashlib.sha256(key.encode()).hexdigest()

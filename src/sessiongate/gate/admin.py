@@ -16,10 +16,10 @@ from msgspec import structs
 from sqlalchemy import ColumnElement, Table, select
 
 from sessiongate.core.errors import NotFound
+from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Session
-from sessiongate.gate.audit import AuditLog, NewEvent
-from sessiongate.gate.keyset import decode_cursor, encode_cursor
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, NewEvent
 from sessiongate.storage.store import session_from_row
 from sessiongate.storage.tables import SessionRecord
 

@@ -17,13 +17,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from sessiongate.core.keyset import decode_cursor
 from sessiongate.dialects.base import bearer_token, client_address
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin
-from sessiongate.gate.audit import AuditFilter, AuditLog, Kind, NewEvent
-from sessiongate.gate.keyset import decode_cursor
 from sessiongate.gate.tokens import SCOPES, ApiTokenInfo, ApiTokens
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditFilter, AuditLog, Kind, NewEvent
 
 __all__ = ("CALLER_KEY", "admin_guard", "handlers")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from msgspec import structs
 
-from sessiongate.gate.audit import AuditLog, Detail, Kind, NewEvent
 from sessiongate.gate.tokens import AddedToken, ApiTokenInfo, ApiTokens
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, Detail, Kind, NewEvent
 
 __all__ = ("add_token", "api_tokens", "revoke_token")
 

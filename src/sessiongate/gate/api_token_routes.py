@@ -21,10 +21,10 @@ from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.core.errors import InvalidRequest
+from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin, api_token_admin
 from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of
-from sessiongate.gate.keyset import decode_cursor, encode_cursor
 from sessiongate.gate.tokens import SCOPES, STATES, ApiTokenInfo, Scope, TokenState
 
 __all__ = ("handlers",)

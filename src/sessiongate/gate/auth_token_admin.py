@@ -12,9 +12,9 @@ from __future__ import annotations
 from msgspec import structs
 from sqlalchemy import select
 
-from sessiongate.gate.audit import AuditLog, Detail, Kind, NewEvent
-from sessiongate.identity.tables import principals
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, Detail, Kind, NewEvent
+from sessiongate.storage.identity_tables import principals
 
 __all__ = ("add_auth_token", "revoke_auth_tokens")
 

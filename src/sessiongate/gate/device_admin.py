@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from msgspec import structs
 
-from sessiongate.gate.audit import AuditLog, Detail, Kind, NewEvent
 from sessiongate.identity.devices import Devices, RegisteredDevice
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, Detail, Kind, NewEvent
 
 __all__ = ("add_device", "devices", "remove_device")
 

@@ -18,10 +18,10 @@ from litestar import Request, Response, delete, get, post, route
 from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 
+from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin, device_admin
 from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of, text_filter
-from sessiongate.gate.keyset import decode_cursor, encode_cursor
 from sessiongate.identity.devices import RegisteredDevice
 
 __all__ = ("handlers",)

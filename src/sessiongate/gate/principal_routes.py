@@ -19,16 +19,16 @@ from litestar.params import PathParameter, QueryParameter
 from sqlalchemy import select
 
 from sessiongate.core.errors import InvalidRequest, NotFound
+from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Principal
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin
 from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of, text_filter
-from sessiongate.gate.audit import AuditLog, Kind
-from sessiongate.gate.keyset import decode_cursor, encode_cursor
 from sessiongate.identity.passwords import policy_problem
 from sessiongate.identity.service import check_addressable_id
-from sessiongate.identity.tables import principals
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, Kind
+from sessiongate.storage.identity_tables import principals
 
 __all__ = ("handlers", "read_principal")
 

@@ -28,9 +28,9 @@ from sessiongate.core.errors import (
 from sessiongate.core.models import Session
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
 from sessiongate.gate import access, introspection
-from sessiongate.gate.audit import AuditLog, NewEvent
 from sessiongate.gate.tokens import ApiTokenInfo, ApiTokens, Scope
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, NewEvent
 
 __all__ = ("FORWARD_AUTH_METHODS", "forward_auth", "introspect", "revoke")
 

@@ -19,10 +19,10 @@ from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.core.errors import InvalidRequest
+from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin, tenant_keys
 from sessiongate.gate.admin_routes import answer, caller_event, instant, page_size, services_of, text_filter
-from sessiongate.gate.keyset import decode_cursor, encode_cursor
 from sessiongate.identity.tenants import KEY_KINDS, KeyInfo, KeyKind, KeyState
 
 __all__ = ("handlers",)

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from msgspec import structs
 
-from sessiongate.gate.audit import AuditLog, Detail, Kind, NewEvent
 from sessiongate.identity.tenants import AddedAdminToken, AddedKeys, KeyInfo, TenantService
 from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, Detail, Kind, NewEvent
 
 __all__ = ("add_admin_token", "add_keys", "expire_key", "revoke_key", "tenant_service")
 

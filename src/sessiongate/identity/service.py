@@ -27,10 +27,11 @@ from sessiongate.core.errors import (
     Unavailable,
 )
 from sessiongate.core.models import Principal
-from sessiongate.core.service import Clock, SessionService
-from sessiongate.gate.audit import Detail
 from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
-from sessiongate.identity.tables import (
+from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
+from sessiongate.sessions.audit import Detail
+from sessiongate.sessions.service import Clock, SessionService
+from sessiongate.storage.identity_tables import (
     GATEWAY_REALM,
     MAX_DISPLAY_NAME,
     MAX_EMAIL,
@@ -40,7 +41,6 @@ from sessiongate.identity.tables import (
     auth_tokens,
     principals,
 )
-from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 from sessiongate.tokens.opaque import Digester, new_secret

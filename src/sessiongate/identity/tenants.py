@@ -41,7 +41,7 @@ from uuid_utils.compat import uuid7
 from sessiongate import meters
 from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
 from sessiongate.core.models import IssuedToken
-from sessiongate.identity.tables import principals
+from sessiongate.storage.identity_tables import principals
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.tokens.opaque import Digester
 

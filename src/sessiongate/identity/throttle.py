@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from sessiongate import meters
-from sessiongate.identity.tables import login_failures
+from sessiongate.storage.identity_tables import login_failures
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.tokens.opaque import Digester
 

@@ -1,6 +1,6 @@
 """The audit events' table, and the row of a new event: what the session store writes with a session it creates.
 
-:mod:`sessiongate.gate.audit` records, lists and sweeps events; the table lives here, beside the sessions', so that
+:mod:`sessiongate.sessions.audit` records, lists and sweeps events; the table lives here, beside the sessions', so that
 a create's event is written by the same statement (PostgreSQL) or in the same transaction (SQLite) as its session.
 """
 

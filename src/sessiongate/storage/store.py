@@ -53,9 +53,9 @@ from sessiongate.core.models import (
     SessionQuery,
     SortKey,
 )
-from sessiongate.core.service import reuse_key_digest
-from sessiongate.identity.tables import principals
+from sessiongate.core.store import reuse_key_digest
 from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
+from sessiongate.storage.identity_tables import principals
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord

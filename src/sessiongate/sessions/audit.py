@@ -26,9 +26,9 @@ from litestar import Request
 from sqlalchemy import ColumnElement, delete, insert, select
 
 from sessiongate import meters
+from sessiongate.addresses import client_address
+from sessiongate.core.keyset import encode_cursor
 from sessiongate.core.models import Session
-from sessiongate.dialects.base import client_address
-from sessiongate.gate.keyset import encode_cursor
 from sessiongate.storage.audit_table import AUDIT, LIMITS, AuditEventRecord, event_row
 from sessiongate.storage.runner import StatementRunner
 

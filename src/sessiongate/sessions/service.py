@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,12 +18,12 @@ from sessiongate.core.errors import (
     Unauthenticated,
 )
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
-from sessiongate.core.store import SessionStore
+from sessiongate.core.store import SessionStore, reuse_key_digest
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
 
 if TYPE_CHECKING:
-    from sessiongate.gate.audit import AuditLog, NewEvent
+    from sessiongate.sessions.audit import AuditLog, NewEvent
 
 __all__ = ("Clock", "Created", "SessionService", "utc_now")
 
@@ -140,7 +139,7 @@ class SessionService:
     @staticmethod
     def _created_event(new: NewSession) -> NewEvent:
         """The ``session.created`` event of ``new``, as :meth:`AuditLog.note` would make it once stored."""
-        from sessiongate.gate.audit import NewEvent, current_request  # here: sessiongate.gate imports this module
+        from sessiongate.sessions.audit import NewEvent, current_request  # here: sessiongate.gate imports this module
 
         about = current_request() | {"tenant": new.tenant, "dialect": new.dialect, "principal_id": new.principal_id}
         return NewEvent(kind="session.created", actor="user", **about)
@@ -411,11 +410,6 @@ class SessionService:
 def _revoked(count: int) -> None:
     if count > 0:
         meters.SESSIONS_REVOKED.labels(meters.dialect()).inc(count)
-
-
-def reuse_key_digest(key: str) -> str:
-    """The stored form of a reuse key: fixed length, and no identifier or address in clear."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _capped(when: datetime, cap: datetime | None) -> datetime:
