@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from sessiongate.core import errors
-from sessiongate.core import models as core
+from sessiongate.dialect import errors
+from sessiongate.dialect import models as core
 from sessiongate_amity import wire
 
 __all__ = (

@@ -10,11 +10,17 @@ from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
 
-from sessiongate.core.errors import GatewayError, Unauthenticated
-from sessiongate.core.models import ExpiryPolicy, Session
-from sessiongate.dialects.base import DialectPlugin, bearer_token
-from sessiongate.identity.tenants import NETWORK_REALM, TenantService
-from sessiongate.runtime import Services
+from sessiongate.dialect import (
+    NETWORK_REALM,
+    DialectPlugin,
+    ExpiryPolicy,
+    GatewayError,
+    Services,
+    Session,
+    TenantService,
+    Unauthenticated,
+    bearer_token,
+)
 from sessiongate_amity import mapping, routes
 from sessiongate_amity.options import AmityOptions
 

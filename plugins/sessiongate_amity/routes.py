@@ -13,15 +13,27 @@ from litestar.enums import MediaType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
-from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address, within_create_budget
-from sessiongate.dialects.bodies import json_body
-from sessiongate.identity.service import IdentityService
-from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
-from sessiongate.sessions.service import SessionService
-from sessiongate.settings import Settings
-from sessiongate.tokens.opaque import new_secret
+from sessiongate.dialect import (
+    NETWORK_REALM,
+    AccountDisabled,
+    Conflict,
+    DialectPlugin,
+    Forbidden,
+    IdentityService,
+    InvalidRequest,
+    NotFound,
+    SessionService,
+    Settings,
+    Tenant,
+    TenantService,
+    Unauthenticated,
+    bearer_token,
+    client_address,
+    json_body,
+    new_secret,
+    within_create_budget,
+)
+from sessiongate.dialect import models as core
 from sessiongate_amity import mapping, wire
 from sessiongate_amity.options import AmityOptions
 

@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError, InvalidRequest, SessionExpired, Unauthenticated, Unavailable
-from sessiongate.dialects.cookies import EPOCH, encode_cookie_value
+from sessiongate.dialect import (
+    EPOCH,
+    GatewayError,
+    InvalidRequest,
+    SessionExpired,
+    Unauthenticated,
+    Unavailable,
+    encode_cookie_value,
+)
+from sessiongate.dialect import models as core
 from sessiongate_issp import wire
 
 __all__ = (

@@ -7,14 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import msgspec
 from litestar import Request, Response
 
-from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy, Session
-from sessiongate.dialects.base import DialectOptions, DialectPlugin
-from sessiongate.dialects.cookies import SameSite
+from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError, SameSite, Session
 from sessiongate_issp import mapping, routes
 
 if TYPE_CHECKING:
-    from sessiongate.runtime import Services
+    from sessiongate.dialect import Services
 
 __all__ = ("IsspDialect", "IsspOptions")
 

@@ -10,15 +10,25 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, SessionExpired, Unauthenticated
-from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
-from sessiongate.dialects.bodies import json_body
-from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
-from sessiongate.dialects.origin import refuse_cross_site
-from sessiongate.identity.service import IdentityService
-from sessiongate.sessions.service import SessionService
-from sessiongate.settings import Settings
+from sessiongate.dialect import (
+    AccountDisabled,
+    DialectPlugin,
+    IdentityService,
+    InvalidRequest,
+    NotFound,
+    SessionExpired,
+    SessionService,
+    Settings,
+    Unauthenticated,
+    client_address,
+    cookie_is_secure,
+    expired_cookie,
+    json_body,
+    refuse_cross_site,
+    set_cookie,
+    within_create_budget,
+)
+from sessiongate.dialect import models as core
 from sessiongate_issp import mapping, wire
 
 if TYPE_CHECKING:

@@ -11,11 +11,16 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError, InvalidRequest, SessionLimitReached
-from sessiongate.dialects.bodies import humanize
-from sessiongate.identity.devices import RegisteredDevice, exclusive_key
-from sessiongate.tokens.refresh import RefreshRaced
+from sessiongate.dialect import (
+    GatewayError,
+    InvalidRequest,
+    RefreshRaced,
+    RegisteredDevice,
+    SessionLimitReached,
+    exclusive_key,
+    humanize,
+)
+from sessiongate.dialect import models as core
 from sessiongate_portos import wire
 from sessiongate_portos.ndata import BEARER
 

@@ -10,8 +10,8 @@ import re
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, get_args
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import InvalidRequest
+from sessiongate.dialect import InvalidRequest
+from sessiongate.dialect import models as core
 
 __all__ = (
     "BOOLEAN",

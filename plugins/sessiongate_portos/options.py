@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from sessiongate.dialects.base import DialectOptions
+from sessiongate.dialect import DialectOptions
 
 __all__ = ("PortosOptions",)
 

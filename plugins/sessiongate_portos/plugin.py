@@ -7,13 +7,18 @@ from typing import Any, ClassVar
 from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 
-from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy, Session
-from sessiongate.dialects.base import DialectPlugin, bearer_token
-from sessiongate.identity.devices import Devices
-from sessiongate.runtime import Services
-from sessiongate.sessions.audit import AuditLog, reuse_recorder
-from sessiongate.tokens.refresh import RefreshTokens
+from sessiongate.dialect import (
+    AuditLog,
+    Devices,
+    DialectPlugin,
+    ExpiryPolicy,
+    GatewayError,
+    RefreshTokens,
+    Services,
+    Session,
+    bearer_token,
+    reuse_recorder,
+)
 from sessiongate_portos import mapping, routes
 from sessiongate_portos.options import PortosOptions
 

@@ -10,15 +10,22 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, NotFound, Unauthenticated
-from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
-from sessiongate.dialects.bodies import json_body
-from sessiongate.identity.devices import Devices, RegisteredDevice
-from sessiongate.identity.service import IdentityService
-from sessiongate.sessions.service import SessionService
-from sessiongate.settings import Settings
-from sessiongate.tokens.refresh import RefreshTokens
+from sessiongate.dialect import (
+    AccountDisabled,
+    Devices,
+    DialectPlugin,
+    IdentityService,
+    NotFound,
+    RefreshTokens,
+    RegisteredDevice,
+    SessionService,
+    Settings,
+    Unauthenticated,
+    bearer_token,
+    client_address,
+    json_body,
+)
+from sessiongate.dialect import models as core
 from sessiongate_portos import mapping, ndata, wire
 from sessiongate_portos.options import PortosOptions
 

@@ -7,8 +7,8 @@ import re
 
 import msgspec
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError, InvalidRequest, SessionExpired, SessionRevoked, Unauthenticated
+from sessiongate.dialect import GatewayError, InvalidRequest, SessionExpired, SessionRevoked, Unauthenticated
+from sessiongate.dialect import models as core
 from sessiongate_saymon import wire
 
 __all__ = (

@@ -8,13 +8,11 @@ import msgspec
 from litestar import Request, Response
 from litestar.di import Provide
 
-from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy, Session
-from sessiongate.dialects.base import DialectOptions, DialectPlugin
+from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError, Session
 from sessiongate_saymon import mapping, routes
 
 if TYPE_CHECKING:
-    from sessiongate.runtime import Services
+    from sessiongate.dialect import Services
 
 __all__ = ("SaymonDialect", "SaymonOptions")
 

@@ -14,15 +14,24 @@ from litestar.enums import MediaType
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import AccountDisabled, InvalidRequest, NotFound, Unauthenticated
-from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
-from sessiongate.dialects.bodies import json_body
-from sessiongate.dialects.cookies import cookie_is_secure, expired_cookie, set_cookie
-from sessiongate.dialects.origin import refuse_cross_site
-from sessiongate.identity.service import IdentityService
-from sessiongate.sessions.service import SessionService
-from sessiongate.settings import Settings
+from sessiongate.dialect import (
+    AccountDisabled,
+    DialectPlugin,
+    IdentityService,
+    InvalidRequest,
+    NotFound,
+    SessionService,
+    Settings,
+    Unauthenticated,
+    bearer_token,
+    client_address,
+    cookie_is_secure,
+    expired_cookie,
+    json_body,
+    refuse_cross_site,
+    set_cookie,
+)
+from sessiongate.dialect import models as core
 from sessiongate_saymon import mapping, wire
 
 __all__ = (

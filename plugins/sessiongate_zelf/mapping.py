@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sessiongate.core import models as core
-from sessiongate.core.errors import GatewayError
+from sessiongate.dialect import GatewayError
+from sessiongate.dialect import models as core
 from sessiongate_zelf import wire
 
 __all__ = ("SESSION_CLAIM", "claims", "create_in", "error_out", "session_out")

@@ -6,13 +6,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from litestar import Request, Response
 
-from sessiongate.core.errors import GatewayError
-from sessiongate.core.models import ExpiryPolicy, Session
-from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token
+from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
 from sessiongate_zelf import mapping, routes
 
 if TYPE_CHECKING:
-    from sessiongate.runtime import Services
+    from sessiongate.dialect import Services
 
 __all__ = ("ZelfDialect", "ZelfOptions")
 

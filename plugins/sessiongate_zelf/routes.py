@@ -7,10 +7,7 @@ from typing import Any
 from litestar import Request, post
 from litestar.di import NamedDependency
 
-from sessiongate.dialects.base import DialectPlugin, client_address, within_create_budget
-from sessiongate.dialects.bodies import json_body
-from sessiongate.sessions.service import SessionService
-from sessiongate.settings import Settings
+from sessiongate.dialect import DialectPlugin, SessionService, Settings, client_address, json_body, within_create_budget
 from sessiongate_zelf import mapping, wire
 
 __all__ = ("create_session",)

@@ -36,6 +36,13 @@ def test_the_core_imports_neither_litestar_nor_sqlalchemy():
 
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
+def test_dialects_import_sessiongate_only_through_the_sdk(plugin):
+    for path in plugin.rglob("*.py"):
+        inner = [m for m in imported_modules(path) if m.split(".")[0] == "sessiongate" and m != "sessiongate.dialect"]
+        assert inner == [], path
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_dialects_never_import_each_other(plugin):
     for path in plugin.rglob("*.py"):
         others = [m for m in imported_modules(path) if m.startswith("sessiongate_") and m.split(".")[0] != plugin.name]
@@ -50,7 +57,7 @@ LAYERS = (
     {"sessions"},  # the session service and the audit log, over storage and tokens
     {"identity"},  # principals, passwords, tenants, devices, throttles: they end sessions through the service
     {"runtime"},  # the composition root: the services built from the settings
-    {"dialects"},  # the dialect plugin base every dialect builds on
+    {"dialects", "dialect"},  # the dialect plugin base every dialect builds on, and the SDK that exports it
     {"docs", "errors", "readiness"},  # the app's shared HTTP parts
     {"gate"},  # the gateway's own API
     {"observability"},
@@ -96,6 +103,13 @@ def layer_of(package: str) -> int:
 def test_every_package_has_its_layer():
     packages = {p.name.removesuffix(".py") for p in SRC.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
     assert packages == set().union(*LAYERS)
+
+
+def test_the_sdk_exports_what_it_lists_and_ships_its_types():
+    from sessiongate import dialect
+
+    assert [name for name in dialect.__all__ if not hasattr(dialect, name)] == []
+    assert (SRC / "py.typed").is_file()
 
 
 def test_no_package_imports_one_above_it():

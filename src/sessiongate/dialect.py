@@ -1,0 +1,101 @@
+"""The dialect SDK: what a dialect plugin may use, in one place (``from sessiongate.dialect import ...``).
+
+Every dialect, the five shipped in ``plugins/`` included, imports sessiongate only through this module
+(``tests/contract/test_layers.py`` holds them to it), so what a third party builds on is exactly what is listed
+here, typed (the package ships ``py.typed``). A name leaves this list only with a note in the changelog.
+
+- the plugin: :class:`DialectPlugin` (subclass it: ``name``, ``title``, controllers, options, ``render_error``)
+  and :class:`DialectOptions` (subclass it for a dialect's own options);
+- the shared model layer and its errors: ``models`` and ``errors`` (the modules), and their common names;
+- request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
+  cookies, the cross-site refusal;
+- the services a handler calls, as the app injects them: :class:`Services`, :class:`SessionService`,
+  :class:`IdentityService`, refresh tokens, the audit log; and, until they move into their dialects (issue 14),
+  the devices and tenants two dialects keep.
+"""
+
+from __future__ import annotations
+
+from sessiongate.addresses import client_address
+from sessiongate.core import errors, models
+from sessiongate.core.errors import (
+    AccountDisabled,
+    Conflict,
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    SessionExpired,
+    SessionLimitReached,
+    SessionRevoked,
+    Unauthenticated,
+    Unavailable,
+)
+from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token, within_create_budget
+from sessiongate.dialects.bodies import humanize, json_body
+from sessiongate.dialects.cookies import (
+    EPOCH,
+    SameSite,
+    cookie_is_secure,
+    encode_cookie_value,
+    expired_cookie,
+    set_cookie,
+)
+from sessiongate.dialects.origin import refuse_cross_site
+from sessiongate.identity.devices import Devices, RegisteredDevice, exclusive_key
+from sessiongate.identity.service import IdentityService
+from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
+from sessiongate.runtime import Services
+from sessiongate.sessions.audit import AuditLog, reuse_recorder
+from sessiongate.sessions.service import SessionService
+from sessiongate.settings import Settings
+from sessiongate.tokens.opaque import new_secret
+from sessiongate.tokens.refresh import RefreshRaced, RefreshTokens
+
+__all__ = (
+    "EPOCH",
+    "NETWORK_REALM",
+    "AccountDisabled",
+    "AuditLog",
+    "Conflict",
+    "Devices",
+    "DialectOptions",
+    "DialectPlugin",
+    "ExpiryPolicy",
+    "Forbidden",
+    "GatewayError",
+    "IdentityService",
+    "InvalidRequest",
+    "NotFound",
+    "RefreshRaced",
+    "RefreshTokens",
+    "RegisteredDevice",
+    "SameSite",
+    "Services",
+    "Session",
+    "SessionExpired",
+    "SessionLimitReached",
+    "SessionRevoked",
+    "SessionService",
+    "Settings",
+    "Tenant",
+    "TenantService",
+    "Unauthenticated",
+    "Unavailable",
+    "bearer_token",
+    "client_address",
+    "cookie_is_secure",
+    "encode_cookie_value",
+    "errors",
+    "exclusive_key",
+    "expired_cookie",
+    "humanize",
+    "json_body",
+    "models",
+    "new_secret",
+    "refuse_cross_site",
+    "reuse_recorder",
+    "set_cookie",
+    "within_create_budget",
+)
