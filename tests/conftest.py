@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from sessiongate.app import create_app
 from sessiongate.settings import Settings
+from tests.support import pauses
 from tests.support import server as servers
 from tests.support.clock import FakeClock
 from tests.support.databases import backends, database, migrated_database
@@ -74,12 +75,17 @@ def anyio_backend() -> str:
 
 LOG_TAIL_CHARS = 6000
 _SERVERS_BEFORE = pytest.StashKey[int]()
+_GC_PAUSES = pytest.StashKey[list[tuple[float, int, int]]]()
+
+
+PAUSES = pauses.watch()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Note which servers were started before ``item``, so that its report can show those it started."""
     item.stash[_SERVERS_BEFORE] = len(servers.STARTED)
+    PAUSES.recent.clear()
     return (yield)
 
 
@@ -96,4 +102,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             except OSError as exc:
                 tail = f"(no log: {exc})"
             report.sections.append((f"server {server.base_url} (pid {server.process.pid}, {state})", tail))
+        if PAUSES.recent:
+            took = ", ".join(f"{seconds:.2f} s (generation {generation})" for generation, seconds in PAUSES.recent)
+            report.sections.append(("this test process's garbage collector", f"paused it during the test: {took}"))
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A test worker tells the controller its longest collector pause (see pytest_terminal_summary)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["gc_pause"] = (PAUSES.longest, PAUSES.longest_generation, PAUSES.long_ones)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller keeps each worker's longest collector pause."""
+    if (pause := getattr(node, "workeroutput", {}).get("gc_pause")) is not None:
+        node.config.stash.setdefault(_GC_PAUSES, []).append(pause)
+
+
+@pytest.hookimpl(trylast=True)  # after the durations, beside the summary CI shows
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line: the longest pause the garbage collector caused in a test process, and how many reached LONG."""
+    found = config.stash.get(_GC_PAUSES, []) or [(PAUSES.longest, PAUSES.longest_generation, PAUSES.long_ones)]
+    longest, generation, _ = max(found)
+    many = sum(count for _, _, count in found)
+    terminalreporter.write_line(
+        f"garbage collector: longest pause in a test process {longest:.2f} s (generation {generation}); "
+        f"{many} of {pauses.LONG} s or more"
+    )
