@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from sessiongate.core.models import ExpiryPolicy, NewSession, SessionFilter, Ses
 from sessiongate.identity.tenants import KEYS, TenantService
 from sessiongate.storage.database import alchemy_config, upgrade
 from tests.conftest import ROOT
+from tests.support.gate import run
 
 EXAMPLES = ROOT / "contracts" / "amity" / "examples"
 V3, V4, V5 = "/api/v3/sessions", "/api/v4/sessions", "/api/v5/sessions"
@@ -32,10 +32,6 @@ FIXED = ExpiryPolicy(ttl=3600)
 
 def example(name: str):
     return json.loads((EXAMPLES / name).read_text())
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 def tenants(client) -> TenantService:

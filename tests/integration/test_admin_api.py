@@ -4,7 +4,6 @@ refused by the dialect at once."""
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 
 import pytest
@@ -12,15 +11,11 @@ from argon2 import PasswordHasher
 
 from sessiongate.gate.tokens import ApiTokens
 from sessiongate.identity.passwords import Passwords
-from tests.support.gate import DIALECTS, FORWARD_AUTH, PREFIX, USER_ID, api_token, open_session, provision
+from tests.support.gate import DIALECTS, FORWARD_AUTH, PREFIX, USER_ID, api_token, open_session, provision, run
 
 SESSIONS = f"{PREFIX}/admin/sessions"
 REVOKE_PRINCIPAL = f"{PREFIX}/admin/revoke-principal-sessions"
 TENANTS = {"amity": "acme", "issp": "default", "portos": "default", "saymon": "default", "zelf": "default"}
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

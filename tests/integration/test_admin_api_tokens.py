@@ -5,14 +5,12 @@ its value; the CLI and the API see and make the same tokens."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from click.testing import CliRunner
 
 from sessiongate.cli import cli
 from sessiongate.gate.tokens import ApiTokens
-from tests.support.gate import INTROSPECT, PREFIX
+from tests.support.gate import INTROSPECT, PREFIX, run
 from tests.support.gate import api_token as token
 from tests.support.parallel import at_once
 
@@ -20,10 +18,6 @@ TOKENS = f"{PREFIX}/admin/api-tokens"
 AUDIT = f"{PREFIX}/admin/audit-events"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 IMPORTED = "sgt_imported-token-0123456789abcdef0123456789"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ audit event that never holds the token; the CLI and the API change the same toke
 
 from __future__ import annotations
 
-import functools
 import threading
 
 import pytest
@@ -15,7 +14,7 @@ from click.testing import CliRunner
 from sessiongate.cli import cli
 from sessiongate.identity.passwords import Passwords
 from sessiongate.sessions.audit import KINDS, AuditEventRecord
-from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID
+from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID, run
 from tests.support.gate import api_token as token
 
 PRINCIPALS = f"{PREFIX}/admin/principals"
@@ -23,10 +22,6 @@ TOKENS = f"{PRINCIPALS}/{USER_ID}/auth-tokens"
 REVOKE = f"{TOKENS}/revoke"
 AUDIT = f"{PREFIX}/admin/audit-events"
 SAYMON_LOGIN = "/node/api/users/session"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

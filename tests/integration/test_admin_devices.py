@@ -5,25 +5,19 @@ each change is an audit event; the CLI and the API see and make the same devices
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
 from sessiongate.cli import cli
 from sessiongate.identity.passwords import Passwords
-from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID
+from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID, run
 from tests.support.gate import api_token as token
 
 DEVICES = f"{PREFIX}/admin/devices"
 SESSIONS = f"{PREFIX}/admin/sessions"
 AUDIT = f"{PREFIX}/admin/audit-events"
 PORTOS_LOGIN = "/api/auth"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

@@ -4,24 +4,18 @@ audit event naming the admin token."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
 from sessiongate.cli import cli
 from sessiongate.identity.passwords import Passwords
-from tests.support.gate import FORWARD_AUTH, LOGIN, PASSWORD, PREFIX, USER_ID, open_session, provision
+from tests.support.gate import FORWARD_AUTH, LOGIN, PASSWORD, PREFIX, USER_ID, open_session, provision, run
 from tests.support.gate import api_token as token
 
 PRINCIPALS = f"{PREFIX}/admin/principals"
 AUDIT = f"{PREFIX}/admin/audit-events"
 NEW_PASSWORD = "a long and new passphrase 7"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

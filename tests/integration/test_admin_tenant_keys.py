@@ -5,13 +5,11 @@ the same keys."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from click.testing import CliRunner
 
 from sessiongate.cli import cli
-from tests.support.gate import PREFIX
+from tests.support.gate import PREFIX, run
 from tests.support.gate import api_token as token
 from tests.support.parallel import at_once
 
@@ -20,10 +18,6 @@ ADMIN_TOKENS = f"{PREFIX}/admin/network-admin-tokens"
 AUDIT = f"{PREFIX}/admin/audit-events"
 REGISTER = "/api/v5/sessions"
 IMPORTED = "imported-api-key-0123456789abcdef"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

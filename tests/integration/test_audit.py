@@ -4,7 +4,6 @@ and by `sessiongate audit`; written as a log line; swept after the retention."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -17,17 +16,13 @@ from sessiongate.gate.tokens import ApiTokens
 from sessiongate.identity.passwords import Passwords
 from sessiongate.sessions.audit import AuditEventRecord, AuditLog, NewEvent
 from sessiongate.settings import GatewaySettings
-from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, portos_refresh_token, provision
+from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, portos_refresh_token, provision, run
 from tests.support.migrations import differences_from_declared
 from tests.support.server import run_command
 
 EVENTS = f"{PREFIX}/admin/audit-events"
 SESSIONS = f"{PREFIX}/admin/sessions"
 REVOKE_PRINCIPAL = f"{PREFIX}/admin/revoke-principal-sessions"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 def prepared(client):

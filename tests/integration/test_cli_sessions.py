@@ -3,7 +3,6 @@ API does, with the same effect on the dialects (refused at once) and the same au
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
@@ -13,14 +12,10 @@ from click.testing import CliRunner
 from sessiongate.cli import cli
 from sessiongate.gate.tokens import ApiTokens
 from sessiongate.identity.passwords import Passwords
-from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, provision
+from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, provision, run
 
 SESSIONS = f"{PREFIX}/admin/sessions"
 AUDIT = f"{PREFIX}/admin/audit-events"
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ no header a client adds, makes a rule skip; a bad rule stops start-up naming the
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from argon2 import PasswordHasher
 
 from sessiongate.gate.access import normalized_path
 from sessiongate.identity.passwords import Passwords
 from sessiongate.settings import ForwardAuthRule, GatewaySettings, Settings, SettingsError
-from tests.support.gate import FORWARD_AUTH, open_session, provision
+from tests.support.gate import FORWARD_AUTH, open_session, provision, run
 
 RULES = (
     ForwardAuthRule(path="/admin", roles=("admin",)),
@@ -20,10 +18,6 @@ RULES = (
     ForwardAuthRule(path="/billing", dialects=("saymon",), methods=("POST",)),
     ForwardAuthRule(path="/", tenants=("default",), hosts=("intranet.example.com",)),
 )
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ their API credential, and the settings that mount them."""
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
@@ -26,6 +25,7 @@ from tests.support.gate import (
     open_session,
     portos_refresh_token,
     provision,
+    run,
 )
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -34,10 +34,6 @@ TENANTS = {"amity": NETWORK, "issp": "default", "portos": "default", "saymon": "
 # issp keeps the role its validate answers ("User" for anyone not an admin); the others carry their user's roles.
 ROLE_HEADERS = {"amity": None, "issp": "User", "portos": "editor,viewer", "saymon": "editor,viewer", "zelf": None}
 SLIDING = {"issp", "saymon"}
-
-
-def run(client, fn, /, *args, **kwargs):
-    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
 @pytest.fixture

@@ -25,6 +25,11 @@ PREFIX = "/_sessiongate"
 FORWARD_AUTH, INTROSPECT, REVOKE = f"{PREFIX}/forward-auth", f"{PREFIX}/introspect", f"{PREFIX}/revoke"
 
 
+def run(client: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` (a coroutine function) run on the event loop of ``client``'s app (a TestClient)."""
+    return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
+
+
 async def provision(services: Services) -> None:
     """One user (issp, saymon and portos log in as it), portos's device, and an amity network with an API key."""
     await services.identity.add_principal(
