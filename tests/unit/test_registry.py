@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
-from litestar import get
+from litestar import Request, Response, get
 from litestar.exceptions import ImproperlyConfiguredException
 
+from sessiongate.core.errors import GatewayError
+from sessiongate.core.models import ExpiryPolicy
 from sessiongate.dialects import registry
 from sessiongate.dialects.base import DialectOptions, DialectPlugin
 from sessiongate_zelf import ZelfDialect
@@ -47,6 +49,50 @@ class _Clash(DialectPlugin):
     name = "clash"
     title = "Clash"
     controllers: ClassVar = [_clashing]
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        return ExpiryPolicy(ttl=60)
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        return Response({"error": error.message}, status_code=error.status)
+
+
+class _NoErrors(DialectPlugin):
+    """A dialect that forgot its error shape."""
+
+    name = "noerrors"
+    title = "No errors"
+    controllers: ClassVar = [_clashing]
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        return ExpiryPolicy(ttl=60)
+
+
+class _Untitled(DialectPlugin):
+    """A dialect that forgot its spec's title."""
+
+    name = "untitled"
+    controllers: ClassVar = [_clashing]
+    expiry_policy = _Clash.expiry_policy
+    render_error = _Clash.render_error
+
+
+class _EntryPoint:
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def load(self) -> type:
+        return self.cls
+
+
+def test_a_dialect_missing_a_hook_or_an_attribute_is_refused_when_the_app_starts(monkeypatch):
+    with pytest.raises(TypeError, match="render_error"):
+        _NoErrors()
+    with pytest.raises(TypeError, match="_Untitled does not set title"):
+        _Untitled()
+    monkeypatch.setattr(registry, "available", lambda: {"noerrors": _EntryPoint(_NoErrors)})
+    with pytest.raises(ImproperlyConfiguredException, match=r"dialect 'noerrors' cannot start: .*render_error"):
+        registry.load(["noerrors"], {})
 
 
 def test_two_dialects_on_the_same_method_and_path_are_refused():

@@ -10,6 +10,7 @@ routing-level 404/405, is rendered in the dialect's own shape (see ``sessiongate
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -80,7 +81,8 @@ class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DialectPlugin(InitPlugin):
-    """Base of every dialect. Subclasses set the class attributes and implement ``render_error``.
+    """Base of every dialect. Subclasses set the class attributes and implement ``expiry_policy`` and
+    ``render_error``; a class that misses one cannot be made, so a dialect is refused when the app starts.
 
     Attributes:
         name: The slug: entry-point name, spec file stem, settings key, contracts folder, test file name.
@@ -95,6 +97,11 @@ class DialectPlugin(InitPlugin):
     Options: ClassVar[type[DialectOptions]] = DialectOptions
 
     def __init__(self, options: DialectOptions | None = None) -> None:
+        # Checked here, when the app starts and the registry makes its dialects, not at a first request: a dialect
+        # missing one of these would otherwise fail on whichever request needed it first.
+        if missing := [name for name in ("name", "title", "controllers") if not hasattr(type(self), name)]:
+            msg = f"dialect class {type(self).__name__} does not set {', '.join(missing)}"
+            raise TypeError(msg)
         self.options = options if options is not None else self.Options()
         self.path_patterns: list[tuple[re.Pattern[str], str]] = []
         """Each served path as a regex, with its ``Allow`` value."""
@@ -111,17 +118,17 @@ class DialectPlugin(InitPlugin):
             self.claims.update((m, re.sub(r"\{[^}]*\}", "{}", r.path)) for m in methods)
             self._options_handlers.append(_options_handler(r.path.removeprefix(self.options.prefix), allow))
 
+    @abstractmethod
     def expiry_policy(self) -> ExpiryPolicy:
         """The dialect's expiry policy, usually built from its options."""
-        raise NotImplementedError
 
     def dependencies(self) -> dict[str, Provide]:
         """Extra dependencies for this dialect's handlers (services only this dialect uses)."""
         return {}
 
+    @abstractmethod
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """The vendor's response for ``error`` (status, body, headers)."""
-        raise NotImplementedError
 
     def sweeps(self, services: Services, batch: int) -> Sequence[Callable[[], Awaitable[int]]]:
         """What the app's sweeper deletes for this dialect beyond what all share (expired sessions and the like).

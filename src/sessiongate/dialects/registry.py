@@ -26,7 +26,7 @@ def load(enabled: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> li
 
     Raises:
         ImproperlyConfiguredException: an unknown dialect name, an entry point whose class has another name,
-            or options that do not fit the dialect's ``Options``.
+            options that do not fit the dialect's ``Options``, or a class that misses a hook or an attribute.
     """
     installed = available()
     names = sorted(installed) if "*" in enabled else list(dict.fromkeys(enabled))
@@ -44,7 +44,11 @@ def load(enabled: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> li
         except (msgspec.ValidationError, ValueError) as exc:
             msg = f"invalid options for dialect {name!r}: {exc}"
             raise ImproperlyConfiguredException(msg) from exc
-        plugins.append(cls(opts))
+        try:
+            plugins.append(cls(opts))
+        except TypeError as exc:  # an abstract hook not implemented, a class attribute not set
+            msg = f"dialect {name!r} cannot start: {exc}"
+            raise ImproperlyConfiguredException(msg) from exc
     return plugins
 
 
