@@ -45,7 +45,9 @@ __all__ = ("create_app",)
 log = logging.getLogger("sessiongate")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, announce: bool = True) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, announce: bool = True, freeze_heap: bool = False
+) -> Litestar:
     """Build the gateway.
 
     Args:
@@ -53,6 +55,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
         clock: The service's clock; tests pass a controllable one.
         announce: Log at start what the operator should know about the deployment (keys kept in clear).
             ``sessiongate serve`` says it itself, once, before its workers start.
+        freeze_heap: While serving, keep what start-up built out of the cyclic collector's scans
+            (:func:`_startup_objects_frozen`): for a process that serves this one app, as ``sessiongate serve``'s
+            workers do, not for one that builds app after app.
 
     Raises:
         ImproperlyConfiguredException: an unknown dialect, bad dialect options, or two dialects on one route.
@@ -85,7 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, anno
                 "started", extra={"dialects": [d.name for d in dialects], "database": services.engine.dialect.name}
             )
             try:
-                with _startup_objects_frozen():
+                with _startup_objects_frozen() if freeze_heap else contextlib.nullcontext():
                     yield
             finally:
                 for task in (sweeper, counting):
@@ -191,8 +196,12 @@ def _startup_objects_frozen() -> Iterator[None]:
     held: 70-100 ms on a slow core, which was the whole of the creates' p99. Frozen, a full pass scans only what
     was made since. The young generations are collected first, which is where start-up's garbage is, so little
     is frozen; not the full pass itself, which cost 0.3 s at every start of a process that had built and thawed
-    apps before (the tests build a thousand). Thawed at shutdown so such a process can still collect the apps it
-    is done with.
+    apps before (the tests build a thousand). Thawed at shutdown.
+
+    Only for a process that serves one app (``freeze_heap``, which ``sessiongate serve`` sets). One that builds app
+    after app (a test worker) froze the garbage of each app it was done with into the next one's permanent
+    generation before any full pass could free it: a full run's test worker grew past 2 GB, and its collector, once
+    it did scan that heap, stopped it for up to 21 s.
     """
     gc.collect(1)
     gc.freeze()

@@ -100,7 +100,8 @@ def create_served_app() -> Litestar:
     from sessiongate.app import create_app
 
     settings = Settings.from_env()
-    app = create_app(settings, announce=False)  # first: it sets up the logs a lowered cap is reported in
+    # First: it sets up the logs a lowered cap is reported in. This process serves only this app: freeze its heap.
+    app = create_app(settings, announce=False, freeze_heap=True)
     use_limits(within_descriptor_limit(ServerLimits.from_settings(settings)))
     return app
 
