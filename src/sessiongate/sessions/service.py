@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -19,11 +19,9 @@ from sessiongate.core.errors import (
 )
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
 from sessiongate.core.store import SessionStore, reuse_key_digest
+from sessiongate.sessions.audit import AuditLog, NewEvent, current_request
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
-
-if TYPE_CHECKING:
-    from sessiongate.sessions.audit import AuditLog, NewEvent
 
 __all__ = ("Clock", "Created", "SessionService", "utc_now")
 
@@ -139,8 +137,6 @@ class SessionService:
     @staticmethod
     def _created_event(new: NewSession) -> NewEvent:
         """The ``session.created`` event of ``new``, as :meth:`AuditLog.note` would make it once stored."""
-        from sessiongate.sessions.audit import NewEvent, current_request  # here: sessiongate.gate imports this module
-
         about = current_request() | {"tenant": new.tenant, "dialect": new.dialect, "principal_id": new.principal_id}
         return NewEvent(kind="session.created", actor="user", **about)
 

@@ -132,9 +132,8 @@ class SqlSessionStore:
             if isinstance(self.runner, SqliteRunner)
             else None
         )
-        self._audited_inserts = (
-            _audited_insert_statements(engine.dialect.name) if engine.dialect.name == "postgresql" else None
-        )
+        postgres = engine.dialect.name == "postgresql"
+        self._audited_inserts = _audited_insert_statements(self._plain_insert, self._upsert) if postgres else None
         self._driver_lookups = (
             (_DriverLookup(C.token_digest, self.runner.dialect), _DriverLookup(C.id, self.runner.dialect))
             if isinstance(self.runner, SqliteRunner)
@@ -578,9 +577,10 @@ def _insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]
     return compiled(plain), compiled(upsert)
 
 
-def _audited_insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]:
-    """:func:`_insert_statements` on PostgreSQL, each also writing an audit event's row (its columns bound as
-    ``audit_<column>``) when the session it returns is the new one (``:id``): one statement, one round trip."""
+def _audited_insert_statements(plain: TextualSelect, upsert: TextualSelect) -> tuple[TextualSelect, TextualSelect]:
+    """The statements of :func:`_insert_statements` on PostgreSQL, each also writing an audit event's row (its
+    columns bound as ``audit_<column>``) when the session it returns is the new one (``:id``): one statement, one
+    round trip."""
     columns = [AUDIT.c[name] for name in ROW_COLUMNS]
     binds = [bindparam(f"audit_{c.name}", type_=c.type) for c in columns]
     # Cast, as the insert's VALUES need not: a parameter in a SELECT list takes no type from the column it fills.
@@ -598,7 +598,7 @@ def _audited_insert_statements(dialect_name: str) -> tuple[TextualSelect, Textua
         sql = f"WITH created AS ({inner}), audited AS ({event}) SELECT {public} FROM created"  # noqa: S608
         return text(sql).bindparams(*session_binds, *binds).columns(*_PUBLIC)
 
-    return tuple(audited(stmt) for stmt in _insert_statements(dialect_name))  # type: ignore[return-value]
+    return audited(plain), audited(upsert)
 
 
 _PublicRow = namedtuple("_PublicRow", [c.name for c in _PUBLIC])  # type: ignore[misc]
