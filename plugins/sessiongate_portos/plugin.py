@@ -8,16 +8,13 @@ from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 
 from sessiongate.dialect import (
-    AuditLog,
     Devices,
     DialectPlugin,
     ExpiryPolicy,
     GatewayError,
-    RefreshTokens,
     Services,
     Session,
     bearer_token,
-    reuse_recorder,
 )
 from sessiongate_portos import mapping, routes
 from sessiongate_portos.options import PortosOptions
@@ -49,11 +46,10 @@ class PortosDialect(DialectPlugin):
         )
 
     def dependencies(self) -> dict[str, Provide]:
-        """``caller`` (the bearer's session and user), ``devices`` and ``refresh_tokens``."""
+        """``caller`` (the bearer's session and user) and ``devices``."""
         return {
             "caller": Provide(routes.authenticate),
             "devices": Provide(_devices, sync_to_thread=False),
-            "refresh_tokens": Provide(_refresh_tokens, sync_to_thread=False),
         }
 
     async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
@@ -73,9 +69,3 @@ class PortosDialect(DialectPlugin):
 def _devices(services: NamedDependency[Services], dialect: NamedDependency[DialectPlugin]) -> Devices:
     del dialect  # after the app's dependency chain, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
     return Devices(services.runner)
-
-
-def _refresh_tokens(services: NamedDependency[Services], devices: NamedDependency[Devices]) -> RefreshTokens:
-    del devices  # a link of the chain
-    audit = reuse_recorder(AuditLog(services.runner, services.clock), services.sessions.store.by_id, dialect="portos")
-    return RefreshTokens(services.runner, services.digester, mint=mapping.mint_refresh, on_reuse=audit)

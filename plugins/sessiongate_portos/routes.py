@@ -16,7 +16,6 @@ from sessiongate.dialect import (
     DialectPlugin,
     IdentityService,
     NotFound,
-    RefreshTokens,
     RegisteredDevice,
     SessionService,
     Settings,
@@ -55,7 +54,6 @@ async def login(
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
     devices: NamedDependency[Devices],
-    refresh_tokens: NamedDependency[RefreshTokens],
     dialect: NamedDependency[DialectPlugin],
     settings: NamedDependency[Settings],
 ) -> wire.AuthResult:
@@ -67,7 +65,7 @@ async def login(
     )
     device = await _device(devices, tenant, body.device_name)
     new = mapping.session_in(principal, device, tenant=tenant, client_address=address)
-    session, refresh_token = await _open(sessions, refresh_tokens, dialect, new)
+    session, refresh_token = await _open(sessions, dialect, new)
     return mapping.auth_out(sessions.issue_jwt(session, mapping.claims(session)), refresh_token, principal, device)
 
 
@@ -81,22 +79,23 @@ async def profile(caller: NamedDependency[Caller], devices: NamedDependency[Devi
 async def refresh(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
-    refresh_tokens: NamedDependency[RefreshTokens],
     dialect: NamedDependency[DialectPlugin],
 ) -> wire.RefreshTokenResult:
     """Extend the session of ``tokenId`` and rotate both tokens (the refresh token is single-use)."""
     body = mapping.bind(await json_body(request, dict[str, Any]), wire.Refresh)
     session = await _session_of(sessions, dialect, body.token_id)
-    rotated = await refresh_tokens.rotate(
+    refreshed = await sessions.refresh(
         body.refresh_token,
-        now=sessions.now(),
+        dialect.expiry_policy(),
         grace=_options(dialect).refresh_grace,
-        ttl=dialect.expiry_policy().ttl,
         session_id=session.id,
+        mint=mapping.mint_refresh,
     )
-    token = sessions.issue_jwt(msgspec.structs.replace(session, expires_at=rotated.expires_at), mapping.claims(session))
+    token = sessions.issue_jwt(refreshed.session, mapping.claims(refreshed.session))
     return wire.RefreshTokenResult(
-        token_id=token.value, refresh_token=rotated.secret, expires_at=mapping.timestamp(rotated.expires_at)
+        token_id=token.value,
+        refresh_token=refreshed.refresh_token,
+        expires_at=mapping.timestamp(refreshed.session.expires_at),
     )
 
 
@@ -229,13 +228,11 @@ async def _login_device(devices: Devices, session: core.Session) -> RegisteredDe
         )
 
 
-async def _open(
-    sessions: SessionService, refresh_tokens: RefreshTokens, dialect: DialectPlugin, new: core.NewSession
-) -> tuple[core.Session, str]:
+async def _open(sessions: SessionService, dialect: DialectPlugin, new: core.NewSession) -> tuple[core.Session, str]:
     """A new session and its first refresh token; on a sale device the device's live session ends (S7)."""
     session = await _exclusive(sessions, new, dialect.expiry_policy())
     try:
-        token = await refresh_tokens.issue(session.id, now=sessions.now(), expires_at=session.expires_at)
+        token = await sessions.issue_refresh(session, mint=mapping.mint_refresh)
     except Exception:
         # No half-made login: without its token, end it (the gateway did, recorded as such).
         await sessions.revoke(session.id, tenant=session.tenant, actor="gateway")

@@ -37,8 +37,8 @@ from sessiongate.runtime import Services, engine_config, open_services
 from sessiongate.sessions.audit import AuditLog
 from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
+from sessiongate.storage.refresh_store import SqlRefreshStore
 from sessiongate.tokens.keys import say_if_kept_in_clear
-from sessiongate.tokens.refresh import RefreshTokens
 
 __all__ = ("create_app",)
 
@@ -213,11 +213,11 @@ def _startup_objects_frozen() -> Iterator[None]:
 
 async def _sweep(services: Services, settings: Settings, dialects: Sequence[DialectPlugin]) -> None:
     """Every ``sweep_interval``, delete what has run out, a batch at a time so no statement holds the writer long."""
-    refresh = RefreshTokens(services.runner, services.digester)
+    refresh = SqlRefreshStore(services.runner)
     audit, retention = AuditLog(services.runner, services.clock), timedelta(days=settings.gateway.audit_retention_days)
     sweeps: list[Callable[[], Awaitable[int]]] = [
         lambda: services.sessions.sweep_expired(batch=settings.sweep_batch),
-        lambda: refresh.sweep_expired(now=services.clock(), batch=settings.sweep_batch),
+        lambda: refresh.delete_expired(now=services.clock(), batch=settings.sweep_batch),
         lambda: services.identity.sweep_failures(batch=settings.sweep_batch),
         lambda: audit.sweep(retention=retention, batch=settings.sweep_batch),
         *(step for dialect in dialects for step in dialect.sweeps(services, settings.sweep_batch)),

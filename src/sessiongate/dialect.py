@@ -9,9 +9,9 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - the shared model layer and its errors: ``models`` and ``errors`` (the modules), and their common names;
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
   cookies, the cross-site refusal;
-- the services a handler calls, as the app injects them: :class:`Services`, :class:`SessionService`,
-  :class:`IdentityService`, refresh tokens, the audit log; and, until they move into their dialects (issue 14),
-  the devices and tenants two dialects keep.
+- the services a handler calls, as the app injects them: :class:`Services`, :class:`SessionService` (sessions and
+  their refresh tokens), :class:`IdentityService`, the audit log; and, until they move into their dialects
+  (issue 14), the devices and tenants two dialects keep.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sessiongate.core.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    RefreshRaced,
     SessionExpired,
     SessionLimitReached,
     SessionRevoked,
@@ -47,11 +48,10 @@ from sessiongate.identity.devices import Devices, RegisteredDevice, exclusive_ke
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
 from sessiongate.runtime import Services
-from sessiongate.sessions.audit import AuditLog, reuse_recorder
-from sessiongate.sessions.service import SessionService
+from sessiongate.sessions.audit import AuditLog
+from sessiongate.sessions.service import Refreshed, SessionService
 from sessiongate.settings import Settings
 from sessiongate.tokens.opaque import new_secret
-from sessiongate.tokens.refresh import RefreshRaced, RefreshTokens
 
 __all__ = (
     "EPOCH",
@@ -69,7 +69,7 @@ __all__ = (
     "InvalidRequest",
     "NotFound",
     "RefreshRaced",
-    "RefreshTokens",
+    "Refreshed",
     "RegisteredDevice",
     "SameSite",
     "Services",
@@ -95,7 +95,6 @@ __all__ = (
     "models",
     "new_secret",
     "refuse_cross_site",
-    "reuse_recorder",
     "set_cookie",
     "within_create_budget",
 )

@@ -16,6 +16,7 @@ from sessiongate.sessions.audit import AuditLog
 from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
 from sessiongate.storage.database import alchemy_config, require_schema, sqlite_pragmas_for, upgrade
+from sessiongate.storage.refresh_store import SqlRefreshStore
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
 from sessiongate.tokens.jwt import KeyRing
@@ -84,6 +85,7 @@ async def open_services(
         key_ring = KeyRingWatch(engine, settings, keys, digester, clock=clock, material=material)
         sessions = SessionService(SqlSessionStore(engine, runner), keys, digester, clock)
         sessions.audit = AuditLog(runner, clock)  # sessions created and ended, logins: audit events
+        sessions.refresh_tokens = SqlRefreshStore(runner)
         watching = asyncio.create_task(key_ring.watch())
         try:
             yield Services(

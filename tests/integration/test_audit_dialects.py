@@ -11,7 +11,7 @@ import pytest
 
 from sessiongate.identity.devices import Devices
 from tests.integration.test_audit import SESSIONS, api_token, events, prepared, run, session_id
-from tests.support.gate import AMITY_USER, API_KEY, LOGIN, PASSWORD, USER_ID, open_session
+from tests.support.gate import AMITY_USER, API_KEY, LOGIN, PASSWORD, USER_ID, open_session, portos_refresh_token
 from tests.support.server import run_command
 
 AGENT = {"User-Agent": "pos-terminal/7.1"}
@@ -174,7 +174,7 @@ REFUSE_AUDIT = {
         "CREATE TRIGGER refuse_audit BEFORE INSERT ON sg_audit_event BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
     ],
     "postgresql": [
-        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$"
+        "CREATE OR REPLACE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$"
         " LANGUAGE plpgsql",
         "CREATE TRIGGER refuse_audit BEFORE INSERT ON sg_audit_event FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
     ],
@@ -221,3 +221,27 @@ def test_a_create_answered_with_the_live_session_it_reuses_records_no_second_eve
     (event,) = events(client, admin, kind="session.created")["items"]
     assert event["session_id"] == stored["id"]
     assert [r.audit["session_id"] for r in caplog.records if r.name == "sessiongate.audit"] == [stored["id"]]
+
+
+def test_a_refresh_token_reuse_whose_events_cannot_be_written_revokes_nothing(client, admin, clock):
+    token_id, refresh = portos_refresh_token(client)
+    sid = session_id(client, {"Authorization": f"Bearer {token_id}"})
+    rotated = client.post("/api/auth/refresh", json={"tokenId": token_id, "refreshToken": refresh})
+    assert rotated.status_code == 200, rotated.text
+    clock.advance(60)  # past the refresh grace: the old token back can only be a copy
+    backend = client.app.state.services.engine.dialect.name
+    ddl(client, REFUSE_AUDIT[backend])
+    copy = {"tokenId": rotated.json()["tokenId"], "refreshToken": refresh}
+    failed = client.post("/api/auth/refresh", json=copy)
+    assert failed.status_code >= 500
+    assert refresh not in failed.text
+    # The revoke went with its events: the login still works, and its current refresh token too.
+    assert [(s["id"], s["state"]) for s in stored_sessions(client, admin)] == [(sid, "live")]
+    ddl(client, ALLOW_AUDIT[backend])
+    again = client.post("/api/auth/refresh", json=copy)
+    assert again.status_code == 401, again.text
+    assert [(s["id"], s["state"]) for s in stored_sessions(client, admin)] == [(sid, "revoked")]
+    kinds = [e["kind"] for e in events(client, admin, actor="theft-detection")["items"]]
+    assert kinds == ["session.revoked", "refresh.reuse_detected"]
+    current = {"tokenId": rotated.json()["tokenId"], "refreshToken": rotated.json()["refreshToken"]}
+    assert client.post("/api/auth/refresh", json=current).status_code == 401

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from datetime import timedelta
 
+import msgspec
 from sqlalchemy import func, select
 
 from sessiongate.runtime import Services
 from sessiongate.storage.identity_tables import LoginFailureRecord
+from sessiongate.storage.refresh_tables import RefreshTokenRecord
 from sessiongate.storage.tables import SessionRecord
-from sessiongate.tokens.refresh import RefreshTokens
-from sessiongate.tokens.refresh_tables import RefreshTokenRecord
 
 TABLES = {"sessions": SessionRecord, "refresh tokens": RefreshTokenRecord, "login failures": LoginFailureRecord}
 
@@ -26,10 +25,10 @@ def test_the_sweeper_deletes_expired_sessions_refresh_tokens_and_old_login_failu
     assert created.status_code == 200
     refused = client.post("/node/api/users/session", json={"login": "ops@example.com", "password": "wrong"})
     assert refused.status_code == 401
-    refresh = RefreshTokens(services.runner, services.digester)
     (session_id,) = client.blocking_portal.call(_session_ids, services)
-    expires_at = clock() + timedelta(seconds=600)
-    client.blocking_portal.call(functools.partial(refresh.issue, session_id, now=clock(), expires_at=expires_at))
+    session = client.blocking_portal.call(services.sessions.get, session_id)
+    ending = msgspec.structs.replace(session, expires_at=clock() + timedelta(seconds=600))
+    client.blocking_portal.call(services.sessions.issue_refresh, ending)
     # One failure counted against the login, one against the client address.
     assert client.blocking_portal.call(_counts, services) == {"sessions": 1, "refresh tokens": 1, "login failures": 2}
 

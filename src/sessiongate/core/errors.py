@@ -15,6 +15,8 @@ __all__ = (
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RefreshRaced",
+    "RefreshTokenReused",
     "SessionExpired",
     "SessionLimitReached",
     "SessionRevoked",
@@ -70,6 +72,12 @@ class SessionRevoked(Unauthenticated):
     code = "session_revoked"
 
 
+class RefreshTokenReused(SessionRevoked):
+    """A rotated refresh token came back after the grace window; its session and its login's tokens were revoked."""
+
+    code = "refresh_token_reused"
+
+
 class Forbidden(GatewayError):
     """Authenticated, but not allowed to do this."""
 
@@ -102,6 +110,20 @@ class SessionLimitReached(Conflict):
     """A create past the principal's cap on live sessions, under a dialect set to refuse it (``on_session_cap``)."""
 
     code = "session_limit_reached"
+
+
+class RefreshRaced(Conflict):
+    """The refresh token was rotated a moment ago by another request with the same token; nothing was revoked.
+
+    Attributes:
+        session_id: The session the token belongs to (the caller proved it holds the token).
+    """
+
+    code = "refresh_raced"
+
+    def __init__(self, message: str = "refresh token already used", *, session_id: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
 
 
 class PayloadTooLarge(GatewayError):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+import msgspec
 
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
-__all__ = ("SessionStore", "reuse_key_digest")
+__all__ = ("RefreshStore", "Rotation", "SessionStore", "reuse_key_digest")
 
 
 class SessionStore(Protocol):
@@ -114,6 +116,52 @@ class SessionStore(Protocol):
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
         """Delete up to ``batch`` sessions that expired or were revoked before ``now``; how many went."""
+        ...
+
+
+class Rotation(msgspec.Struct, frozen=True, kw_only=True):
+    """What presenting a refresh token did (:meth:`RefreshStore.rotate`)."""
+
+    outcome: Literal["rotated", "unknown", "expired", "revoked", "raced", "reused", "session_gone"]
+    """``rotated``: claimed, the session extended and the successor stored; anything else: nothing rotated."""
+    session: Session | None = None
+    """``rotated``: the session as extended."""
+    session_id: str | None = None
+    """``rotated``, ``raced``, ``reused``: the token's session."""
+    sessions_revoked: int = 0
+    """``reused``: how many sessions the reuse revoked (none when its session had ended already)."""
+    events: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """``reused``: the audit rows written with the revoke, to be logged now they are committed."""
+
+
+class RefreshStore(Protocol):
+    """What the session service needs to keep refresh tokens: digests only, in families (one per login)."""
+
+    async def issue(
+        self, session_id: str, *, digest: str, now: datetime, expires_at: datetime, family_id: str | None = None
+    ) -> None:
+        """Store a new token's digest for ``session_id``, in a new family unless ``family_id`` names one."""
+        ...
+
+    async def rotate(
+        self,
+        digests: Sequence[str],
+        *,
+        successor: str,
+        now: datetime,
+        grace: float,
+        expiry: Callable[[Session], datetime] | None,
+        session_id: str | None,
+        reuse_events: Callable[[str, Session | None], list[dict[str, Any]]],
+    ) -> Rotation:
+        """In one transaction: claim the live token stored under one of ``digests`` (so of concurrent rotations
+        exactly one wins), set its live session's ``expires_at`` to ``expiry(session)`` (unless ``None``) and store
+        ``successor``'s digest in its family. A token rotated more than ``grace`` seconds ago revokes its family and
+        its session, with the audit rows ``reuse_events`` makes. ``session_id``: the token must be that session's."""
+        ...
+
+    async def delete_expired(self, *, now: datetime, batch: int) -> int:
+        """Delete up to ``batch`` expired tokens; how many went."""
         ...
 
 

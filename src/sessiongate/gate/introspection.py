@@ -21,7 +21,7 @@ from sessiongate.core.errors import GatewayError
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.runtime import Services
-from sessiongate.tokens.refresh_tables import RefreshTokenRecord
+from sessiongate.storage.refresh_tables import RefreshTokenRecord
 
 __all__ = ("Found", "Hint", "find")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -194,23 +194,6 @@ class AuditLog:
         """Delete up to ``batch`` events older than ``retention``; how many went."""
         older = select(A.c.id).where(A.c.created_at < self.clock() - retention).order_by(A.c.created_at).limit(batch)
         return (await self.runner.write(delete(A).where(A.c.id.in_(older.scalar_subquery())))).rowcount
-
-
-def reuse_recorder(
-    log_: AuditLog, lookup: Callable[[str], Awaitable[Session | None]], *, dialect: str
-) -> Callable[[str], Awaitable[None]]:
-    """What a dialect's refresh tokens call when a reused token made them revoke its session (theft detection): the
-    reuse and the revoke are recorded, naming the session as stored (the thief's address is not known there)."""
-
-    async def record(session_id: str) -> None:
-        session = await lookup(session_id)
-        about: dict[str, Any] = {"dialect": dialect, "session_id": session_id}
-        if session is not None:
-            about |= {"tenant": session.tenant, "principal_id": session.principal_id}
-        await log_.record(NewEvent(kind="refresh.reuse_detected", actor="theft-detection", **about))
-        await log_.record(NewEvent(kind="session.revoked", actor="theft-detection", **about))
-
-    return record
 
 
 def current_request() -> dict[str, Any]:

@@ -12,18 +12,20 @@ from sessiongate import meters
 from sessiongate.core.errors import (
     Conflict,
     NotFound,
+    RefreshRaced,
+    RefreshTokenReused,
     SessionExpired,
     SessionLimitReached,
     SessionRevoked,
     Unauthenticated,
 )
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
-from sessiongate.core.store import SessionStore, reuse_key_digest
+from sessiongate.core.store import RefreshStore, Rotation, SessionStore, reuse_key_digest
 from sessiongate.sessions.audit import AuditLog, NewEvent, current_request
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
 
-__all__ = ("Clock", "Created", "SessionService", "utc_now")
+__all__ = ("Clock", "Created", "Refreshed", "SessionService", "utc_now")
 
 Clock = Callable[[], datetime]
 
@@ -41,6 +43,14 @@ class Created(msgspec.Struct, frozen=True, kw_only=True):
     reused: bool
 
 
+class Refreshed(msgspec.Struct, frozen=True, kw_only=True):
+    """The result of a refresh: the session as extended, and the refresh token that replaces the one presented
+    (shown once: only its digest is stored)."""
+
+    session: Session
+    refresh_token: str
+
+
 class SessionService:
     """Create, resolve, list, get, revoke and sweep sessions of every dialect, over one store.
 
@@ -55,6 +65,8 @@ class SessionService:
 
     ``caps`` holds each dialect's cap on a principal's live sessions (its ``max_sessions_per_principal`` and
     ``on_session_cap`` options; the app sets it); a dialect without one is uncapped.
+
+    ``refresh_tokens`` keeps the refresh tokens of :meth:`issue_refresh` and :meth:`refresh` (the app sets it).
     """
 
     def __init__(self, store: SessionStore, keys: KeyRing, digester: Digester, clock: Clock = utc_now) -> None:
@@ -64,6 +76,7 @@ class SessionService:
         self.clock = clock
         self.audit: AuditLog | None = None
         self.caps: dict[str, SessionCap] = {}
+        self.refresh_tokens: RefreshStore | None = None
 
     def now(self) -> datetime:
         """The service's idea of the current time."""
@@ -238,6 +251,90 @@ class SessionService:
             succeeded += [holder.id for holder in released if holder.revoked_at is None]
         raise Conflict("the session key is being taken over concurrently")
 
+    async def issue_refresh(self, session: Session, *, mint: Callable[[], str] = new_secret) -> str:
+        """A refresh token for ``session``, the first of its login's family; it expires with the session.
+
+        Args:
+            session: A session just created.
+            mint: Makes the secret (a dialect's own format); the default is 32 random bytes, URL-safe base64.
+
+        Returns:
+            The secret, which only the caller ever sees; the database keeps its keyed digest.
+        """
+        secret = mint()
+        await self._refresh_store().issue(
+            session.id, digest=self.digester.digest(secret), now=self.clock(), expires_at=session.expires_at
+        )
+        return secret
+
+    async def refresh(
+        self,
+        token: str,
+        policy: ExpiryPolicy | None,
+        *,
+        grace: float,
+        session_id: str | None = None,
+        mint: Callable[[], str] = new_secret,
+    ) -> Refreshed:
+        """Exchange a refresh token for its successor and extend its session, in one transaction.
+
+        The token is single-use. Of concurrent refreshes with it exactly one wins; a loser within ``grace`` seconds
+        of the winner is told it lost the race (the client refreshed twice). A rotated token presented after that
+        can only be a copy: the whole login (the token's family and its session) is revoked, with its audit events.
+
+        Args:
+            token: The refresh token as presented.
+            policy: The dialect's expiry policy: the session then lives ``policy.ttl`` from now, never past its
+                absolute end (the stored one, or the policy's from its creation); ``None`` leaves its expiry as is.
+            grace: Seconds after a rotation during which the rotated token is a lost race, not a theft.
+            session_id: When given, the token must belong to this session (else it is unknown).
+            mint: Makes the successor (a dialect's own format).
+
+        Raises:
+            Unauthenticated: the token is unknown, or belongs to another session.
+            SessionExpired: the token has expired.
+            SessionRevoked: the token or its session was revoked (or the session is gone).
+            RefreshRaced: the token was rotated within the last ``grace`` seconds.
+            RefreshTokenReused: the token was rotated earlier; its family and session are now revoked.
+        """
+        now = self.clock()
+        successor = mint()
+        rotation = await self._refresh_store().rotate(
+            self.digester.digests(token),
+            successor=self.digester.digest(successor),
+            now=now,
+            grace=grace,
+            expiry=None if policy is None else _extension(policy, now),
+            session_id=session_id,
+            reuse_events=self._reuse_events,
+        )
+        if rotation.outcome == "rotated" and rotation.session is not None:
+            return Refreshed(session=rotation.session, refresh_token=successor)
+        if rotation.outcome == "reused":
+            meters.REFRESH_REUSE.labels(meters.dialect()).inc()
+            _revoked(rotation.sessions_revoked)
+            if self.audit is not None:
+                for row in rotation.events:
+                    self.audit.logged(row)
+        raise _refused(rotation)
+
+    def _reuse_events(self, session_id: str, session: Session | None) -> list[dict[str, Any]]:
+        """The audit rows of a reused refresh token: the reuse, and the revoke it made (by ``theft-detection``)."""
+        if self.audit is None:
+            return []
+        about = current_request() | {"session_id": session_id}
+        if session is not None:
+            about |= {"tenant": session.tenant, "dialect": session.dialect, "principal_id": session.principal_id}
+        return [
+            self.audit.row(NewEvent(kind=kind, actor="theft-detection", **about))
+            for kind in ("refresh.reuse_detected", "session.revoked")
+        ]
+
+    def _refresh_store(self) -> RefreshStore:
+        if self.refresh_tokens is None:
+            raise RuntimeError("this session service keeps no refresh tokens (SessionService.refresh_tokens)")
+        return self.refresh_tokens
+
     def issue_jwt(self, session: Session, claims: Mapping[str, Any]) -> IssuedToken:
         """A JWT for ``session`` carrying ``claims``; it expires with the session."""
         value = self.keys.encode(claims, issued_at=self.clock(), expires_at=session.expires_at)
@@ -308,10 +405,7 @@ class SessionService:
         now = self.clock()
         if session.revoked_at is not None:
             raise SessionRevoked("session revoked")
-        # A session stored before its policy had an absolute cap ends by the policy's cap, so none slides forever.
-        absolute = session.absolute_expires_at
-        if absolute is None and policy.absolute is not None:
-            absolute = session.created_at + timedelta(seconds=policy.absolute)
+        absolute = _absolute_end(session, policy)
         if now >= session.expires_at or (absolute is not None and now >= absolute):
             raise SessionExpired("session expired")
         since_use = (now - session.last_seen_at).total_seconds()
@@ -410,3 +504,33 @@ def _revoked(count: int) -> None:
 
 def _capped(when: datetime, cap: datetime | None) -> datetime:
     return when if cap is None or when <= cap else cap
+
+
+def _absolute_end(session: Session, policy: ExpiryPolicy) -> datetime | None:
+    """When ``session`` ends however it is used: as stored, or, for one stored before its dialect's policy had an
+    absolute cap, by the policy's cap from its creation, so none slides or refreshes forever."""
+    if session.absolute_expires_at is None and policy.absolute is not None:
+        return session.created_at + timedelta(seconds=policy.absolute)
+    return session.absolute_expires_at
+
+
+def _extension(policy: ExpiryPolicy, now: datetime) -> Callable[[Session], datetime]:
+    """A refreshed session's new expiry: ``policy.ttl`` from ``now``, never past its absolute end."""
+
+    def until(session: Session) -> datetime:
+        return _capped(now + timedelta(seconds=policy.ttl), _absolute_end(session, policy))
+
+    return until
+
+
+def _refused(rotation: Rotation) -> Exception:
+    """The error a refresh that rotated nothing answers, by why."""
+    if rotation.outcome == "raced":
+        return RefreshRaced(session_id=rotation.session_id or "")
+    if rotation.outcome == "reused":
+        return RefreshTokenReused("refresh token reused")
+    if rotation.outcome == "expired":
+        return SessionExpired("refresh token expired")
+    if rotation.outcome in {"revoked", "session_gone"}:
+        return SessionRevoked("session revoked")
+    return Unauthenticated("invalid refresh token")

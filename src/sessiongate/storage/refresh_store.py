@@ -1,0 +1,183 @@
+"""Refresh-token families in SQL: hash-only rows, one family per login, atomic rotation, reuse detection.
+
+Presenting a token rotates it: one conditional ``UPDATE … WHERE digest = :d AND rotated_at IS NULL`` claims it, so
+of two concurrent rotations of the same token exactly one wins, and in the same transaction the session is extended
+and the successor stored. A token that claims nothing is looked up to say why; a rotated one presented after the
+grace window can only be a copy, so its whole family and its session are revoked, and the audit events saying so
+are written in that same transaction (a revoke is never stored without them, nor they without it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from uuid_utils.compat import uuid7
+
+from sessiongate.core.models import Session
+from sessiongate.core.store import Rotation
+from sessiongate.storage.audit_table import AUDIT
+from sessiongate.storage.refresh_tables import RefreshTokenRecord
+from sessiongate.storage.runner import StatementRunner
+from sessiongate.storage.store import session_from_row
+from sessiongate.storage.tables import SessionRecord
+
+__all__ = ("SqlRefreshStore",)
+
+R = cast("Table", RefreshTokenRecord.__table__)
+S = cast("Table", SessionRecord.__table__)
+_SESSION = [c for c in S.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
+"""The session columns a core ``Session`` is made of (no secret's digest, no reuse key)."""
+
+
+class SqlRefreshStore:
+    """:class:`~sessiongate.core.store.RefreshStore` over the shared statement runner, on SQLite and PostgreSQL alike.
+
+    Args:
+        runner: Where statements run; a rotation is one transaction of it.
+    """
+
+    def __init__(self, runner: StatementRunner) -> None:
+        self.runner = runner
+
+    async def issue(
+        self, session_id: str, *, digest: str, now: datetime, expires_at: datetime, family_id: str | None = None
+    ) -> None:
+        """Store a new token's digest for ``session_id``, in a new family unless ``family_id`` names one."""
+        values = {
+            "id": uuid7(),
+            "family_id": family_id or str(uuid7()),
+            "session_id": uuid.UUID(session_id),
+            "digest": digest,
+            "expires_at": expires_at,
+            "rotated_at": None,
+            "revoked_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self.runner.write(insert(R).values(values))
+
+    async def rotate(
+        self,
+        digests: Sequence[str],
+        *,
+        successor: str,
+        now: datetime,
+        grace: float,
+        expiry: Callable[[Session], datetime] | None,
+        session_id: str | None,
+        reuse_events: Callable[[str, Session | None], list[dict[str, Any]]],
+    ) -> Rotation:
+        """Claim the token stored under one of ``digests`` (tried in order), extend its session and store
+        ``successor``, in one transaction; or say why not, revoking the family and its session on a reuse.
+
+        Args:
+            digests: The presented token's digests, under the current digest key first.
+            successor: The digest of the token that replaces it.
+            now: The current time.
+            grace: Seconds after a rotation during which the rotated token is a lost race, not a copy.
+            expiry: The session's new ``expires_at``, given the live session as stored; ``None`` leaves it as is.
+            session_id: When given, the token must belong to this session (else it is unknown).
+            reuse_events: The audit rows of a reuse, given the session's id and the session as revoked (``None``
+                when its row is gone); written with the revoke.
+        """
+        expected = uuid.UUID(session_id) if session_id is not None else None
+
+        def work(conn: Connection) -> Rotation:
+            claim = update(R).where(R.c.digest == bindparam("presented"), R.c.rotated_at.is_(None))
+            claim = claim.where(R.c.revoked_at.is_(None), R.c.expires_at > now)
+            if expected is not None:
+                claim = claim.where(R.c.session_id == expected)
+            claim = claim.values(rotated_at=now, updated_at=now).returning(R.c.family_id, R.c.session_id)
+            for digest in digests:
+                if (won := conn.execute(claim, {"presented": digest}).first()) is not None:
+                    break
+            else:
+                return _why_not(conn, digests, now=now, grace=grace, expected=expected, reuse_events=reuse_events)
+            session = _extended(conn, won.session_id, now=now, expiry=expiry)
+            if session is None:
+                return Rotation(outcome="session_gone")
+            conn.execute(
+                insert(R).values(
+                    id=uuid7(),
+                    family_id=won.family_id,
+                    session_id=won.session_id,
+                    digest=successor,
+                    expires_at=session.expires_at,
+                    rotated_at=None,
+                    revoked_at=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return Rotation(outcome="rotated", session=session, session_id=session.id)
+
+        return await self.runner.transaction(work)
+
+    async def delete_expired(self, *, now: datetime, batch: int) -> int:
+        """Delete up to ``batch`` expired tokens (their sessions are over too); how many went."""
+        victims = select(R.c.id).where(R.c.expires_at <= now).order_by(R.c.expires_at).limit(batch).scalar_subquery()
+        return (await self.runner.write(delete(R).where(R.c.id.in_(victims)))).rowcount
+
+
+def _extended(
+    conn: Connection, session_id: uuid.UUID, *, now: datetime, expiry: Callable[[Session], datetime] | None
+) -> Session | None:
+    """The live session, its ``expires_at`` set to what ``expiry`` makes of it (and its use recorded)."""
+    live = (S.c.id == session_id, S.c.revoked_at.is_(None), S.c.expires_at > now)
+    row = conn.execute(select(*_SESSION).where(*live)).first()
+    if row is None or expiry is None:
+        return None if row is None else session_from_row(row)
+    changed = update(S).where(*live).values(
+        expires_at=expiry(session_from_row(row)), last_seen_at=now, updated_at=now, version=S.c.version + 1
+    )
+    row = conn.execute(changed.returning(*_SESSION)).first()
+    return None if row is None else session_from_row(row)
+
+
+def _why_not(
+    conn: Connection,
+    digests: Sequence[str],
+    *,
+    now: datetime,
+    grace: float,
+    expected: uuid.UUID | None,
+    reuse_events: Callable[[str, Session | None], list[dict[str, Any]]],
+) -> Rotation:
+    row = conn.execute(
+        select(R.c.family_id, R.c.session_id, R.c.digest, R.c.expires_at, R.c.rotated_at, R.c.revoked_at).where(
+            R.c.digest.in_(digests)
+        )
+    ).first()
+    # The database found it by equality; the digests are compared again in constant time all the same.
+    if row is None or not any(hmac.compare_digest(row.digest, digest) for digest in digests):
+        return Rotation(outcome="unknown")
+    if expected is not None and row.session_id != expected:
+        return Rotation(outcome="unknown")
+    if row.revoked_at is not None:
+        return Rotation(outcome="revoked")
+    if row.expires_at <= now:
+        return Rotation(outcome="expired")
+    if row.rotated_at is not None and now - row.rotated_at <= timedelta(seconds=grace):
+        return Rotation(outcome="raced", session_id=str(row.session_id))
+    # Rotated long enough ago that no honest client still holds it: a copy is in use. End the login.
+    conn.execute(
+        update(R).where(R.c.family_id == row.family_id, R.c.revoked_at.is_(None)).values(revoked_at=now, updated_at=now)
+    )
+    revoked = conn.execute(
+        update(S)
+        .where(S.c.id == row.session_id, S.c.revoked_at.is_(None))
+        .values(revoked_at=now, updated_at=now, version=S.c.version + 1)
+        .returning(*_SESSION)
+    ).first()
+    # Ended before: named as stored, if it still is.
+    ended = revoked or conn.execute(select(*_SESSION).where(S.c.id == row.session_id)).first()
+    sid = str(row.session_id)
+    events = reuse_events(sid, None if ended is None else session_from_row(ended))
+    if events:
+        conn.execute(insert(AUDIT), events)
+    return Rotation(outcome="reused", session_id=sid, sessions_revoked=int(revoked is not None), events=events)
