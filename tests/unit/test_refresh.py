@@ -234,3 +234,17 @@ async def test_migration_0003_creates_what_the_table_definitions_declare(service
         assert await conn.run_sync(differences) == []
         indexes = await conn.run_sync(lambda c: {i["name"] for i in inspect(c).get_indexes("sg_session")})
     assert indexes >= LISTING
+
+
+async def test_a_refresh_token_is_looked_up_only_while_a_refresh_would_accept_it(sessions, clock):
+    session, secret = await login(sessions)
+    stored, found = await sessions.refresh_token(secret)
+    assert (found.id, stored.session_id, stored.created_at) == (session.id, session.id, session.created_at)
+    assert secret not in stored.digest
+    assert (await sessions.get(session.id)).version == session.version  # a lookup, not a use
+    refreshed = await sessions.refresh(secret, POLICY, grace=GRACE)
+    assert await sessions.refresh_token(secret) is None  # rotated
+    assert await sessions.refresh_token("not-a-token") is None
+    assert (await sessions.refresh_token(refreshed.refresh_token))[1].id == session.id
+    await sessions.revoke(session.id)
+    assert await sessions.refresh_token(refreshed.refresh_token) is None  # its session ended

@@ -11,7 +11,7 @@ import msgspec
 
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
-__all__ = ("RefreshStore", "Rotation", "SessionStore", "reuse_key_digest")
+__all__ = ("RefreshStore", "Rotation", "SessionStore", "StoredRefreshToken", "reuse_key_digest")
 
 
 class SessionStore(Protocol):
@@ -134,6 +134,17 @@ class Rotation(msgspec.Struct, frozen=True, kw_only=True):
     """``reused``: the audit rows written with the revoke, to be logged now they are committed."""
 
 
+class StoredRefreshToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A refresh token as stored (its digest, never the token)."""
+
+    session_id: str
+    digest: str
+    created_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
 class RefreshStore(Protocol):
     """What the session service needs to keep refresh tokens: digests only, in families (one per login)."""
 
@@ -158,6 +169,10 @@ class RefreshStore(Protocol):
         exactly one wins), set its live session's ``expires_at`` to ``expiry(session)`` (unless ``None``) and store
         ``successor``'s digest in its family. A token rotated more than ``grace`` seconds ago revokes its family and
         its session, with the audit rows ``reuse_events`` makes. ``session_id``: the token must be that session's."""
+        ...
+
+    async def by_digest(self, digest: str) -> StoredRefreshToken | None:
+        """The token stored under ``digest``, rotated, revoked or expired as it may be."""
         ...
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:

@@ -9,30 +9,23 @@ inactive, as no route could accept it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import Literal
 
 import msgspec
-from sqlalchemy import Table, bindparam, select
 
 from sessiongate.core.errors import GatewayError
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.runtime import Services
-from sessiongate.storage.refresh_tables import RefreshTokenRecord
 
 __all__ = ("Found", "Hint", "find")
 
 Hint = Literal["access_token", "refresh_token"]
-R = cast("Table", RefreshTokenRecord.__table__)
 _LONGEST = 4096
 _SESSION_CLAIMS = ("sid", "session")
 """The claims the dialects' JWTs name their session by (portos and amity ``sid``, zelf ``session``)."""
-_REFRESH = select(R.c.session_id, R.c.digest, R.c.expires_at, R.c.rotated_at, R.c.revoked_at, R.c.created_at).where(
-    R.c.digest == bindparam("presented")
-)
 
 
 class Found(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,17 +100,11 @@ async def _secret(token: str, services: Services, dialects: Mapping[str, Dialect
 
 async def _refresh(token: str, services: Services, dialects: Mapping[str, DialectPlugin]) -> Found | None:
     # Active as long as a refresh would accept it: not rotated, not revoked, not expired, and its session live.
-    rows = await services.digester.find(token, lambda digest: services.runner.read(_REFRESH, {"presented": digest}))
-    if not rows or not services.digester.matches(token, rows[0].digest):
+    found = await services.sessions.refresh_token(token)
+    if found is None or found[1].dialect not in dialects:
         return None
-    row, now = rows[0], services.clock()
-    if row.rotated_at is not None or row.revoked_at is not None or row.expires_at <= now:
-        return None
-    session_id = row.session_id if isinstance(row.session_id, uuid.UUID) else uuid.UUID(str(row.session_id))
-    session = await services.sessions.store.by_id(str(session_id))
-    if session is None or session.dialect not in dialects or not session.is_live(now):
-        return None
-    return Found(session=session, issued_at=row.created_at, expires_at=min(row.expires_at, session.expires_at))
+    stored, session = found
+    return Found(session=session, issued_at=stored.created_at, expires_at=min(stored.expires_at, session.expires_at))
 
 
 def _instant(value: object) -> datetime | None:

@@ -20,7 +20,7 @@ from sessiongate.core.errors import (
     Unauthenticated,
 )
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
-from sessiongate.core.store import RefreshStore, Rotation, SessionStore, reuse_key_digest
+from sessiongate.core.store import RefreshStore, Rotation, SessionStore, StoredRefreshToken, reuse_key_digest
 from sessiongate.sessions.audit import AuditLog, NewEvent, current_request
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
@@ -317,6 +317,19 @@ class SessionService:
                 for row in rotation.events:
                     self.audit.logged(row)
         raise _refused(rotation)
+
+    async def refresh_token(self, token: str) -> tuple[StoredRefreshToken, Session] | None:
+        """The refresh token ``token`` is and its session, if a refresh would accept it now (not rotated, revoked or
+        expired, and its session live); ``None`` otherwise. Nothing is changed (introspection asks this)."""
+        store = self._refresh_store()
+        stored = await self.digester.find(token, store.by_digest)
+        now = self.clock()
+        if stored is None or not self.digester.matches(token, stored.digest):
+            return None
+        if stored.rotated_at is not None or stored.revoked_at is not None or stored.expires_at <= now:
+            return None
+        session = await self.store.by_id(stored.session_id)
+        return None if session is None or not session.is_live(now) else (stored, session)
 
     def _reuse_events(self, session_id: str, session: Session | None) -> list[dict[str, Any]]:
         """The audit rows of a reused refresh token: the reuse, and the revoke it made (by ``theft-detection``)."""

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Session
-from sessiongate.core.store import Rotation
+from sessiongate.core.store import Rotation, StoredRefreshToken
 from sessiongate.storage.audit_table import AUDIT
 from sessiongate.storage.refresh_tables import RefreshTokenRecord
 from sessiongate.storage.runner import StatementRunner
@@ -32,6 +32,9 @@ R = cast("Table", RefreshTokenRecord.__table__)
 S = cast("Table", SessionRecord.__table__)
 _SESSION = [c for c in S.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 """The session columns a core ``Session`` is made of (no secret's digest, no reuse key)."""
+_BY_DIGEST = select(R.c.session_id, R.c.digest, R.c.created_at, R.c.expires_at, R.c.rotated_at, R.c.revoked_at).where(
+    R.c.digest == bindparam("presented")
+)
 
 
 class SqlRefreshStore:
@@ -118,6 +121,22 @@ class SqlRefreshStore:
 
         return await self.runner.transaction(work)
 
+    async def by_digest(self, digest: str) -> StoredRefreshToken | None:
+        """The token stored under ``digest``, in whatever state."""
+        rows = await self.runner.read(_BY_DIGEST, {"presented": digest})
+        if not rows:
+            return None
+        row = rows[0]
+        sid = row.session_id if isinstance(row.session_id, uuid.UUID) else uuid.UUID(str(row.session_id))
+        return StoredRefreshToken(
+            session_id=str(sid),
+            digest=row.digest,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            rotated_at=row.rotated_at,
+            revoked_at=row.revoked_at,
+        )
+
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
         """Delete up to ``batch`` expired tokens (their sessions are over too); how many went."""
         victims = select(R.c.id).where(R.c.expires_at <= now).order_by(R.c.expires_at).limit(batch).scalar_subquery()
@@ -132,8 +151,10 @@ def _extended(
     row = conn.execute(select(*_SESSION).where(*live)).first()
     if row is None or expiry is None:
         return None if row is None else session_from_row(row)
-    changed = update(S).where(*live).values(
-        expires_at=expiry(session_from_row(row)), last_seen_at=now, updated_at=now, version=S.c.version + 1
+    changed = (
+        update(S)
+        .where(*live)
+        .values(expires_at=expiry(session_from_row(row)), last_seen_at=now, updated_at=now, version=S.c.version + 1)
     )
     row = conn.execute(changed.returning(*_SESSION)).first()
     return None if row is None else session_from_row(row)
