@@ -13,8 +13,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 __all__ = (
     "DEFAULT_DATABASE_URL",
@@ -405,6 +403,10 @@ def database_url_for(url: str) -> str:
         SettingsError: ``url`` is no URL, or one of a database the gateway does not support; the message never
             repeats the URL, which may hold a password.
     """
+    # Imported here: the CLI reads this module to parse its command line, which needs no database (`--help`).
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     variable = f"{PREFIX}DATABASE_URL"
     try:
         parsed = make_url(url.strip())

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.runtime import Services, open_services
+
+# The services are imported when a command runs: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.runtime import Services
 
 __all__ = ("as_utc", "labelled", "with_services")
 
@@ -21,6 +24,7 @@ T = TypeVar("T")
 def with_services(step: Callable[[Services], Awaitable[T]]) -> T:
     """``step`` run with the services of the database the environment names; a refusal is ``Error: …``, exit 1."""
     from sessiongate.commands._environment import settings_from_env
+    from sessiongate.runtime import open_services
 
     settings = settings_from_env()
 

@@ -6,20 +6,25 @@ import asyncio
 import sys
 from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.gate import api_token_admin
-from sessiongate.gate.tokens import SCOPES, AddedToken, ApiTokenInfo
-from sessiongate.runtime import open_services
-from sessiongate.sessions.audit import NewEvent
-from sessiongate.settings import Settings
 
-__all__ = ("command",)
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.gate.tokens import AddedToken, ApiTokenInfo
+    from sessiongate.sessions.audit import NewEvent
+    from sessiongate.settings import Settings
+
+__all__ = ("SCOPES", "command")
 
 T = TypeVar("T")
+
+SCOPES = ("introspect", "admin")
+"""``sessiongate.gate.tokens.SCOPES``, written out so that reading the command line imports no gateway module (a
+test keeps the two equal)."""
 
 
 @click.group(name="admin-tokens")
@@ -99,20 +104,32 @@ def _settings() -> Settings:
     return settings_from_env()
 
 
-_CLI = NewEvent(kind="admin_token.created", actor="cli")
-"""Where the CLI's changes come from, as their audit events say."""
+def _by_cli() -> NewEvent:
+    """Where the CLI's changes come from, as their audit events say."""
+    from sessiongate.sessions.audit import NewEvent
+
+    return NewEvent(kind="admin_token.created", actor="cli")
 
 
 async def _add(settings: Settings, name: str, scope: str, value: str | None) -> AddedToken:
+    from sessiongate.gate import api_token_admin
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
-        return await api_token_admin.add_token(services, _CLI, name, scope, value)
+        return await api_token_admin.add_token(services, _by_cli(), name, scope, value)
 
 
 async def _list(settings: Settings) -> list[ApiTokenInfo]:
+    from sessiongate.gate import api_token_admin
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
         return await api_token_admin.api_tokens(services).list()
 
 
 async def _revoke(settings: Settings, name: str) -> tuple[ApiTokenInfo, bool]:
+    from sessiongate.gate import api_token_admin
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
-        return await api_token_admin.revoke_token(services, _CLI, name)
+        return await api_token_admin.revoke_token(services, _by_cli(), name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -12,9 +13,11 @@ import msgspec
 from sessiongate.commands._shared import as_utc, labelled
 from sessiongate.core.errors import GatewayError
 from sessiongate.core.keyset import decode_cursor
-from sessiongate.runtime import open_services
-from sessiongate.sessions.audit import AuditFilter, AuditLog, AuditPage
-from sessiongate.settings import Settings
+
+# What the command runs with is imported when it runs: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.sessions.audit import AuditFilter, AuditPage
+    from sessiongate.settings import Settings
 
 __all__ = ("command",)
 
@@ -52,6 +55,8 @@ def command(
     as_json: bool,
 ) -> None:
     """List audit events, newest first; never a secret. Events older than the retention are swept."""
+    from sessiongate.sessions.audit import AuditFilter
+
     where = AuditFilter(
         kind=kind,
         actor=actor,
@@ -89,6 +94,9 @@ def command(
 
 
 async def _list(settings: Settings, where: AuditFilter, limit: int, cursor: str | None) -> AuditPage:
+    from sessiongate.runtime import open_services
+    from sessiongate.sessions.audit import AuditLog
+
     async with open_services(settings) as services:
         after = decode_cursor(cursor) if cursor is not None else None
         return await AuditLog(services.runner, services.clock).list(where, limit=limit, after=after)

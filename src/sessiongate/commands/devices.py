@@ -6,14 +6,22 @@ checks and record the same audit event (actor ``cli`` here).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from sessiongate.commands._shared import with_services
-from sessiongate.gate import device_admin
-from sessiongate.identity.devices import ENVIRONMENTS, RegisteredDevice
-from sessiongate.sessions.audit import NewEvent
 
-__all__ = ("command",)
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.identity.devices import RegisteredDevice
+    from sessiongate.sessions.audit import NewEvent
+
+__all__ = ("ENVIRONMENTS", "command")
+
+ENVIRONMENTS = ("BackOffice", "CashRegister", "PDA", "Tool")
+"""``sessiongate.identity.devices.ENVIRONMENTS``, written out so that reading the command line imports no gateway
+module (a test keeps the two equal)."""
 
 
 @click.group(name="devices")
@@ -33,10 +41,12 @@ def command() -> None:
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="A device setting (repeatable).")
 def add(name: str, env: str, tenant: str, description: str | None, settings: tuple[str, ...]) -> None:
     """Provision a device."""
+    from sessiongate.gate import device_admin
+
     values = dict(_pair(item) for item in settings)
     device = with_services(
         lambda services: device_admin.add_device(
-            services, _CLI, tenant=tenant, name=name, env=env, description=description, settings=values
+            services, _by_cli(), tenant=tenant, name=name, env=env, description=description, settings=values
         )
     )
     click.echo(f"added device {device.name!r} ({device.env}) to tenant {device.tenant!r}")
@@ -46,6 +56,8 @@ def add(name: str, env: str, tenant: str, description: str | None, settings: tup
 @click.option("--tenant", default="default", show_default=True)
 def list_(tenant: str) -> None:
     """List a tenant's devices."""
+    from sessiongate.gate import device_admin
+
     for device in with_services(lambda services: device_admin.devices(services).list(tenant=tenant)):
         click.echo(_line(device))
 
@@ -55,7 +67,9 @@ def list_(tenant: str) -> None:
 @click.option("--tenant", default="default", show_default=True)
 def remove(name: str, tenant: str) -> None:
     """Remove a device (its live sessions run until they expire or are deleted)."""
-    with_services(lambda services: device_admin.remove_device(services, _CLI, tenant=tenant, name=name))
+    from sessiongate.gate import device_admin
+
+    with_services(lambda services: device_admin.remove_device(services, _by_cli(), tenant=tenant, name=name))
     click.echo(f"removed device {name!r} from tenant {tenant!r}")
 
 
@@ -71,5 +85,8 @@ def _line(device: RegisteredDevice) -> str:
     return "\t".join([device.name, device.env, device.description or "", settings]).rstrip()
 
 
-_CLI = NewEvent(kind="device.created", actor="cli")
-"""Where the CLI's changes come from, as their audit events say."""
+def _by_cli() -> NewEvent:
+    """Where the CLI's changes come from, as their audit events say."""
+    from sessiongate.sessions.audit import NewEvent
+
+    return NewEvent(kind="device.created", actor="cli")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongate.runtime import open_engine
-from sessiongate.settings import Settings
-from sessiongate.tokens.keys import KeyKind, KeyRingError, RingEntry, Rotated, key_ring, retire, rotate
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from sessiongate.settings import Settings
+    from sessiongate.tokens.keys import KeyKind, RingEntry, Rotated
 
 __all__ = ("command",)
 
@@ -31,6 +33,8 @@ def command() -> None:
 @command.command(name="list")
 def list_command() -> None:
     """List the keys, what each does and until when; never a key itself."""
+    from sessiongate.tokens.keys import key_ring
+
     for entry in _run(key_ring):
         click.echo(f"{entry.name:<24} {_state(entry)}")
 
@@ -51,6 +55,7 @@ def rotate_command(kind: KeyKind, retire_after: float | None) -> None:
     refresh intervals after it was made. Tokens and secrets from before keep working until the keys they were made
     with retire; a secret found under a replaced digest key is digested again under the new one when used.
     """
+    from sessiongate.tokens.keys import rotate
 
     async def work(engine: AsyncEngine, settings: Settings) -> Rotated:
         after = retire_after
@@ -73,6 +78,8 @@ def retire_command(name: str) -> None:
     Tokens it signed, and secrets digested under it that were not used since it was replaced, stop working. The
     key that signs (or digests) new ones cannot be retired: rotate it out first.
     """
+    from sessiongate.tokens.keys import retire
+
     retired = _run(lambda engine, settings: retire(engine, settings, name))
     click.echo(f"{name}: retired at {_time(retired)}")
 
@@ -80,6 +87,8 @@ def retire_command(name: str) -> None:
 def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
     # Imported here: the CLI imports this module while it is being built.
     from sessiongate.commands._environment import run_async, settings_from_env
+    from sessiongate.runtime import open_engine
+    from sessiongate.tokens.keys import KeyRingError
 
     settings = settings_from_env()
 

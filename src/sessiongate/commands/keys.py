@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from sessiongate.core.errors import GatewayError
-from sessiongate.gate import tenant_keys
-from sessiongate.identity.tenants import AddedKeys, KeyInfo
-from sessiongate.runtime import open_services
-from sessiongate.sessions.audit import NewEvent
-from sessiongate.settings import Settings
+
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.identity.tenants import AddedKeys, KeyInfo
+    from sessiongate.sessions.audit import NewEvent
+    from sessiongate.settings import Settings
 
 __all__ = ("command",)
 
@@ -159,17 +161,23 @@ def _settings() -> Settings:
     return settings_from_env()
 
 
-_CLI = NewEvent(kind="api_key.created", actor="cli")
-"""Where the CLI's changes come from, as their audit events say."""
+def _by_cli() -> NewEvent:
+    """Where the CLI's changes come from, as their audit events say."""
+    from sessiongate.sessions.audit import NewEvent
+
+    return NewEvent(kind="api_key.created", actor="cli")
 
 
 async def _add(
     settings: Settings, tenant: str, *, secure: bool, api_key: str | None, server_key: str | None, share_tenant: bool
 ) -> AddedKeys:
+    from sessiongate.gate import tenant_keys
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
         return await tenant_keys.add_keys(
             services,
-            _CLI,
+            _by_cli(),
             tenant,
             secure=secure,
             api_key=api_key,
@@ -179,20 +187,32 @@ async def _add(
 
 
 async def _add_admin(settings: Settings, tenant: str, token: str | None) -> str:
+    from sessiongate.gate import tenant_keys
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
-        return (await tenant_keys.add_admin_token(services, _CLI, tenant, token)).value
+        return (await tenant_keys.add_admin_token(services, _by_cli(), tenant, token)).value
 
 
 async def _list(settings: Settings) -> list[KeyInfo]:
+    from sessiongate.gate import tenant_keys
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
         return await tenant_keys.tenant_service(services).list_keys()
 
 
 async def _revoke(settings: Settings, key_id: str) -> tuple[KeyInfo, bool]:
+    from sessiongate.gate import tenant_keys
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
-        return await tenant_keys.revoke_key(services, _CLI, key_id)
+        return await tenant_keys.revoke_key(services, _by_cli(), key_id)
 
 
 async def _expire(settings: Settings, key_id: str, at: datetime | None) -> KeyInfo:
+    from sessiongate.gate import tenant_keys
+    from sessiongate.runtime import open_services
+
     async with open_services(settings) as services:
-        return await tenant_keys.expire_key(services, _CLI, key_id, at)
+        return await tenant_keys.expire_key(services, _by_cli(), key_id, at)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from sessiongate.runtime import open_engine
-from sessiongate.settings import Settings
-from sessiongate.tokens.keys import MasterKeys, Rewrapped, rewrap
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.settings import Settings
+    from sessiongate.tokens.keys import MasterKeys, Rewrapped
 
 __all__ = ("command",)
 
@@ -25,6 +28,7 @@ def rewrap_command() -> None:
     """
     # Imported here: the CLI imports this module while it is being built.
     from sessiongate.commands._environment import run_async, settings_from_env
+    from sessiongate.tokens.keys import MasterKeys
 
     settings = settings_from_env()
     master = MasterKeys.from_settings(settings)
@@ -45,5 +49,8 @@ def rewrap_command() -> None:
 
 
 async def _rewrap(settings: Settings, master: MasterKeys) -> Rewrapped:
+    from sessiongate.runtime import open_engine
+    from sessiongate.tokens.keys import rewrap
+
     async with open_engine(settings) as engine:
         return await rewrap(engine, master)

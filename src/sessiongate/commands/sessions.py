@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -12,13 +13,20 @@ import msgspec
 from sessiongate.commands._shared import as_utc, labelled, with_services
 from sessiongate.core.errors import NotFound
 from sessiongate.core.keyset import decode_cursor
-from sessiongate.gate import admin
-from sessiongate.runtime import Services
-from sessiongate.sessions.audit import NewEvent
 
-__all__ = ("command",)
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.gate import admin
+    from sessiongate.runtime import Services
+    from sessiongate.sessions.audit import NewEvent
 
-_CLI = NewEvent(kind="session.revoked", actor="cli")
+__all__ = ("MAX_LIMIT", "STATES", "command")
+
+STATES = ("live", "revoked", "expired")
+"""``sessiongate.gate.admin.STATES``, written out so that reading the command line imports no gateway module (a test
+keeps the two equal)."""
+MAX_LIMIT = 200
+"""``sessiongate.gate.admin.MAX_LIMIT``, written out for the same reason."""
 _MOMENT = click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
 
 
@@ -33,10 +41,10 @@ def command() -> None:
 @click.option("--principal", "principal_id", help="Only sessions of this principal id.")
 @click.option("--device", "device_id", help="Only sessions of this device id.")
 @click.option("--address", "client_address", help="Only sessions opened from this client address.")
-@click.option("--state", type=click.Choice(admin.STATES), help="Only live, revoked or expired sessions.")
+@click.option("--state", type=click.Choice(STATES), help="Only live, revoked or expired sessions.")
 @click.option("--since", type=_MOMENT, help="Created at or after (UTC if no offset).")
 @click.option("--until", type=_MOMENT, help="Created before (UTC if no offset).")
-@click.option("--limit", type=click.IntRange(1, admin.MAX_LIMIT), default=50, show_default=True, help="Per page.")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True, help="Per page.")
 @click.option("--cursor", help="The next page: the cursor the previous one printed last.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (as the admin API gives them).")
 def list_sessions(
@@ -54,6 +62,8 @@ def list_sessions(
     as_json: bool,
 ) -> None:
     """List sessions, newest first, in pages that stay stable while sessions come and go."""
+    from sessiongate.gate import admin
+
     where = admin.SessionsFilter(
         tenant=tenant,
         dialect=dialect,
@@ -81,6 +91,7 @@ def list_sessions(
 @click.option("--json", "as_json", is_flag=True, help="As a JSON object (as the admin API gives it).")
 def show(session_id: str, as_json: bool) -> None:
     """Show one session, live, revoked or expired, until the sweeper deletes it."""
+    from sessiongate.gate import admin
 
     async def read(services: Services) -> admin.AdminSession:
         session = await services.sessions.store.by_id(session_id)
@@ -95,9 +106,10 @@ def show(session_id: str, as_json: bool) -> None:
 @click.option("--id", "session_id", required=True, help="The session's id.")
 def revoke(session_id: str) -> None:
     """End one session at once, in every dialect and every gateway process."""
+    from sessiongate.gate import admin
 
     async def change(services: Services) -> bool:
-        _, changed = await admin.revoke_session(services, _CLI, session_id)
+        _, changed = await admin.revoke_session(services, _by_cli(), session_id)
         return changed
 
     changed = with_services(change)
@@ -110,10 +122,11 @@ def revoke(session_id: str) -> None:
 @click.option("--except", "except_session_id", help="A session of the principal to keep (e.g. the one in use).")
 def revoke_principal(principal_id: str, tenant: str, except_session_id: str | None) -> None:
     """End every live session of a principal, in every dialect, but the one named to keep."""
+    from sessiongate.gate import admin
 
     async def change(services: Services) -> int:
         return await admin.revoke_principal_sessions(
-            services, _CLI, tenant=tenant, principal_id=principal_id, except_session_id=except_session_id
+            services, _by_cli(), tenant=tenant, principal_id=principal_id, except_session_id=except_session_id
         )
 
     count = with_services(change)
@@ -137,3 +150,10 @@ def _show(session: admin.AdminSession, as_json: bool) -> None:
         f"{session.id}  {session.state:<7} {session.tenant:<16} {session.dialect:<8} {created}  expires {expires}"
         f"  {about}"
     )
+
+
+def _by_cli() -> NewEvent:
+    """Where the CLI's changes come from, as their audit events say."""
+    from sessiongate.sessions.audit import NewEvent
+
+    return NewEvent(kind="session.revoked", actor="cli")

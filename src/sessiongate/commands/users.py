@@ -7,16 +7,16 @@ import select
 import stat
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from sessiongate.core.errors import GatewayError, InvalidRequest
-from sessiongate.core.models import Principal
-from sessiongate.identity.passwords import policy_problem
-from sessiongate.identity.service import IdentityService, check_addressable_id
-from sessiongate.identity.tenants import TenantService
-from sessiongate.runtime import open_services
+
+# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
+if TYPE_CHECKING:
+    from sessiongate.core.models import Principal
+    from sessiongate.identity.service import IdentityService
 
 __all__ = ("check_password", "command", "read_password", "refuse_piped_password", "with_identity")
 
@@ -31,6 +31,7 @@ def with_identity(work: Callable[[IdentityService], Awaitable[T]]) -> T:
 
     # Imported here: the CLI imports this module while it is being built.
     from sessiongate.commands._environment import run_async, settings_from_env
+    from sessiongate.runtime import open_services
 
     async def go() -> T:
         async with open_services(settings_from_env()) as services:
@@ -67,6 +68,7 @@ def check_password(password: str, *, login: str) -> None:
     ``SESSIONGATE_PASSWORD_CHECK_COMMON=false``) one of the most common passwords: zxcvbn's list of 30 000, drawn from
     leaked password sets, compared without case. Only passwords the CLI sets are checked; dialect logins are not."""
     from sessiongate.commands._environment import settings_from_env
+    from sessiongate.identity.passwords import policy_problem
 
     settings = settings_from_env("none")
     problem = policy_problem(
@@ -127,6 +129,9 @@ def add(
     password_stdin: bool,
 ) -> None:
     """Add a principal and print its id (without --password-stdin it cannot log in by password)."""
+    from sessiongate.identity.service import check_addressable_id
+    from sessiongate.identity.tenants import TenantService
+
     try:
         check_addressable_id(principal_id)
     except InvalidRequest as exc:
