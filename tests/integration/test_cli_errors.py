@@ -203,6 +203,7 @@ def test_an_empty_variable_is_an_unset_one(database_url, tmp_path):
         ("SESSIONGATE_DB_POOL_SIZE", "-3", "SESSIONGATE_DB_POOL_SIZE"),
         ("SESSIONGATE_PASSWORD_MIN_LENGTH", "0", "SESSIONGATE_PASSWORD_MIN_LENGTH"),
         ("SESSIONGATE_ZELFF__PREFIX", "/z", INSTALLED),
+        ("SESSIONGATE_ZELF__PREFX", "/z", "'zelf': no option named prefx (did you mean prefix?)"),
     ],
 )
 def test_a_bad_setting_stops_serve_and_commands_in_one_line_naming_it(database_url, tmp_path, variable, value, named):
@@ -221,12 +222,22 @@ def test_the_configuration_file_takes_dialect_options_under_dialect_options(data
         assert httpx.post(f"{server.base_url}/api/sessions", json={"identifier": "device-1"}).status_code == 404
 
 
+def test_options_of_an_installed_dialect_that_is_not_enabled_let_serve_start(database_url, tmp_path):
+    config = tmp_path / "sessiongate.toml"
+    config.write_text("[dialect_options.issp]\nlifetime = 60\n")
+    env = {"SESSIONGATE_CONFIG": str(config), "SESSIONGATE_DIALECTS": "zelf", "SESSIONGATE_PORTOS__PREFIX": "/p"}
+    with running_server(database_url, tmp_path, env=env) as server:
+        created = httpx.post(f"{server.base_url}/api/sessions", json={"identifier": "device-1"})
+        assert created.status_code == 200, created.text
+
+
 @pytest.mark.parametrize(
     ("toml", "named"),
     [
         ('[zelf]\nprefix = "/zelf"\n', "[dialect_options.zelf]"),
         ('databse_url = "sqlite:///x.db"\n', "database_url"),
         ('[dialect_options.zelff]\nprefix = "/zelf"\n', INSTALLED),
+        ('[dialect_options.zelf]\nprefx = "/zelf"\n', "'zelf': no option named prefx (did you mean prefix?)"),
         ("dialects = [zelf\n", "not valid TOML"),
     ],
 )

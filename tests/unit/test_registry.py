@@ -35,6 +35,36 @@ def test_bad_dialect_options_fail_at_start_up():
         registry.load(("zelf",), {"zelf": {"no_such_option": 1}})
 
 
+def test_options_for_a_dialect_that_is_not_installed_are_refused_listing_the_installed_ones():
+    installed = ", ".join(sorted(registry.available()))
+    for enabled in (("zelf",), ("*",)):
+        with pytest.raises(ImproperlyConfiguredException) as refused:
+            registry.load(enabled, {"zelff": {"prefix": "/z"}})
+        assert "options given for zelff, which is no installed dialect" in refused.value.detail
+        assert refused.value.detail.endswith(f"installed: {installed}")
+    with pytest.raises(ImproperlyConfiguredException, match="zelff, zlef, which are no installed dialects"):
+        registry.check_options({"zlef": {}, "zelff": {}})
+
+
+def test_options_of_an_installed_dialect_that_is_not_enabled_are_allowed():
+    (issp,) = registry.load(("issp",), {"zelf": {"prefix": "/z", "lifetime": "120"}})
+    assert issp.name == "issp"
+    registry.check_options({"zelf": {"prefix": "/z"}})
+
+
+def test_an_option_a_dialect_does_not_have_is_refused_naming_it_and_the_dialect_enabled_or_not():
+    for enabled in (("zelf",), ("issp",)):
+        with pytest.raises(ImproperlyConfiguredException) as refused:
+            registry.load(enabled, {"zelf": {"prefx": "/z", "lifetime": "120"}})
+        detail = refused.value.detail
+        assert detail.startswith("invalid options for dialect 'zelf': no option named prefx (did you mean prefix?) ")
+        assert "SESSIONGATE_ZELF__<OPTION> or [dialect_options.zelf]" in detail
+        assert detail.endswith("its options: lifetime, max_sessions_per_principal, on_session_cap, prefix, tenant")
+    with pytest.raises(ImproperlyConfiguredException) as refused:
+        registry.check_options({"zelf": {"qqq": "1", "lifetme": "1"}})
+    assert "no option named lifetme (did you mean lifetime?), qqq (" in refused.value.detail
+
+
 def test_a_prefix_moves_the_dialect_routes():
     plugin = ZelfDialect(ZelfDialect.Options(prefix="/zelf"))
     assert ("POST", "/zelf/api/sessions") in plugin.claims

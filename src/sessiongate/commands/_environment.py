@@ -68,16 +68,15 @@ def run_async(coro: object) -> object:
 
 
 def _check_dialect_options(settings: Settings) -> None:
+    # Every command, not only serve: a misspelled dialect or option is said before anything runs without it.
+    from litestar.exceptions import ImproperlyConfiguredException
+
     from sessiongate.dialects import registry
 
-    installed = registry.available()
-    if unknown := sorted(set(settings.dialect_options) - set(installed)):
-        names = ", ".join(unknown)
-        raise Refusal(
-            f"options given for {names}, which is no installed dialect "
-            f"({PREFIX}<DIALECT>__<OPTION> or [dialect_options.<dialect>]); installed: {', '.join(sorted(installed))}",
-            ExitStatus.CONFIGURATION,
-        )
+    try:
+        registry.check_options(settings.dialect_options)
+    except ImproperlyConfiguredException as exc:
+        raise Refusal(str(exc.detail), ExitStatus.CONFIGURATION) from exc
 
 
 def _check_database(settings: Settings, *, create: bool, announce: bool) -> None:
