@@ -29,7 +29,7 @@ __all__ = ("AmityDialect", "AmityOptions")
 TOKEN_PATH = "/authentication/token"  # noqa: S105 - a path, not a secret
 
 
-class AmityDialect(DialectPlugin):
+class AmityDialect(DialectPlugin[AmityOptions]):
     """Amity Social Cloud: register a device session with an API key for a 30-day JWT; verify, revoke, renew."""
 
     name = "amity"
@@ -43,7 +43,6 @@ class AmityDialect(DialectPlugin):
         routes.token_v4,
         routes.token_v3,
     ]
-    Options = AmityOptions
 
     def __init__(self, options: AmityOptions | None = None) -> None:
         super().__init__(options)
@@ -52,7 +51,6 @@ class AmityDialect(DialectPlugin):
     @property
     def settings(self) -> AmityOptions:
         """The options, typed."""
-        assert isinstance(self.options, AmityOptions)
         return self.options
 
     def expiry_policy(self) -> ExpiryPolicy:

@@ -54,6 +54,8 @@ __all__ = (
     "verify_session",
 )
 
+Dialect = DialectPlugin[AmityOptions]
+
 TAGS = ["amity"]
 # Query members are checked here, not by Litestar, so that failures name them as the client spelled them.
 UserIdQuery = Annotated[str | None, QueryParameter(name="userId")]
@@ -91,7 +93,7 @@ def register_route(version: int) -> HTTPRouteHandler:
         sessions: NamedDependency[SessionService],
         identity: NamedDependency[IdentityService],
         tenants: NamedDependency[TenantService],
-        dialect: NamedDependency[DialectPlugin],
+        dialect: NamedDependency[Dialect],
         settings: NamedDependency[Settings],
     ) -> wire.Session:
         """Register a device session for a user (created on first sight); with the current token, a renewal."""
@@ -109,9 +111,9 @@ def register_route(version: int) -> HTTPRouteHandler:
 
 
 @get("/api/v3/sessions", operation_id="verifySession", tags=TAGS)
-async def verify_session(caller: NamedDependency[Caller], dialect: NamedDependency[DialectPlugin]) -> wire.Verified:
+async def verify_session(caller: NamedDependency[Caller], dialect: NamedDependency[Dialect]) -> wire.Verified:
     """200 while the access token is valid."""
-    return wire.Verified(last_cache_purge=mapping.iso(_options(dialect).last_cache_purge))
+    return wire.Verified(last_cache_purge=mapping.iso(dialect.options.last_cache_purge))
 
 
 @delete("/api/v4/sessions", operation_id="revokeSession", status_code=200, tags=TAGS)
@@ -208,7 +210,7 @@ async def authenticate(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
     tenants: NamedDependency[TenantService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
 ) -> Caller:
     """The ``caller`` dependency: the live session of the bearer token, in the network of ``x-api-key`` if sent.
 
@@ -232,7 +234,7 @@ async def credential(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
     tenants: NamedDependency[TenantService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
 ) -> Credential:
     """The ``credential`` dependency of the revoke routes: ``x-admin-token`` (S6), else the bearer token, which is a
     user's access token (a JWT) or the network's admin token (S2 sends that as a bearer too).
@@ -265,7 +267,7 @@ async def _register(
     sessions: SessionService,
     identity: IdentityService,
     tenants: TenantService,
-    dialect: DialectPlugin,
+    dialect: Dialect,
     settings: Settings,
 ) -> wire.Session:
     body = await json_body(request, wire.RegisterSession)
@@ -274,7 +276,7 @@ async def _register(
     principal = await _user(identity, network.name, body)
     if principal.disabled:
         raise AccountDisabled("account disabled")
-    principal = await identity.record_use(principal, every=use_interval(_options(dialect)))  # for the sweep
+    principal = await identity.record_use(principal, every=use_interval(dialect.options))  # for the sweep
     refresh = new_secret()  # amity publishes no way to redeem it: only its digest is kept (spec decision 7)
     new = mapping.register_in(
         body,
@@ -283,7 +285,7 @@ async def _register(
         refresh_digest=sessions.digester.digest(refresh),
         renewed_from=renewed.id if renewed is not None else None,
     )
-    options = _options(dialect)
+    options = dialect.options
     # A token renewed from another device ends within the grace period: the session cap does not count it.
     moved = renewed is not None and renewed.device.id != body.device_id
     spared = (renewed.id,) if renewed is not None and moved else ()
@@ -318,13 +320,8 @@ def _flag(value: str | None, name: str) -> bool:
     return word == "true"
 
 
-def _options(dialect: DialectPlugin) -> AmityOptions:
-    assert isinstance(dialect.options, AmityOptions)
-    return dialect.options
-
-
 async def _renewed(
-    request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin, network: Tenant, user_id: str
+    request: Request[Any, Any, Any], sessions: SessionService, dialect: Dialect, network: Tenant, user_id: str
 ) -> core.Session | None:
     # A registration carrying the current token renews it; a token that is not the same user's live one is refused.
     if (token := bearer_token(request)) is None:

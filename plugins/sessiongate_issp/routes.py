@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -30,9 +30,7 @@ from sessiongate.dialect import (
 )
 from sessiongate.dialect import models as core
 from sessiongate_issp import mapping, wire
-
-if TYPE_CHECKING:
-    from sessiongate_issp.plugin import IsspOptions
+from sessiongate_issp.options import IsspOptions
 
 __all__ = (
     "COOKIE",
@@ -43,6 +41,8 @@ __all__ = (
     "validate_session",
     "validate_session_with_get",
 )
+
+Dialect = DialectPlugin[IsspOptions]
 
 COOKIE = "sessionCookie"
 CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
@@ -61,7 +61,7 @@ async def create_session(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     settings: NamedDependency[Settings],
 ) -> Response[wire.CreateSessionResponse]:
     """Open a session for a known user id; the new session id comes back in the body and as ``sessionCookie``."""
@@ -79,7 +79,7 @@ async def create_session(
 async def validate(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     settings: NamedDependency[Settings],
 ) -> Response[wire.ValidateSessionResponse]:
     """Check the cookie's session and slide it by the lifetime; the cookie comes back with the new expiry.
@@ -97,7 +97,7 @@ async def validate(
 async def end(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     settings: NamedDependency[Settings],
 ) -> Response[wire.Message]:
     """End the cookie's session and expire the cookie. The cookie's own ``expires`` is not checked (as the vendor)."""
@@ -123,7 +123,7 @@ delete_session_with_delete = delete(
 )(end)
 
 
-async def resolve_cookie(sessions: SessionService, dialect: DialectPlugin, raw: str) -> core.Session:
+async def resolve_cookie(sessions: SessionService, dialect: Dialect, raw: str) -> core.Session:
     """The session a ``sessionCookie`` names, checked and slid exactly as validate does (the gateway's forward auth)."""
     return await _resolve(sessions, dialect, mapping.cookie_in(raw, now=sessions.now()), dialect.expiry_policy())
 
@@ -134,7 +134,7 @@ async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
     return await json_body(request, wire.CreateSession)
 
 
-async def _user(identity: IdentityService, dialect: DialectPlugin, user_id: str) -> core.Principal:
+async def _user(identity: IdentityService, dialect: Dialect, user_id: str) -> core.Principal:
     # PostgreSQL text cannot hold NUL, so no user has such an id, and asking would fail the query.
     user = None if "\x00" in user_id else await identity.get(tenant=dialect.options.tenant, principal_id=user_id)
     if user is None:
@@ -144,13 +144,11 @@ async def _user(identity: IdentityService, dialect: DialectPlugin, user_id: str)
     return user
 
 
-async def _resolve(
-    sessions: SessionService, dialect: DialectPlugin, secret: str, policy: core.ExpiryPolicy
-) -> core.Session:
+async def _resolve(sessions: SessionService, dialect: Dialect, secret: str, policy: core.ExpiryPolicy) -> core.Session:
     return await sessions.resolve_secret(secret, policy, tenant=dialect.options.tenant, dialect="issp")
 
 
-async def _end_presented(request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin) -> None:
+async def _end_presented(request: Request[Any, Any, Any], sessions: SessionService, dialect: Dialect) -> None:
     # Create overwrites the caller's cookie, so the session it named can no longer be reached: end it, as the
     # vendor's delete-then-insert did. A cookie that names nothing live is no reason to refuse a create.
     with contextlib.suppress(InvalidRequest, Unauthenticated, NotFound):
@@ -159,7 +157,7 @@ async def _end_presented(request: Request[Any, Any, Any], sessions: SessionServi
         await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
 
 
-def _no_touch(dialect: DialectPlugin) -> core.ExpiryPolicy:
+def _no_touch(dialect: Dialect) -> core.ExpiryPolicy:
     # No point sliding (an UPDATE) a session that is about to end.
     return msgspec.structs.replace(dialect.expiry_policy(), touch_interval=float("inf"))
 
@@ -167,14 +165,14 @@ def _no_touch(dialect: DialectPlugin) -> core.ExpiryPolicy:
 def _cookie(
     request: Request[Any, Any, Any],
     settings: Settings,
-    dialect: DialectPlugin,
+    dialect: Dialect,
     *,
     secret: str = "",
     session: core.Session | None = None,
     now: datetime | None = None,
 ) -> str:
     # The cookie for a live session; without one, the expired form that makes the client drop it.
-    options = _options(dialect)
+    options = dialect.options
     domain = options.cookie_domain or request.url.hostname or ""
     # Browsers drop SameSite=None cookies that are not Secure, so that choice implies Secure.
     secure = cookie_is_secure(request, settings) or options.same_site == "None"
@@ -183,7 +181,3 @@ def _cookie(
         return expired_cookie(COOKIE, mapping.cookie_out("", expires_at=None, domain=domain), **attributes)
     value = mapping.cookie_out(secret, expires_at=session.expires_at, domain=domain)
     return set_cookie(COOKIE, value, expires_at=session.expires_at, now=now, **attributes)
-
-
-def _options(dialect: DialectPlugin) -> IsspOptions:
-    return cast("IsspOptions", dialect.options)

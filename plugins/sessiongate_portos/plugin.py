@@ -22,7 +22,7 @@ from sessiongate_portos.options import PortosOptions
 __all__ = ("PortosDialect", "PortosOptions")
 
 
-class PortosDialect(DialectPlugin):
+class PortosDialect(DialectPlugin[PortosOptions]):
     """PORTOS: log in to a device for a JWT and a refresh token; list, read and delete sessions with NData."""
 
     name = "portos"
@@ -36,11 +36,9 @@ class PortosDialect(DialectPlugin):
         *routes.session_routes("/sessions"),
         *routes.session_routes("/api/sessions", "Api"),
     ]
-    Options = PortosOptions
 
     def expiry_policy(self) -> ExpiryPolicy:
         """A fixed lifetime from login, extended only by a refresh; uses write ``lastAccessAt`` now and then."""
-        assert isinstance(self.options, PortosOptions)
         return ExpiryPolicy(
             ttl=self.options.lifetime, absolute=self.options.max_lifetime, touch_interval=self.options.touch_interval
         )

@@ -30,6 +30,8 @@ from sessiongate_portos.options import PortosOptions
 
 __all__ = ("Caller", "authenticate", "list_sessions", "login", "logout", "profile", "refresh", "session_routes")
 
+Dialect = DialectPlugin[PortosOptions]
+
 ADMIN = "admin"
 REPLACE_ATTEMPTS = 5
 Filter = list[str] | None
@@ -54,7 +56,7 @@ async def login(
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
     devices: NamedDependency[Devices],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     settings: NamedDependency[Settings],
 ) -> wire.AuthResult:
     """Log a user in to a device: a JWT (``tokenId``), a refresh token, the user and the device."""
@@ -79,7 +81,7 @@ async def profile(caller: NamedDependency[Caller], devices: NamedDependency[Devi
 async def refresh(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
 ) -> wire.RefreshTokenResult:
     """Extend the session of ``tokenId`` and rotate both tokens (the refresh token is single-use)."""
     body = mapping.bind(await json_body(request, dict[str, Any]), wire.Refresh)
@@ -87,7 +89,7 @@ async def refresh(
     refreshed = await sessions.refresh(
         body.refresh_token,
         dialect.expiry_policy(),
-        grace=_options(dialect).refresh_grace,
+        grace=dialect.options.refresh_grace,
         session_id=session.id,
         mint=mapping.mint_refresh,
     )
@@ -101,7 +103,7 @@ async def refresh(
 
 @delete("/api/auth", operation_id="logout", status_code=204, tags=["portos"])
 async def logout(
-    caller: NamedDependency[Caller], sessions: NamedDependency[SessionService], dialect: NamedDependency[DialectPlugin]
+    caller: NamedDependency[Caller], sessions: NamedDependency[SessionService], dialect: NamedDependency[Dialect]
 ) -> None:
     """End the caller's session: its tokens stop working at once."""
     try:
@@ -116,7 +118,7 @@ async def list_sessions(
     caller: NamedDependency[Caller],
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     skip: Annotated[str | None, QueryParameter(name="$skip")] = None,
     take: Annotated[str | None, QueryParameter(name="$take")] = None,
     sort: Annotated[list[str] | None, QueryParameter(name="$sort")] = None,
@@ -150,7 +152,7 @@ def session_routes(prefix: str, suffix: str = "") -> list[HTTPRouteHandler]:
         caller: NamedDependency[Caller],
         sessions: NamedDependency[SessionService],
         identity: NamedDependency[IdentityService],
-        dialect: NamedDependency[DialectPlugin],
+        dialect: NamedDependency[Dialect],
     ) -> wire.Session:
         """One session the caller may see."""
         return await _out(identity, dialect, await _visible(sessions, dialect, caller, id))
@@ -161,7 +163,7 @@ def session_routes(prefix: str, suffix: str = "") -> list[HTTPRouteHandler]:
         caller: NamedDependency[Caller],
         sessions: NamedDependency[SessionService],
         identity: NamedDependency[IdentityService],
-        dialect: NamedDependency[DialectPlugin],
+        dialect: NamedDependency[Dialect],
     ) -> wire.Session:
         """End a session (in whichever dialect made it); the deleted session comes back."""
         session = await _visible(sessions, dialect, caller, id)
@@ -176,7 +178,7 @@ async def authenticate(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[SessionService],
     identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[DialectPlugin],
+    dialect: NamedDependency[Dialect],
     devices: NamedDependency[Devices],
 ) -> Caller:
     """The ``caller`` dependency: ``Authorization: Bearer <tokenId>`` of a live PORTOS session, else 401.
@@ -228,7 +230,7 @@ async def _login_device(devices: Devices, session: core.Session) -> RegisteredDe
         )
 
 
-async def _open(sessions: SessionService, dialect: DialectPlugin, new: core.NewSession) -> tuple[core.Session, str]:
+async def _open(sessions: SessionService, dialect: Dialect, new: core.NewSession) -> tuple[core.Session, str]:
     """A new session and its first refresh token; on a sale device the device's live session ends (S7)."""
     session = await _exclusive(sessions, new, dialect.expiry_policy())
     try:
@@ -250,7 +252,7 @@ async def _exclusive(sessions: SessionService, new: core.NewSession, policy: cor
     raise mapping.ValidationFailed([("DeviceName", "The device is busy; try again.", "Busy")])
 
 
-async def _session_of(sessions: SessionService, dialect: DialectPlugin, token_id: str) -> core.Session:
+async def _session_of(sessions: SessionService, dialect: Dialect, token_id: str) -> core.Session:
     """The live PORTOS session a ``tokenId`` names (without touching it)."""
     claims = await sessions.keys.verify(token_id, now=sessions.now())
     sid = claims.get("sid")
@@ -263,7 +265,7 @@ async def _session_of(sessions: SessionService, dialect: DialectPlugin, token_id
     return session
 
 
-async def _visible(sessions: SessionService, dialect: DialectPlugin, caller: Caller, session_id: str) -> core.Session:
+async def _visible(sessions: SessionService, dialect: Dialect, caller: Caller, session_id: str) -> core.Session:
     """The session, if the caller may see it; another principal's session does not exist for them (404)."""
     session = await sessions.get(session_id, tenant=dialect.options.tenant)
     if not caller.sees_all and session.principal_id != caller.principal.id:
@@ -271,12 +273,7 @@ async def _visible(sessions: SessionService, dialect: DialectPlugin, caller: Cal
     return session
 
 
-def _options(dialect: DialectPlugin) -> PortosOptions:
-    assert isinstance(dialect.options, PortosOptions)
-    return dialect.options
-
-
-async def _out(identity: IdentityService, dialect: DialectPlugin, session: core.Session) -> wire.Session:
+async def _out(identity: IdentityService, dialect: Dialect, session: core.Session) -> wire.Session:
     logins = await _logins(identity, dialect.options.tenant, [session])
     return mapping.session_out(session, login=logins.get(session.principal_id or ""))
 

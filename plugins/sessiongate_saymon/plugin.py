@@ -27,17 +27,15 @@ class SaymonOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
     7 days, within ASVS V3.3.2's 30 days at level 1 (an idle timeout of a day is already past level 2's)."""
 
 
-class SaymonDialect(DialectPlugin):
+class SaymonDialect(DialectPlugin[SaymonOptions]):
     """SAYMON's session-id authentication: log in, a ``sid`` cookie, who am I, verify, log out."""
 
     name = "saymon"
     title = "SAYMON session authentication"
     controllers: ClassVar = [routes.create_session, routes.delete_session, routes.current_user, routes.verify_session]
-    Options = SaymonOptions
 
     def expiry_policy(self) -> ExpiryPolicy:
         """An idle timeout: each use slides the expiry, never past the maximum lifetime from login."""
-        assert isinstance(self.options, SaymonOptions)
         idle = self.options.idle_timeout
         # Record uses at most once a minute (or a tenth of a short timeout), sparing the database.
         return ExpiryPolicy(

@@ -22,17 +22,15 @@ class ZelfOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
     """Seconds from activation to expiry (the vendor's Mongo TTL index: 600 s). Sessions do not slide."""
 
 
-class ZelfDialect(DialectPlugin):
+class ZelfDialect(DialectPlugin[ZelfOptions]):
     """Zelf Name Service sessions: a device identifier in, a short-lived HS256 JWT out."""
 
     name = "zelf"
     title = "Zelf sessions"
     controllers: ClassVar = [routes.create_session]
-    Options = ZelfOptions
 
     def expiry_policy(self) -> ExpiryPolicy:
         """Fixed lifetime from activation."""
-        assert isinstance(self.options, ZelfOptions)
         return ExpiryPolicy(ttl=self.options.lifetime)
 
     async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:

@@ -131,3 +131,32 @@ def test_two_dialects_on_the_same_method_and_path_are_refused():
     zelf_get = type("ZelfGet", (_Clash,), {"name": "zelfget"})(DialectOptions())
     with pytest.raises(ImproperlyConfiguredException, match="both serve GET /api/sessions"):
         registry.check_no_route_clash([zelf_get, _Clash(DialectOptions())])
+
+
+class _Opts(DialectOptions, kw_only=True, forbid_unknown_fields=True):
+    colour: str = "blue"
+
+
+class _Typed(DialectPlugin[_Opts]):
+    """A dialect that names its options only as its type argument."""
+
+    name = "typed"
+    title = "Typed"
+    controllers: ClassVar = [_clashing]
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        return ExpiryPolicy(ttl=60 if self.options.colour == "blue" else 30)
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        return Response({"error": error.message}, status_code=error.status)
+
+
+def test_a_dialects_type_argument_is_the_struct_its_options_are_read_into(monkeypatch):
+    assert _Typed.Options is _Opts
+    assert _Typed().options == _Opts()
+    monkeypatch.setattr(registry, "available", lambda: {"typed": _EntryPoint(_Typed)})
+    (typed,) = registry.load(["typed"], {"typed": {"colour": "red", "prefix": "/t"}})
+    assert typed.options == _Opts(colour="red", prefix="/t")
+    assert typed.expiry_policy().ttl == 30
+    with pytest.raises(ImproperlyConfiguredException, match="no option named color"):
+        registry.load(["typed"], {"typed": {"color": "red"}})

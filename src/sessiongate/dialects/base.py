@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_origin
 
 import msgspec
 from litestar import Request, Response, Router, route
@@ -22,6 +22,7 @@ from litestar.enums import HttpMethod
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
+from typing_extensions import TypeVar
 
 from sessiongate.addresses import client_address, forwarded_client
 from sessiongate.core.errors import GatewayError, RateLimited
@@ -80,15 +81,23 @@ class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return None if most is None else SessionCap(most=most, action=self.on_session_cap)
 
 
-class DialectPlugin(InitPlugin):
-    """Base of every dialect. Subclasses set the class attributes and implement ``expiry_policy`` and
-    ``render_error``; a class that misses one cannot be made, so a dialect is refused when the app starts.
+OptionsT_co = TypeVar("OptionsT_co", bound=DialectOptions, default=DialectOptions, covariant=True)
+"""A dialect's options Struct. Its default keeps a plain ``DialectPlugin`` (a handler's ``dialect`` dependency, the
+registry) typed without naming a dialect's own options; covariant, so a ``DialectPlugin[ZelfOptions]`` is one wherever a
+plain one is asked for (``options`` is set once, when the dialect is made)."""
+
+
+class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
+    """Base of every dialect, generic in its options: ``class ZelfDialect(DialectPlugin[ZelfOptions])`` types
+    ``self.options`` as ``ZelfOptions`` and makes ``ZelfOptions`` the Struct its settings are read into. Subclasses
+    set the class attributes and implement ``expiry_policy`` and ``render_error``; a class that misses one cannot be
+    made, so a dialect is refused when the app starts.
 
     Attributes:
         name: The slug: entry-point name, spec file stem, settings key, contracts folder, test file name.
         title: ``info.title`` of the dialect's hand-written spec.
         controllers: The dialect's route handlers and controllers.
-        Options: The dialect's options Struct.
+        Options: The dialect's options Struct: the type argument of ``DialectPlugin[...]``.
     """
 
     name: ClassVar[str]
@@ -96,13 +105,20 @@ class DialectPlugin(InitPlugin):
     controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]]
     Options: ClassVar[type[DialectOptions]] = DialectOptions
 
-    def __init__(self, options: DialectOptions | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is DialectPlugin and isinstance(arg := get_args(base)[0], type):
+                cls.Options = arg
+
+    def __init__(self, options: OptionsT_co | None = None) -> None:
         # Checked here, when the app starts and the registry makes its dialects, not at a first request: a dialect
         # missing one of these would otherwise fail on whichever request needed it first.
         if missing := [name for name in ("name", "title", "controllers") if not hasattr(type(self), name)]:
             msg = f"dialect class {type(self).__name__} does not set {', '.join(missing)}"
             raise TypeError(msg)
-        self.options = options if options is not None else self.Options()
+        # ``Options`` is ``OptionsT_co`` itself (``__init_subclass__``); a ClassVar cannot say so to the type checker.
+        self.options: OptionsT_co = options if options is not None else cast("OptionsT_co", self.Options())
         self.path_patterns: list[tuple[re.Pattern[str], str]] = []
         """Each served path as a regex, with its ``Allow`` value."""
         self.claims: set[tuple[str, str]] = set()
