@@ -282,8 +282,4 @@ async def _logins(identity: IdentityService, tenant: str, items: list[core.Sessi
     """Logins of the principals of other dialects' sessions, by principal id: a session's subject need not be its
     user's name (amity's is an internal id). PORTOS's own sessions carry their login as their subject."""
     wanted = {s.principal_id for s in items if s.principal_id and (s.subject is None or s.dialect != "portos")}
-    found: dict[str, str] = {}
-    for principal_id in wanted:
-        if (principal := await identity.get(tenant=tenant, principal_id=principal_id)) is not None:
-            found[principal_id] = principal.login
-    return found
+    return await identity.logins(tenant=tenant, principal_ids=wanted)

@@ -567,3 +567,15 @@ def test_a_first_admin_comes_from_the_settings_once(make_client):
         )
     )
     assert principal.login == "root"
+
+
+async def test_the_logins_of_a_page_of_principals_are_read_at_once_and_only_in_their_tenant(identity):
+    ada = await identity.add_principal(login="ada@example.org")
+    bob = await identity.add_principal(login="bob@example.org")
+    other = await identity.add_principal(tenant="other", login="eve@example.org")
+    asked = [ada.id, bob.id, other.id, "no-such-id", "nul\x00id"]
+    assert await identity.logins(tenant="default", principal_ids=asked) == {
+        ada.id: "ada@example.org",
+        bob.id: "bob@example.org",
+    }
+    assert await identity.logins(tenant="default", principal_ids=[]) == {}
