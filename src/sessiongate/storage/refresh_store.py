@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, insert, select, update
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Session
@@ -93,6 +93,9 @@ class SqlRefreshStore:
         def work(conn: Connection) -> Rotation:
             claim = update(R).where(R.c.digest == bindparam("presented"), R.c.rotated_at.is_(None))
             claim = claim.where(R.c.revoked_at.is_(None), R.c.expires_at > now)
+            # Only a token whose session is live is claimed: one of an ended session stays as it was (session_gone),
+            # never left rotated without a successor, which would take it for a stolen copy once the grace is over.
+            claim = claim.where(select(S.c.id).where(S.c.id == R.c.session_id, *_live(now)).exists())
             if expected is not None:
                 claim = claim.where(R.c.session_id == expected)
             claim = claim.values(rotated_at=now, updated_at=now).returning(R.c.family_id, R.c.session_id)
@@ -102,8 +105,8 @@ class SqlRefreshStore:
             else:
                 return _why_not(conn, digests, now=now, grace=grace, expected=expected, reuse_events=reuse_events)
             session = _extended(conn, won.session_id, now=now, expiry=expiry)
-            if session is None:
-                return Rotation(outcome="session_gone")
+            if session is None:  # ended since the claim read it (PostgreSQL, READ COMMITTED): undo the claim
+                raise _SessionGone
             conn.execute(
                 insert(R).values(
                     id=uuid7(),
@@ -119,7 +122,10 @@ class SqlRefreshStore:
             )
             return Rotation(outcome="rotated", session=session, session_id=session.id)
 
-        return await self.runner.transaction(work)
+        try:
+            return await self.runner.transaction(work)
+        except _SessionGone:
+            return Rotation(outcome="session_gone")
 
     async def by_digest(self, digest: str) -> StoredRefreshToken | None:
         """The token stored under ``digest``, in whatever state."""
@@ -143,11 +149,19 @@ class SqlRefreshStore:
         return (await self.runner.write(delete(R).where(R.c.id.in_(victims)))).rowcount
 
 
+class _SessionGone(Exception):
+    """A claimed token's session ended before it was extended: the claim is undone with the transaction."""
+
+
+def _live(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (S.c.revoked_at.is_(None), S.c.expires_at > now)
+
+
 def _extended(
     conn: Connection, session_id: uuid.UUID, *, now: datetime, expiry: Callable[[Session], datetime] | None
 ) -> Session | None:
     """The live session, its ``expires_at`` set to what ``expiry`` makes of it (and its use recorded)."""
-    live = (S.c.id == session_id, S.c.revoked_at.is_(None), S.c.expires_at > now)
+    live = (S.c.id == session_id, *_live(now))
     row = conn.execute(select(*_SESSION).where(*live)).first()
     if row is None or expiry is None:
         return None if row is None else session_from_row(row)
@@ -183,7 +197,9 @@ def _why_not(
         return Rotation(outcome="revoked")
     if row.expires_at <= now:
         return Rotation(outcome="expired")
-    if row.rotated_at is not None and now - row.rotated_at <= timedelta(seconds=grace):
+    if row.rotated_at is None:  # claimable but for its session, which has ended (or is gone)
+        return Rotation(outcome="session_gone")
+    if now - row.rotated_at <= timedelta(seconds=grace):
         return Rotation(outcome="raced", session_id=str(row.session_id))
     # Rotated long enough ago that no honest client still holds it: a copy is in use. End the login.
     conn.execute(

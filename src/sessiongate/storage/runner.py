@@ -205,7 +205,8 @@ class SqliteRunner:
         writer_autocheckpoint: int = WRITER_AUTOCHECKPOINT_PAGES,
     ) -> None:
         sync_url = url.replace("+aiosqlite", "+pysqlite", 1)
-        self._engine: Engine = create_engine(sync_url, poolclass=NullPool)
+        # As every engine of the gateway (storage.database): no parameter (a digest, a key) in an error or a log.
+        self._engine: Engine = create_engine(sync_url, poolclass=NullPool, hide_parameters=True)
         self.dialect = self._engine.dialect
         """The writer's SQLAlchemy dialect: its type processors are what a :class:`DriverStatement` must match."""
         event.listen(self._engine, "connect", pragmas)
