@@ -66,11 +66,12 @@ def create_app(
     configure_logging(settings.log_level)
     dialects = registry.load(settings.dialects, settings.dialect_options)
     registry.check_no_route_clash(dialects)
+    migrations = registry.migrations(dialects)  # the core's and each enabled dialect's own branch
     db = engine_config(settings)  # its PostgreSQL pool as the settings size it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings, clock=clock, db=db) as services:
+        async with open_services(settings, clock=clock, db=db, migrations=migrations) as services:
             if announce:
                 say_if_kept_in_clear(settings, services.kept_in_clear)
             app.state.services = services
@@ -104,7 +105,7 @@ def create_app(
         """The process is up."""
         return {"status": "ok"}
 
-    readiness = ReadinessCheck(db.get_engine())
+    readiness = ReadinessCheck(db.get_engine(), migrations)
 
     @get(
         "/readyz",

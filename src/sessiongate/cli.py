@@ -30,6 +30,8 @@ from sessiongate.settings import PREFIX, Settings, SettingsError, default_pool
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from sessiongate.storage.database import Migrations, SchemaState
+
 __all__ = ("ExitStatus", "Refusal", "main", "run_async", "settings_from_env")
 
 log = logging.getLogger("sessiongate.cli")
@@ -58,7 +60,9 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = settings_from_env("create", announce=False)  # the "listening" line names it
     configure_logging(settings.log_level)  # what start-up says before the workers run is logged as they log
     try:
-        registry.check_no_route_clash(registry.load(settings.dialects, settings.dialect_options))
+        dialects = registry.load(settings.dialects, settings.dialect_options)
+        registry.check_no_route_clash(dialects)
+        migrations = registry.migrations(dialects)
     except Exception as exc:
         raise Refusal(str(getattr(exc, "detail", "") or exc), ExitStatus.CONFIGURATION) from exc
     if settings.metrics_port == port:
@@ -70,7 +74,7 @@ def serve(host: str, port: int, workers: int) -> None:
     listener = _listen(host, port)
     # Once here, before the workers start: they never race each other on the schema, the keys are generated (or
     # refused) once, and what start-up has to say is said once.
-    run_async(_prepare(settings))
+    run_async(_prepare(settings, migrations))
     with contextlib.ExitStack() as stack:
         # Several server processes keep their counts in a private directory, added up at each scrape (and removed
         # at exit); the metrics port, if any, is served from this process, which outlives every worker.
@@ -135,12 +139,16 @@ def dialects() -> None:
     from sessiongate.dialects import registry
 
     settings = settings_from_env("none")
-    installed = registry.available()
-    enabled = set(installed) if "*" in settings.dialects else set(settings.dialects)
+    installed = registry.installed()
+    enabled = set(registry.enabled_names(settings.dialects, installed))
     for name, ep in sorted(installed.items()):
         cls = ep.load()
         state = "enabled " if name in enabled else "disabled"
-        click.echo(f"{name:<10} {state} {ep.value:<40} {settings.spec_dir / f'{cls.name}.yaml'}")
+        try:
+            spec = cls().spec_path(settings.spec_dir)  # a third-party dialect's is in its own package
+        except TypeError:  # a class missing a hook or an attribute: `serve` refuses it, this lists it
+            spec = settings.spec_dir / f"{name}.yaml"
+        click.echo(f"{name:<10} {state} {ep.value:<40} {spec}")
 
 
 @cli.group()
@@ -151,35 +159,39 @@ def db() -> None:
 @db.command()
 @click.option("--revision", default="heads", show_default=True)
 def upgrade(revision: str) -> None:
-    """Apply migrations to SESSIONGATE_DATABASE_URL (a new SQLite file is created)."""
-    run_async(_with_engine(settings_from_env("create"), _upgrade(revision)))
+    """Apply migrations to SESSIONGATE_DATABASE_URL (a new SQLite file is created): the core's and the enabled
+    dialects' own (SESSIONGATE_DIALECTS); a disabled dialect's tables are left alone."""
+    settings = settings_from_env("create")
+    run_async(_with_engine(settings, _upgrade(revision, _migrations(settings))))
     click.echo("database is up to date" if revision == "heads" else f"database is at {revision}")
 
 
 @db.command()
 def status() -> None:
-    """Say the database's revision, this version's head and the migrations pending; exit 4 when some are."""
-    from sessiongate.storage.database import SchemaState, schema_state
-
-    state: SchemaState = run_async(_with_engine(settings_from_env(), schema_state))  # type: ignore[assignment]
+    """Say the database's revision, this version's head and the migrations pending (the core's and the enabled
+    dialects'); exit 4 when some are."""
+    state = _schema_state(settings_from_env())
     click.echo(f"current: {', '.join(state.current) or 'none (never migrated)'}")
     click.echo(f"head:    {', '.join(state.heads)}")
     if state.unknown:
         click.echo(f"unknown: {', '.join(state.unknown)} (migrated by a newer version of sessiongate)")
     click.echo(f"pending: {', '.join(state.pending) or 'none'}")
+    if state.others:
+        click.echo(f"others:  {', '.join(state.others)} (of dialects not enabled: left alone)")
     if not state.up_to_date:
         sys.exit(ExitStatus.DATABASE_NOT_READY)
 
 
 @db.command()
 def history() -> None:
-    """List this version's migrations, the newest first, marking the database's current one."""
+    """List this version's migrations (the core's and the enabled dialects'), the newest first, marking the
+    database's current ones."""
     from sessiongate.storage.database import history as migrations
-    from sessiongate.storage.database import schema_state
 
-    state = run_async(_with_engine(settings_from_env(), schema_state))
-    current = set(getattr(state, "current", ()))
-    for script in migrations():
+    settings = settings_from_env()
+    state = _schema_state(settings)
+    current = set(state.current)
+    for script in migrations(_migrations(settings)):
         mark = " (current)" if script.revision in current else ""
         click.echo(f"{script.revision}  {' '.join((script.doc or '').split())}{mark}")
 
@@ -187,17 +199,18 @@ def history() -> None:
 @db.command()
 @click.argument("revision")
 def downgrade(revision: str) -> None:
-    """Undo the migrations after REVISION (``base``: all). Their tables, and what they hold, are dropped: stop the
-    gateway and take a backup first."""
-    run_async(_with_engine(settings_from_env(), _downgrade(revision)))
+    """Undo the migrations after REVISION (``base``: all), the enabled dialects' included. Their tables, and what they
+    hold, are dropped: stop the gateway and take a backup first."""
+    settings = settings_from_env()
+    run_async(_with_engine(settings, _downgrade(revision, _migrations(settings))))
     click.echo(f"database is at {revision}")
 
 
-async def _prepare(settings: Settings) -> None:
+async def _prepare(settings: Settings, migrations: Migrations) -> None:
     from sessiongate.runtime import open_services
     from sessiongate.tokens.keys import say_if_kept_in_clear
 
-    async with open_services(settings) as services:
+    async with open_services(settings, migrations=migrations) as services:
         say_if_kept_in_clear(settings, services.kept_in_clear)
 
 
@@ -211,20 +224,39 @@ async def _with_engine(settings: Settings, work: object) -> object:
         await engine.dispose()
 
 
-def _upgrade(revision: str) -> object:
+def _migrations(settings: Settings) -> Migrations:
+    """The migrations of the core and of the dialects ``settings`` enables (as ``serve`` loads them)."""
+    from sessiongate.dialects import registry
+
+    return registry.migrations(registry.load(settings.dialects, settings.dialect_options))
+
+
+def _schema_state(settings: Settings) -> SchemaState:
+    from sessiongate.storage.database import schema_state
+
+    migrations = _migrations(settings)
+
+    async def go(engine: AsyncEngine) -> SchemaState:
+        return await schema_state(engine, migrations)
+
+    state: SchemaState = run_async(_with_engine(settings, go))  # type: ignore[assignment]
+    return state
+
+
+def _upgrade(revision: str, migrations: Migrations) -> object:
     from sessiongate.storage.database import upgrade as apply
 
     async def go(engine: AsyncEngine) -> None:
-        await apply(engine, revision)
+        await apply(engine, revision, migrations)
 
     return go
 
 
-def _downgrade(revision: str) -> object:
+def _downgrade(revision: str, migrations: Migrations) -> object:
     from sessiongate.storage.database import downgrade as undo
 
     async def go(engine: AsyncEngine) -> None:
-        await undo(engine, revision)
+        await undo(engine, revision, migrations)
 
     return go
 

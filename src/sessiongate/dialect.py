@@ -4,8 +4,9 @@ Every dialect, the five shipped in ``plugins/`` included, imports sessiongate on
 (``tests/contract/test_layers.py`` holds them to it), so what a third party builds on is exactly what is listed
 here, typed (the package ships ``py.typed``). A name leaves this list only with a note in the changelog.
 
-- the plugin: :class:`DialectPlugin` (subclass it: ``name``, ``title``, controllers, options, ``render_error``)
-  and :class:`DialectOptions` (subclass it for a dialect's own options);
+- the plugin: :class:`DialectPlugin` (subclass it: ``name``, ``title``, controllers, options, ``render_error``; and,
+  for a dialect that owns tables, ``migrations``, the folder of its own Alembic branch) and :class:`DialectOptions`
+  (subclass it for a dialect's own options);
 - the shared model layer and its errors: ``models`` and ``errors`` (the modules), and their common names;
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
   cookies, the cross-site refusal;

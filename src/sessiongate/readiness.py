@@ -10,11 +10,10 @@ from typing import Literal
 
 import msgspec
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongate.storage.database import MIGRATIONS_DIR, is_ready
+from sessiongate.storage.database import CORE, Migrations, is_ready, revisions
 
 __all__ = ("NotReady", "Readiness", "ReadinessCheck")
 
@@ -44,11 +43,13 @@ class Readiness(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ReadinessCheck:
-    """Checks the database answers and carries every migration this gateway has (a database at a revision this
-    gateway does not know, migrated by a newer version during a rolling upgrade, is not held against it)."""
+    """Checks the database answers and carries every migration this gateway has: the core's and its enabled
+    dialects' (``migrations``). A database at a revision this gateway does not know, migrated by a newer version
+    during a rolling upgrade, is not held against it; nor are the revisions of dialects it does not enable."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, migrations: Migrations = CORE) -> None:
         self.engine = engine
+        self.migrations = migrations
         self._script: tuple[frozenset[str], frozenset[str]] | None = None
 
     async def __call__(self) -> Readiness:
@@ -57,7 +58,8 @@ class ReadinessCheck:
             return _unavailable(NotReady(check="database", message="the database cannot be reached"))
         try:
             async with self.engine.connect() as conn:
-                current = frozenset(await conn.run_sync(_current_heads))
+                rows = await conn.run_sync(_current_heads)
+            current = frozenset(rev for rev in rows if self.migrations.holds(rev))
         except Exception:  # noqa: BLE001 - the database went away between the two checks, which is the answer
             return _unavailable(NotReady(check="database", message="the database cannot be reached"))
         heads, known = self._revisions()
@@ -72,11 +74,7 @@ class ReadinessCheck:
 
     def _revisions(self) -> tuple[frozenset[str], frozenset[str]]:
         if self._script is None:
-            script = ScriptDirectory(str(MIGRATIONS_DIR))
-            self._script = (
-                frozenset(script.get_heads()),
-                frozenset(rev.revision for rev in script.walk_revisions()),
-            )
+            self._script = revisions(self.migrations)
         return self._script
 
 

@@ -15,7 +15,7 @@ from sessiongate.identity.throttle import CreateBudget, ThrottlePolicy
 from sessiongate.sessions.audit import AuditLog
 from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
-from sessiongate.storage.database import alchemy_config, require_schema, sqlite_pragmas_for, upgrade
+from sessiongate.storage.database import CORE, Migrations, alchemy_config, require_schema, sqlite_pragmas_for, upgrade
 from sessiongate.storage.refresh_store import SqlRefreshStore
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
@@ -48,7 +48,12 @@ class Services:
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: Settings, *, clock: Clock = utc_now, db: SQLAlchemyAsyncConfig | None = None, migrate: bool | None = None
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    db: SQLAlchemyAsyncConfig | None = None,
+    migrate: bool | None = None,
+    migrations: Migrations = CORE,
 ) -> AsyncIterator[Services]:
     """Connect, migrate when configured, load the keys and build the services; dispose the engine afterwards.
 
@@ -60,6 +65,8 @@ async def open_services(
         clock: "Now", for every service.
         db: An existing advanced-alchemy config to share its engine (the app's); a new one otherwise.
         migrate: Apply migrations first; default: ``settings.migrate_at_start``.
+        migrations: The migrations applied or required: the core's and the enabled dialects' branches (the app's);
+            default: the core's alone (a command that touches no dialect's table).
 
     Raises:
         KeyMaterialError: the keys kept in the database cannot be read with the master keys given.
@@ -70,9 +77,9 @@ async def open_services(
     runner = runner_for(engine, settings.database_url, sqlite_pragmas_for(synchronous))
     try:
         if settings.migrate_at_start if migrate is None else migrate:
-            await upgrade(engine)
+            await upgrade(engine, migrations=migrations)
         else:
-            await require_schema(engine, settings.database_url)
+            await require_schema(engine, settings.database_url, migrations)
         material = await load_key_material(engine, settings, now=clock())
         digester = Digester(material.digest_key, older=material.digest_older, newer=material.digest_newer)
         keys = KeyRing(

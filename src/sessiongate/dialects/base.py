@@ -98,12 +98,21 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         title: ``info.title`` of the dialect's hand-written spec.
         controllers: The dialect's route handlers and controllers.
         Options: The dialect's options Struct: the type argument of ``DialectPlugin[...]``.
+        migrations: The folder of the dialect's own Alembic branch, for the tables it owns (``None``: it owns none).
+            Its revision ids start with the dialect's name and ``_`` (``acme_0001``); its first revision has
+            ``down_revision = None``, ``branch_labels = ("acme",)`` and ``depends_on`` the core revision it needs.
+            Enabling the dialect applies them (with the core's, at start when auto-migrating, and by
+            ``sessiongate db upgrade``), and readiness waits for them; disabling it leaves its tables alone.
+        opt_in: Enabled only when named in ``SESSIONGATE_DIALECTS``, never by ``*`` (an example dialect, one installed
+            for tests): ``*`` enables every other installed dialect.
     """
 
     name: ClassVar[str]
     title: ClassVar[str]
     controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]]
     Options: ClassVar[type[DialectOptions]] = DialectOptions
+    migrations: ClassVar[Path | None] = None
+    opt_in: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -170,7 +179,8 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         return None
 
     def spec_path(self, spec_dir: Path) -> Path:
-        """Where this dialect's hand-written OpenAPI document is."""
+        """Where this dialect's hand-written OpenAPI document is: ``<spec_dir>/<name>.yaml``, for a dialect whose spec
+        the gateway ships; a third-party dialect returns the one in its own package."""
         return spec_dir / f"{self.name}.yaml"
 
     def allow_header(self, path: str) -> str | None:

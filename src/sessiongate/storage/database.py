@@ -10,8 +10,8 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -22,9 +22,9 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
-from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script, ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import event, make_url, text
@@ -33,9 +33,12 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = (
+    "CORE",
     "MIGRATIONS_DIR",
     "DatabaseProblem",
     "DatabaseUnusable",
+    "Migrations",
+    "MigrationsInvalid",
     "SchemaState",
     "SqliteSynchronous",
     "alchemy_config",
@@ -54,6 +57,7 @@ __all__ = (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CORE_VERSIONS = MIGRATIONS_DIR / "versions"
 VERSION_TABLE = "sg_alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POOL_SIZE = 20
@@ -240,14 +244,103 @@ def _sqlite_file_opens(path: str) -> None:
         conn.close()
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
-    """Apply the migrations up to ``revision`` on ``engine`` (safe to run from several processes)."""
+class MigrationsInvalid(ValueError):
+    """A dialect's migrations folder breaks the rules of a dialect's branch (:class:`Migrations`)."""
+
+
+NEEDS_CORE = "needs_core"
+"""The attribute of a dialect branch's first revision naming the core revision the branch needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """The migrations a database is held to: the core's, and the branches of the enabled dialects.
+
+    A dialect's branch is a folder of Alembic revisions of its own (``DialectPlugin.migrations``), all in the one
+    version table. Each revision id starts with the dialect's name and ``_`` (``memo_0001``); the first has
+    ``down_revision = None``, ``branch_labels = ("<name>",)`` and ``needs_core = "<core revision>"``, the core
+    revision its tables need. Not Alembic's ``depends_on``: with it, Alembic replaces the core's row of the version
+    table by the branch's, and a gateway without that dialect could no longer tell where the core stands. The core
+    is migrated first, then each branch, so every branch finds the core at its head, which must reach ``needs_core``.
+
+    The core's revision ids never hold a ``_``, so every row of the version table says whose it is. The row of a
+    dialect not enabled here (disabled, or uninstalled) is left alone: its tables are neither migrated nor undone,
+    and it does not count against readiness.
+    """
+
+    branches: tuple[tuple[str, Path], ...] = ()
+    """Each enabled dialect's name and its migrations folder."""
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(name for name, _ in self.branches))
+
+    @classmethod
+    def of(cls, branches: Mapping[str, Path]) -> Migrations:
+        """The migrations of the core and of ``branches`` (each enabled dialect's name and folder), checked.
+
+        Raises:
+            MigrationsInvalid: a folder is missing, or a revision in it is not of its dialect's branch.
+        """
+        migrations = cls(tuple(sorted(branches.items())))
+        _scripts(migrations)
+        return migrations
+
+    def holds(self, revision: str) -> bool:
+        """Whether ``revision`` (a row of the version table) is the core's or an enabled dialect's."""
+        name, underscore, _ = revision.partition("_")
+        return not underscore or name in self._names
+
+
+CORE = Migrations()
+"""The core's migrations alone (no dialect's branch)."""
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "heads", migrations: Migrations = CORE) -> None:
+    """Apply the migrations up to ``revision`` on ``engine`` (safe to run from several processes).
+
+    ``heads`` is the core's head, then the head of each enabled dialect's branch (``migrations``); a disabled
+    dialect's tables are left as they are.
+    """
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade_on, revision)
+        await conn.run_sync(_upgrade_on, revision, migrations)
 
 
-def _upgrade_on(connection: Connection, revision: str) -> None:
-    command.upgrade(_alembic_config(connection), revision)
+def _upgrade_on(connection: Connection, revision: str, migrations: Migrations) -> None:
+    script = _scripts(migrations)
+    for target in _targets(script, migrations, revision):
+
+        def steps(current: tuple[str, ...], _context: MigrationContext, target: str = target) -> list[MigrationStep]:
+            return [
+                MigrationStep.upgrade_from_script(script.revision_map, rev)
+                for rev in _upgrades(script, target, _ours(current, migrations))
+            ]
+
+        _run_env(connection, script, steps, target)
+
+
+def _targets(script: ScriptDirectory, migrations: Migrations, revision: str) -> list[str]:
+    """What ``revision`` means, one Alembic destination at a time: the core's head first, then each branch's."""
+    if revision != "heads":
+        return [revision]
+    core = [head for head in script.get_heads() if "_" not in head]
+    return [*core, *(f"{name}@head" for name, _ in migrations.branches)]
+
+
+def _ours(current: tuple[str, ...], migrations: Migrations) -> tuple[str, ...]:
+    return tuple(rev for rev in current if migrations.holds(rev))
+
+
+def _upgrades(script: ScriptDirectory, target: str, current: tuple[str, ...]) -> list[Script]:
+    """The revisions an upgrade to ``target`` from ``current`` applies, in order."""
+    return list(reversed(list(script.iterate_revisions(target, current, implicit_base=True))))
+
+
+def _run_env(connection: Connection, script: ScriptDirectory, steps: Any, revision: str) -> None:
+    # What alembic.command.upgrade/downgrade do, but only over the version table's rows that are the core's or an
+    # enabled dialect's: alembic cannot place a row whose revision it has no script of (a disabled dialect's).
+    with EnvironmentContext(_alembic_config(connection), script, fn=steps, destination_rev=revision):
+        script.run_env()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,13 +348,15 @@ class SchemaState:
     """Where a database's schema stands against this version's migrations."""
 
     current: tuple[str, ...]
-    """The revisions the database is at (none: never migrated)."""
+    """The revisions the database is at (none: never migrated), the core's and the enabled dialects'."""
     heads: tuple[str, ...]
     """The revisions this version's migrations end at."""
     pending: tuple[str, ...]
     """The migrations ``sessiongate db upgrade`` would apply, in order."""
     unknown: tuple[str, ...]
     """Revisions of the database this version does not know (made by a newer version)."""
+    others: tuple[str, ...] = ()
+    """Revisions of dialects not enabled here, whose tables are left alone."""
 
     @property
     def up_to_date(self) -> bool:
@@ -269,15 +364,16 @@ class SchemaState:
         return not self.pending and not self.unknown
 
 
-async def schema_state(engine: AsyncEngine) -> SchemaState:
-    """Where ``engine``'s database stands against this version's migrations; it is not changed."""
+async def schema_state(engine: AsyncEngine, migrations: Migrations = CORE) -> SchemaState:
+    """Where ``engine``'s database stands against this version's migrations (``migrations``); it is not changed."""
     async with engine.connect() as conn:
-        return await conn.run_sync(_state_on)
+        return await conn.run_sync(_state_on, migrations)
 
 
-def _state_on(connection: Connection) -> SchemaState:
-    script = _scripts()
-    current = tuple(MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads())
+def _state_on(connection: Connection, migrations: Migrations = CORE) -> SchemaState:
+    script = _scripts(migrations)
+    rows = tuple(MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads())
+    current = _ours(rows, migrations)
     known, unknown = [], []
     for revision in current:
         try:
@@ -286,34 +382,102 @@ def _state_on(connection: Connection) -> SchemaState:
             unknown.append(revision)
         else:
             known.append(revision)
+    pending: list[str] = []
+    if not unknown:
+        for target in _targets(script, migrations, "heads"):
+            pending += [rev.revision for rev in _upgrades(script, target, tuple(known)) if rev.revision not in pending]
+    others = tuple(rev for rev in rows if rev not in current)
     heads = tuple(script.get_heads())
-    lower = tuple(known) or "base"
-    pending = () if unknown else tuple(rev.revision for rev in reversed(list(script.iterate_revisions(heads, lower))))
-    return SchemaState(current=current, heads=heads, pending=pending, unknown=tuple(unknown))
+    return SchemaState(current=current, heads=heads, pending=tuple(pending), unknown=tuple(unknown), others=others)
 
 
-def history() -> list[Script]:
-    """This version's migrations, the newest first."""
-    return list(_scripts().walk_revisions())
+def revisions(migrations: Migrations = CORE) -> tuple[frozenset[str], frozenset[str]]:
+    """The heads of ``migrations`` and every revision they know, for a check of the version table's rows."""
+    script = _scripts(migrations)
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
 
 
-async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    """Undo the migrations after ``revision`` (``base``: all of them) on ``engine``; their tables and what they hold
-    are dropped."""
+def history(migrations: Migrations = CORE) -> list[Script]:
+    """This version's migrations (the core's and the enabled dialects'), the newest first."""
+    return list(_scripts(migrations).walk_revisions())
+
+
+async def downgrade(engine: AsyncEngine, revision: str, migrations: Migrations = CORE) -> None:
+    """Undo the migrations after ``revision`` (``base``: all of them) on ``engine``, the enabled dialects' branches
+    included; their tables and what they hold are dropped. A disabled dialect's tables are left alone."""
     async with engine.begin() as conn:
-        await conn.run_sync(_downgrade_on, revision)
+        await conn.run_sync(_downgrade_on, revision, migrations)
 
 
-def _downgrade_on(connection: Connection, revision: str) -> None:
-    command.downgrade(_alembic_config(connection), revision)
+def _downgrade_on(connection: Connection, revision: str, migrations: Migrations) -> None:
+    script = _scripts(migrations)
+
+    def steps(current: tuple[str, ...], _context: MigrationContext) -> list[MigrationStep]:
+        if revision == "base" and (others := sorted(set(current) - set(_ours(current, migrations)))):
+            # Alembic cannot remove the core's last row beside a row it has no script of; and the core's tables
+            # would go while those dialects' stayed.
+            msg = (
+                f"the database also holds the migrations {', '.join(others)} of dialects not enabled: enable them to "
+                "undo theirs as well, or downgrade to a revision other than base"
+            )
+            raise CommandError(msg)
+        found = script.iterate_revisions(_ours(current, migrations), revision, select_for_downgrade=True)
+        return [MigrationStep.downgrade_from_script(script.revision_map, rev) for rev in found]
+
+    _run_env(connection, script, steps, revision)
 
 
 @functools.cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(MIGRATIONS_DIR))
+def _scripts(migrations: Migrations = CORE) -> ScriptDirectory:
+    for name, folder in migrations.branches:
+        if "_" in name:  # a row's owner is what precedes its first "_"
+            msg = f"dialect {name!r}: a dialect with migrations has no '_' in its name"
+            raise MigrationsInvalid(msg)
+        if not folder.is_dir():
+            msg = f"dialect {name!r}: its migrations folder {folder} does not exist"
+            raise MigrationsInvalid(msg)
+    locations = [str(CORE_VERSIONS), *(str(folder) for _, folder in migrations.branches)]
+    script = ScriptDirectory(str(MIGRATIONS_DIR), version_locations=locations)
+    _check_branches(script, migrations)
+    return script
+
+
+def _check_branches(script: ScriptDirectory, migrations: Migrations) -> None:
+    folders = {folder.resolve(): name for name, folder in migrations.branches}
+    revisions = list(script.walk_revisions())
+    core = {rev.revision for rev in revisions if Path(rev.path).parent.resolve() not in folders}
+    for rev in revisions:
+        name = folders.get(Path(rev.path).parent.resolve())
+        if name is None:
+            if "_" in rev.revision:
+                msg = f"core revision {rev.revision!r} holds a '_', which marks a dialect's revision"
+                raise MigrationsInvalid(msg)
+            continue
+        where = f"dialect {name!r}: its revision {rev.revision!r}"
+        if not rev.revision.startswith(f"{name}_"):
+            msg = f"{where} does not start with {name + '_'!r}"
+            raise MigrationsInvalid(msg)
+        if rev.dependencies:
+            msg = f"{where} has depends_on: name the core revision it needs as {NEEDS_CORE} in its first revision"
+            raise MigrationsInvalid(msg)
+        downs = (rev.down_revision,) if isinstance(rev.down_revision, str) else tuple(rev.down_revision or ())
+        if any(not down.startswith(f"{name}_") for down in downs):
+            msg = f"{where} revises a revision of another branch"
+            raise MigrationsInvalid(msg)
+        if rev.down_revision is not None:
+            continue
+        if name not in rev.branch_labels:
+            msg = f"{where} is its first and is not labelled branch_labels = ({name!r},)"
+            raise MigrationsInvalid(msg)
+        needs = getattr(rev.module, NEEDS_CORE, None)
+        if needs not in core:
+            known = max(core, default="none")
+            msg = f"{where} needs core revision {needs!r} ({NEEDS_CORE}), which this sessiongate (up to {known}) lacks"
+            raise MigrationsInvalid(msg)
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    # The env script reads only the connection from it: the revisions come from the ScriptDirectory handed in.
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
@@ -328,13 +492,14 @@ class DatabaseUnusable(Exception):
         self.problem = problem
 
 
-async def require_schema(engine: AsyncEngine, url: str) -> None:
-    """Check that ``engine``'s database is migrated to this version.
+async def require_schema(engine: AsyncEngine, url: str, migrations: Migrations = CORE) -> None:
+    """Check that ``engine``'s database is migrated to this version: the core and the enabled dialects' branches
+    (``migrations``); a disabled dialect's revisions are not held against it.
 
     Raises:
         DatabaseUnusable: it is not (never migrated, behind, or migrated by a newer version).
     """
-    state = await schema_state(engine)
+    state = await schema_state(engine, migrations)
     if not state.up_to_date:
         raise DatabaseUnusable(not_migrated(url, state))
 
