@@ -27,7 +27,7 @@ _SPECS = sorted((p.stem for p in (ROOT / "openapi").glob("*.yaml")), key=lambda 
 
 
 def _install(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-e", "tests/dialect_package")
 
 
 @nox.session(python=PYTHON)

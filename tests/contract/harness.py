@@ -40,7 +40,9 @@ def backend() -> str:
 class Target:
     """One dialect under contract test: its app on a database of its own, and its hand-written spec."""
 
-    def __init__(self, name: str, **overrides: Any) -> None:
+    def __init__(self, name: str, spec: Path | None = None, **overrides: Any) -> None:
+        """``spec``: the dialect's hand-written spec (default ``openapi/<name>.yaml``, the gateway's own dialects');
+        ``overrides``: settings."""
         self._stack = contextlib.ExitStack()
         atexit.register(self._stack.close)
         directory = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix=f"sg-contract-{name}-")))
@@ -54,7 +56,8 @@ class Target:
         }
         self.app: Litestar = create_app(Settings(**(values | overrides)))
         self.settings: Settings = self.app.state.settings
-        self.schema: BaseSchema = schemathesis.openapi.from_path(ROOT / "openapi" / f"{name}.yaml", config=CONFIG)
+        spec = ROOT / "openapi" / f"{name}.yaml" if spec is None else spec
+        self.schema: BaseSchema = schemathesis.openapi.from_path(spec, config=CONFIG)
         self.schema.app = self.app
 
     def provision(self, step: Callable[[Services], Awaitable[None]]) -> None:

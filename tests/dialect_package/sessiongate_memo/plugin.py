@@ -1,0 +1,52 @@
+"""``MemoDialect``: its options, its table's migrations, its spec and its error body."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+
+from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError
+from sessiongate_memo import routes, wire
+
+__all__ = ("MemoDialect", "MemoOptions")
+
+HERE = Path(__file__).parent
+
+
+class MemoOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
+    """memo's options (``SESSIONGATE_MEMO__<OPTION>``), beside those every dialect has."""
+
+    lifetime: int = 3600
+    """Seconds a session lives from its creation (it does not slide)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.lifetime, bool) or self.lifetime < 1:
+            msg = f"lifetime must be a whole number of seconds, at least 1, got {self.lifetime!r}"
+            raise ValueError(msg)
+
+
+class MemoDialect(DialectPlugin[MemoOptions]):
+    """Sessions that carry a note: an example of a third-party dialect with a table of its own."""
+
+    name = "memo"
+    title = "memo sessions"
+    controllers: ClassVar = [routes.create_session, routes.read_session, routes.end_session]
+    migrations = HERE / "migrations"
+    opt_in = True  # an example: served only where SESSIONGATE_DIALECTS names it, never by "*"
+
+    def expiry_policy(self) -> ExpiryPolicy:
+        """A fixed lifetime from creation."""
+        return ExpiryPolicy(ttl=self.options.lifetime)
+
+    def spec_path(self, spec_dir: Path) -> Path:
+        """The spec shipped in this package (the gateway's ``spec_dir`` holds only its own dialects')."""
+        del spec_dir
+        return HERE / "openapi.yaml"
+
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
+        """``{"error": "<message>"}`` with the error's status and headers."""
+        del request
+        return Response(wire.Error(error=error.message), status_code=error.status, headers=error.headers)
