@@ -23,15 +23,13 @@ from sessiongate.core.store import Rotation, StoredRefreshToken
 from sessiongate.storage.audit_table import AUDIT
 from sessiongate.storage.refresh_tables import RefreshTokenRecord
 from sessiongate.storage.runner import StatementRunner
-from sessiongate.storage.store import session_from_row
+from sessiongate.storage.store import SESSION_COLUMNS, session_from_row
 from sessiongate.storage.tables import SessionRecord
 
 __all__ = ("SqlRefreshStore",)
 
 R = cast("Table", RefreshTokenRecord.__table__)
 S = cast("Table", SessionRecord.__table__)
-_SESSION = [c for c in S.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
-"""The session columns a core ``Session`` is made of (no secret's digest, no reuse key)."""
 _BY_DIGEST = select(R.c.session_id, R.c.digest, R.c.created_at, R.c.expires_at, R.c.rotated_at, R.c.revoked_at).where(
     R.c.digest == bindparam("presented")
 )
@@ -162,7 +160,7 @@ def _extended(
 ) -> Session | None:
     """The live session, its ``expires_at`` set to what ``expiry`` makes of it (and its use recorded)."""
     live = (S.c.id == session_id, *_live(now))
-    row = conn.execute(select(*_SESSION).where(*live)).first()
+    row = conn.execute(select(*SESSION_COLUMNS).where(*live)).first()
     if row is None or expiry is None:
         return None if row is None else session_from_row(row)
     changed = (
@@ -170,7 +168,7 @@ def _extended(
         .where(*live)
         .values(expires_at=expiry(session_from_row(row)), last_seen_at=now, updated_at=now, version=S.c.version + 1)
     )
-    row = conn.execute(changed.returning(*_SESSION)).first()
+    row = conn.execute(changed.returning(*SESSION_COLUMNS)).first()
     return None if row is None else session_from_row(row)
 
 
@@ -209,10 +207,10 @@ def _why_not(
         update(S)
         .where(S.c.id == row.session_id, S.c.revoked_at.is_(None))
         .values(revoked_at=now, updated_at=now, version=S.c.version + 1)
-        .returning(*_SESSION)
+        .returning(*SESSION_COLUMNS)
     ).first()
     # Ended before: named as stored, if it still is.
-    ended = revoked or conn.execute(select(*_SESSION).where(S.c.id == row.session_id)).first()
+    ended = revoked or conn.execute(select(*SESSION_COLUMNS).where(S.c.id == row.session_id)).first()
     sid = str(row.session_id)
     events = reuse_events(sid, None if ended is None else session_from_row(ended))
     if events:

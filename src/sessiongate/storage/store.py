@@ -65,7 +65,7 @@ from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, Sqlit
 from sessiongate.storage.tables import SessionRecord
 from sessiongate.storage.text import refuse_nul
 
-__all__ = ("LISTING_INDEXES", "SqlSessionStore", "session_from_row")
+__all__ = ("LISTING_INDEXES", "SESSION_COLUMNS", "SqlSessionStore", "session_from_row")
 
 T = type_cast("Table", SessionRecord.__table__)
 C = T.c
@@ -73,7 +73,8 @@ KEPT_ROWS = 32_768  # sessions looked up by secret, and by id, whose rows are ke
 KEPT_CHANGES = 100_000
 """Entries of the SQLite change log (migration 0010) the sweeper leaves: a process that has not looked for more
 commits than this forgets what it kept instead of reading them."""
-_PUBLIC = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
+SESSION_COLUMNS = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
+"""The session columns a core ``Session`` is made of (no secret's digest, no reuse key); the refresh store's too."""
 _INSERTED = [c for c in T.c if c.name != "sa_orm_sentinel"]
 _SORTABLE: dict[str, Any] = {
     "id": C.id,
@@ -260,7 +261,7 @@ class SqlSessionStore:
                 update(T)
                 .where(C.id.in_(over), C.revoked_at.is_(None))
                 .values(revoked_at=now, updated_at=now, version=C.version + 1)
-                .returning(*_PUBLIC)
+                .returning(*SESSION_COLUMNS)
             )
             return session, False, [session_from_row(row) for row in conn.execute(evict)]
 
@@ -293,7 +294,7 @@ class SqlSessionStore:
         if self._driver_lookups is not None:
             found = await self._driver_lookups[0].run(self.runner, digest)
             return (found, digest) if found is not None else None
-        rows = await self.runner.read(select(*_PUBLIC, C.token_digest).where(C.token_digest == digest))
+        rows = await self.runner.read(select(*SESSION_COLUMNS, C.token_digest).where(C.token_digest == digest))
         return (session_from_row(rows[0]), rows[0].token_digest) if rows else None
 
     async def by_id(self, session_id: str) -> Session | None:
@@ -339,7 +340,7 @@ class SqlSessionStore:
     async def _select_by_id(self, key: uuid.UUID) -> Session | None:
         if self._driver_lookups is not None:
             return await self._driver_lookups[1].run(self.runner, key)
-        rows = await self.runner.read(select(*_PUBLIC).where(C.id == key))
+        rows = await self.runner.read(select(*SESSION_COLUMNS).where(C.id == key))
         return session_from_row(rows[0]) if rows else None
 
     async def touch(self, session_id: str, *, now: datetime, expires_at: datetime) -> Session | None:
@@ -348,7 +349,7 @@ class SqlSessionStore:
             update(T)
             .where(C.id == _uuid(session_id), C.revoked_at.is_(None))
             .values(last_seen_at=now, expires_at=expires_at, version=C.version + 1, updated_at=now)
-            .returning(*_PUBLIC)
+            .returning(*SESSION_COLUMNS)
         )
         rows = (await self.runner.write(stmt)).rows
         return session_from_row(rows[0]) if rows else None
@@ -368,7 +369,7 @@ class SqlSessionStore:
             update(T)
             .where(C.id == _uuid(session_id), C.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
-            .returning(*_PUBLIC)
+            .returning(*SESSION_COLUMNS)
         )
         rows = (await self.runner.write(stmt)).rows
         return session_from_row(rows[0]) if rows else None
@@ -400,7 +401,7 @@ class SqlSessionStore:
             update(T)
             .where(C.reuse_key == reuse_key, C.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
-            .returning(*_PUBLIC)
+            .returning(*SESSION_COLUMNS)
         )
         return [session_from_row(row) for row in (await self.runner.write(stmt)).rows]
 
@@ -422,7 +423,7 @@ class SqlSessionStore:
                 updated_at=now,
                 version=C.version + 1,
             )
-            .returning(*_PUBLIC)
+            .returning(*SESSION_COLUMNS)
         )
         return [session_from_row(row) for row in (await self.runner.write(stmt)).rows]
 
@@ -472,7 +473,7 @@ class SqlSessionStore:
                 if total - end < skip:  # nearer the end: read the same rows in reverse order from there
                     backwards, skip, take = True, total - end, end - skip
             order = [_order(k, reverse=backwards) for k in keys]
-            stmt = select(*_PUBLIC).where(*where).order_by(*order).offset(skip).limit(take)
+            stmt = select(*SESSION_COLUMNS).where(*where).order_by(*order).offset(skip).limit(take)
             rows = (await conn.execute(stmt)).all()
         items = [session_from_row(r) for r in (reversed(rows) if backwards else rows)]
         return Page(items=items, total=total, skip=query.page.skip, take=query.page.take)
@@ -608,10 +609,10 @@ def _insert_statements(dialect_name: str) -> tuple[TextualSelect, TextualSelect]
     binds = [bindparam(name, type_=C[name].type) for name in names]
 
     def compiled(stmt: Any) -> TextualSelect:
-        sql = str(stmt.returning(*_PUBLIC).compile(dialect=dialect(paramstyle="named")))
+        sql = str(stmt.returning(*SESSION_COLUMNS).compile(dialect=dialect(paramstyle="named")))
         # text() reads ":id::UUID" as no parameter at all; spell PostgreSQL's casts out.
         sql = re.sub(r":(\w+)::(\w+)", r"CAST(:\1 AS \2)", sql)
-        return text(sql).bindparams(*binds).columns(*_PUBLIC)
+        return text(sql).bindparams(*binds).columns(*SESSION_COLUMNS)
 
     return compiled(plain), compiled(upsert)
 
@@ -627,7 +628,7 @@ def _audited_insert_statements(plain: TextualSelect, upsert: TextualSelect) -> t
     pg: Any = postgresql.dialect
     event_sql = re.sub(r":(\w+)::(\w+)", r"CAST(:\1 AS \2)", str(selected.compile(dialect=pg(paramstyle="named"))))
     names = ", ".join(c.name for c in columns)
-    public = ", ".join(c.name for c in _PUBLIC)
+    public = ", ".join(c.name for c in SESSION_COLUMNS)
     session_binds = [bindparam(c.name, type_=c.type) for c in _INSERTED]
 
     def audited(inserted: TextualSelect) -> TextualSelect:
@@ -635,12 +636,12 @@ def _audited_insert_statements(plain: TextualSelect, upsert: TextualSelect) -> t
         inner = inserted.element.text
         # Names and SQL from the tables' metadata only; every value is a bound parameter.
         sql = f"WITH created AS ({inner}), audited AS ({event}) SELECT {public} FROM created"  # noqa: S608
-        return text(sql).bindparams(*session_binds, *binds).columns(*_PUBLIC)
+        return text(sql).bindparams(*session_binds, *binds).columns(*SESSION_COLUMNS)
 
     return audited(plain), audited(upsert)
 
 
-_PublicRow = namedtuple("_PublicRow", [c.name for c in _PUBLIC])  # type: ignore[misc]
+_PublicRow = namedtuple("_PublicRow", [c.name for c in SESSION_COLUMNS])  # type: ignore[misc]
 
 
 class _DriverInsert:
@@ -659,7 +660,7 @@ class _DriverInsert:
         self._runner = runner
         self._sql = str(statement.compile(dialect=sqlite.dialect(paramstyle="named")))
         self._binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in _INSERTED]
-        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _PUBLIC]
+        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in SESSION_COLUMNS]
         # A create's audit event, written only if the session of the insert's ``id`` is there: a reused one is not.
         columns = [AUDIT.c[name] for name in ROW_COLUMNS]
         event = insert(AUDIT).from_select(
@@ -695,10 +696,10 @@ class _DriverLookup:
     __slots__ = ("_bind", "_results", "_sql")
 
     def __init__(self, column: Any, dialect: Dialect) -> None:
-        query = select(*_PUBLIC).where(column == bindparam("key", type_=column.type))
+        query = select(*SESSION_COLUMNS).where(column == bindparam("key", type_=column.type))
         self._sql = str(query.compile(dialect=sqlite.dialect(paramstyle="named")))
         self._bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _PUBLIC]
+        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in SESSION_COLUMNS]
 
     async def run(self, runner: StatementRunner, key: Any) -> Session | None:
         """The session whose column is ``key``, read by ``runner`` (a :class:`SqliteRunner`, or what stands for one)."""
