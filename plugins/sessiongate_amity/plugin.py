@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from litestar import Request, Response
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.enums import MediaType
 
 from sessiongate.dialect import (
@@ -17,11 +17,11 @@ from sessiongate.dialect import (
     GatewayError,
     Services,
     Session,
-    TenantService,
     Unauthenticated,
     bearer_token,
 )
 from sessiongate_amity import mapping, routes
+from sessiongate_amity.context import AmityContext
 from sessiongate_amity.options import AmityOptions
 
 __all__ = ("AmityDialect", "AmityOptions")
@@ -43,10 +43,7 @@ class AmityDialect(DialectPlugin[AmityOptions]):
         routes.token_v4,
         routes.token_v3,
     ]
-
-    def __init__(self, options: AmityOptions | None = None) -> None:
-        super().__init__(options)
-        self._tenants: tuple[Services, TenantService] | None = None
+    Context = AmityContext
 
     @property
     def settings(self) -> AmityOptions:
@@ -58,10 +55,9 @@ class AmityDialect(DialectPlugin[AmityOptions]):
         return ExpiryPolicy(ttl=self.settings.lifetime, touch_interval=self.settings.touch_interval)
 
     def dependencies(self) -> dict[str, Provide]:
-        """``tenants``, ``network`` (by API key), ``server_network`` (by server key), ``caller`` (by token) and
-        ``credential`` (by access token or admin token)."""
+        """``network`` (by API key), ``server_network`` (by server key), ``caller`` (by token) and ``credential`` (by
+        access token or admin token)."""
         return {
-            "tenants": Provide(self._tenant_service, sync_to_thread=False),
             "network": Provide(routes.network),
             "server_network": Provide(routes.server_network),
             "caller": Provide(routes.authenticate),
@@ -73,12 +69,11 @@ class AmityDialect(DialectPlugin[AmityOptions]):
         idle = timedelta(seconds=self.settings.lifetime) + routes.use_interval(self.settings)
         return [lambda: services.identity.sweep_unused(realm=NETWORK_REALM, idle=idle, batch=batch)]
 
-    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """The bearer access token, checked as verify checks it (in the network of ``x-api-key`` when sent)."""
         if bearer_token(request) is None:
             return None
-        caller = await routes.authenticate(request, services.sessions, self._tenant_service(services, self), self)
-        return caller.session
+        return (await routes.authenticate(request, cast("AmityContext", self.context))).session
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"status": "error", "code", "message", "data"?}``; the auth-token routes answer a bad server key with
@@ -88,13 +83,3 @@ class AmityDialect(DialectPlugin[AmityOptions]):
             return Response("Unauthorized", status_code=401, media_type=MediaType.TEXT, headers=error.headers)
         status, body = mapping.error_out(error, validation_status=422 if token_route else 400)
         return Response(body, status_code=status, headers=error.headers)
-
-    def _tenant_service(
-        self, services: NamedDependency[Services], dialect: NamedDependency[DialectPlugin]
-    ) -> TenantService:
-        del dialect  # after the app's dependency chain, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
-        # One per set of services: an app restarted in the same process (tests) gets new ones.
-        if self._tenants is None or self._tenants[0] is not services:
-            tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
-            self._tenants = (services, tenants)
-        return self._tenants[1]

@@ -17,15 +17,11 @@ from sessiongate.dialect import (
     NETWORK_REALM,
     AccountDisabled,
     Conflict,
-    DialectPlugin,
     Forbidden,
-    IdentityService,
     InvalidRequest,
     NotFound,
     SessionService,
-    Settings,
     Tenant,
-    TenantService,
     Unauthenticated,
     bearer_token,
     client_address,
@@ -35,6 +31,7 @@ from sessiongate.dialect import (
 )
 from sessiongate.dialect import models as core
 from sessiongate_amity import mapping, wire
+from sessiongate_amity.context import AmityContext as Context
 from sessiongate_amity.options import AmityOptions
 
 __all__ = (
@@ -53,8 +50,6 @@ __all__ = (
     "use_interval",
     "verify_session",
 )
-
-Dialect = DialectPlugin[AmityOptions]
 
 TAGS = ["amity"]
 # Query members are checked here, not by Litestar, so that failures name them as the client spelled them.
@@ -88,32 +83,19 @@ def register_route(version: int) -> HTTPRouteHandler:
     )
     async def register(
         request: Request[Any, Any, Any],
-        *,
         network: NamedDependency[Tenant],
-        sessions: NamedDependency[SessionService],
-        identity: NamedDependency[IdentityService],
-        tenants: NamedDependency[TenantService],
-        dialect: NamedDependency[Dialect],
-        settings: NamedDependency[Settings],
+        ctx: NamedDependency[Context],
     ) -> wire.Session:
         """Register a device session for a user (created on first sight); with the current token, a renewal."""
-        return await _register(
-            request,
-            network=network,
-            sessions=sessions,
-            identity=identity,
-            tenants=tenants,
-            dialect=dialect,
-            settings=settings,
-        )
+        return await _register(request, network, ctx)
 
     return register
 
 
 @get("/api/v3/sessions", operation_id="verifySession", tags=TAGS)
-async def verify_session(caller: NamedDependency[Caller], dialect: NamedDependency[Dialect]) -> wire.Verified:
+async def verify_session(caller: NamedDependency[Caller], ctx: NamedDependency[Context]) -> wire.Verified:
     """200 while the access token is valid."""
-    return wire.Verified(last_cache_purge=mapping.iso(dialect.options.last_cache_purge))
+    return wire.Verified(last_cache_purge=mapping.iso(ctx.options.last_cache_purge))
 
 
 @delete("/api/v4/sessions", operation_id="revokeSession", status_code=200, tags=TAGS)
@@ -121,8 +103,7 @@ async def revoke_session(
     request: Request[Any, Any, Any],
     *,
     credential: NamedDependency[Credential],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
+    ctx: NamedDependency[Context],
     user_id: UserIdQuery = None,
     is_public: IsPublic = None,
 ) -> wire.Success:
@@ -131,11 +112,11 @@ async def revoke_session(
     public = _flag(is_public, "isPublic")
     target = await _target(request, None if user_id is None else _text(user_id, "userId", 50))
     if target is not None:
-        await _revoke_all(credential, sessions, identity, target, public)
+        await _revoke_all(credential, ctx, target, public)
     elif credential.session is None:  # an admin token is no session: it has no token of its own to end
         raise InvalidRequest("userId is required", field="userId")
     else:
-        await _log_out(sessions, credential.session)
+        await _log_out(ctx.sessions, credential.session)
     return wire.Success(success=True)
 
 
@@ -143,13 +124,12 @@ async def revoke_session(
 async def revoke_user_sessions(
     userId: FromPath[str],  # noqa: N803 - S2 names the path parameter "userId"
     credential: NamedDependency[Credential],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
+    ctx: NamedDependency[Context],
     is_public: IsPublic = None,
 ) -> wire.Success:
     """The network's admin token revokes every token of a user."""
     public = _flag(is_public, "isPublic")
-    await _revoke_all(credential, sessions, identity, _text(userId, "userId", 50), public)
+    await _revoke_all(credential, ctx, _text(userId, "userId", 50), public)
     return wire.Success(success=True)
 
 
@@ -163,55 +143,50 @@ async def chat_settings(caller: NamedDependency[Caller]) -> wire.ChatSettings:
 async def token_v4(
     request: Request[Any, Any, Any],
     server_network: NamedDependency[Tenant],
-    tenants: NamedDependency[TenantService],
+    ctx: NamedDependency[Context],
 ) -> Response[str]:
     """A single-use auth token for one user of a secure network, as ``text/plain``."""
     body = await json_body(request, wire.TokenRequest)
-    token = await tenants.issue_auth_token(server_network, body.user_id)
+    token = await ctx.tenants.issue_auth_token(server_network, body.user_id)
     return Response(token.value, media_type=MediaType.TEXT)
 
 
 @get("/api/v3/authentication/token", operation_id="getAuthToken", tags=TAGS)
 async def token_v3(
     server_network: NamedDependency[Tenant],
-    tenants: NamedDependency[TenantService],
+    ctx: NamedDependency[Context],
     user_id: UserIdQuery = None,
 ) -> Response[bytes]:
     """The same, as a JSON string (S2's v3 response)."""
-    token = await tenants.issue_auth_token(server_network, _text(user_id, "userId", 100))
+    token = await ctx.tenants.issue_auth_token(server_network, _text(user_id, "userId", 100))
     return Response(msgspec.json.encode(token.value), media_type=MediaType.JSON)
 
 
-async def network(request: Request[Any, Any, Any], tenants: NamedDependency[TenantService]) -> Tenant:
+async def network(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Tenant:
     """The ``network`` dependency: the tenant whose API key ``x-api-key`` carries (any header casing).
 
     Raises:
         Unauthenticated: no key, or one no tenant holds.
     """
-    found = await tenants.by_key(request.headers.get("x-api-key", ""), "api")
+    found = await ctx.tenants.by_key(request.headers.get("x-api-key", ""), "api")
     if found is None:
         raise Unauthenticated("invalid api key")
     return found
 
 
-async def server_network(request: Request[Any, Any, Any], tenants: NamedDependency[TenantService]) -> Tenant:
+async def server_network(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Tenant:
     """The ``server_network`` dependency: the secure tenant whose server key ``x-server-key`` carries.
 
     Raises:
         Unauthenticated: no key, or one no tenant holds (answered ``text/plain`` ``Unauthorized``, as S2 shows).
     """
-    found = await tenants.by_key(request.headers.get("x-server-key", ""), "server")
+    found = await ctx.tenants.by_key(request.headers.get("x-server-key", ""), "server")
     if found is None:
         raise Unauthenticated("invalid server key")
     return found
 
 
-async def authenticate(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    tenants: NamedDependency[TenantService],
-    dialect: NamedDependency[Dialect],
-) -> Caller:
+async def authenticate(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Caller:
     """The ``caller`` dependency: the live session of the bearer token, in the network of ``x-api-key`` if sent.
 
     The SDK sends its API key only when registering, so without one the token's own network is the request's.
@@ -223,19 +198,12 @@ async def authenticate(
         raise Unauthenticated("missing access token")
     tenant = None
     if "x-api-key" in request.headers:
-        tenant = (await network(request, tenants)).name
-    session, _ = await sessions.resolve_jwt(
-        token, dialect.expiry_policy(), session_claim="sid", tenant=tenant, dialect="amity"
-    )
+        tenant = (await network(request, ctx)).name
+    session, _ = await ctx.sessions.resolve_jwt(token, ctx.policy, session_claim="sid", tenant=tenant, dialect="amity")
     return Caller(session=session)
 
 
-async def credential(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    tenants: NamedDependency[TenantService],
-    dialect: NamedDependency[Dialect],
-) -> Credential:
+async def credential(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Credential:
     """The ``credential`` dependency of the revoke routes: ``x-admin-token`` (S6), else the bearer token, which is a
     user's access token (a JWT) or the network's admin token (S2 sends that as a bearer too).
 
@@ -244,52 +212,43 @@ async def credential(
             of another network than ``x-api-key``'s.
     """
     if (admin := request.headers.get("x-admin-token")) is not None:
-        return Credential(admin_of=await _admin_network(request, tenants, admin))
+        return Credential(admin_of=await _admin_network(request, ctx, admin))
     token = bearer_token(request)
     if token is not None and token.count(".") != 2:  # a JWT has three parts; an admin token has no dot (new_key)
-        return Credential(admin_of=await _admin_network(request, tenants, token))
-    return Credential(session=(await authenticate(request, sessions, tenants, dialect)).session)
+        return Credential(admin_of=await _admin_network(request, ctx, token))
+    return Credential(session=(await authenticate(request, ctx)).session)
 
 
-async def _admin_network(request: Request[Any, Any, Any], tenants: TenantService, token: str) -> Tenant:
-    found = await tenants.by_key(token, "admin")
+async def _admin_network(request: Request[Any, Any, Any], ctx: Context, token: str) -> Tenant:
+    found = await ctx.tenants.by_key(token, "admin")
     if found is None:
         raise Unauthenticated("invalid admin token")
-    if "x-api-key" in request.headers and (await network(request, tenants)).name != found.name:
+    if "x-api-key" in request.headers and (await network(request, ctx)).name != found.name:
         raise Unauthenticated("admin token of another network")
     return found
 
 
-async def _register(
-    request: Request[Any, Any, Any],
-    *,
-    network: Tenant,
-    sessions: SessionService,
-    identity: IdentityService,
-    tenants: TenantService,
-    dialect: Dialect,
-    settings: Settings,
-) -> wire.Session:
+async def _register(request: Request[Any, Any, Any], network: Tenant, ctx: Context) -> wire.Session:
     body = await json_body(request, wire.RegisterSession)
-    renewed = await _renewed(request, sessions, dialect, network, body.user_id)
-    await _check_auth_token(tenants, network, body)
-    principal = await _user(identity, network.name, body)
+    sessions, options = ctx.sessions, ctx.options
+    renewed = await _renewed(request, ctx, network, body.user_id)
+    await _check_auth_token(ctx, network, body)
+    principal = await _user(ctx, network.name, body)
     if principal.disabled:
         raise AccountDisabled("account disabled")
-    principal = await identity.record_use(principal, every=use_interval(dialect.options))  # for the sweep
+    principal = await ctx.identity.record_use(principal, every=use_interval(options))  # for the sweep
     refresh = new_secret()  # amity publishes no way to redeem it: only its digest is kept (spec decision 7)
     new = mapping.register_in(
         body,
         tenant=network.name,
-        client_address=client_address(request, trust_forwarded=settings.trust_forwarded),
+        client_address=client_address(request, trust_forwarded=ctx.settings.trust_forwarded),
         refresh_digest=sessions.digester.digest(refresh),
         renewed_from=renewed.id if renewed is not None else None,
     )
-    options = dialect.options
     # A token renewed from another device ends within the grace period: the session cap does not count it.
     moved = renewed is not None and renewed.device.id != body.device_id
     spared = (renewed.id,) if renewed is not None and moved else ()
-    created = await sessions.hand_over(new, dialect.expiry_policy(), grace=options.renewal_grace, spared=spared)
+    created = await sessions.hand_over(new, ctx.policy, grace=options.renewal_grace, spared=spared)
     if renewed is not None and moved:
         with contextlib.suppress(NotFound):  # ended meanwhile: nothing left to shorten
             await sessions.shorten(renewed.id, tenant=network.name, within=options.renewal_grace)
@@ -320,24 +279,23 @@ def _flag(value: str | None, name: str) -> bool:
     return word == "true"
 
 
-async def _renewed(
-    request: Request[Any, Any, Any], sessions: SessionService, dialect: Dialect, network: Tenant, user_id: str
-) -> core.Session | None:
+async def _renewed(request: Request[Any, Any, Any], ctx: Context, network: Tenant, user_id: str) -> core.Session | None:
     # A registration carrying the current token renews it; a token that is not the same user's live one is refused.
     if (token := bearer_token(request)) is None:
         return None
-    session, _ = await sessions.resolve_jwt(
-        token, dialect.expiry_policy(), session_claim="sid", tenant=network.name, dialect="amity"
+    session, _ = await ctx.sessions.resolve_jwt(
+        token, ctx.policy, session_claim="sid", tenant=network.name, dialect="amity"
     )
     if session.principal_id != user_id:
         raise Unauthenticated("access token of another user")
     return session
 
 
-async def _user(identity: IdentityService, tenant: str, body: wire.RegisterSession) -> core.Principal:
+async def _user(ctx: Context, tenant: str, body: wire.RegisterSession) -> core.Principal:
     # Most registrations are a known user signing in again: a read then, a write only to create or rename. A network's
     # users are its own (spec decision 21): an id or login an operator's principal holds is never amity's to reach.
     display = None if isinstance(body.display_name, msgspec.UnsetType) else body.display_name
+    identity = ctx.identity
     known = await identity.get(tenant=tenant, principal_id=body.user_id)
     if known is not None and known.realm != NETWORK_REALM:
         raise _taken(body.user_id)
@@ -356,12 +314,12 @@ def _taken(user_id: str) -> Conflict:
     return Conflict(f"userId {user_id!r} belongs to another principal", field="userId")
 
 
-async def _check_auth_token(tenants: TenantService, network: Tenant, body: wire.RegisterSession) -> None:
+async def _check_auth_token(ctx: Context, network: Tenant, body: wire.RegisterSession) -> None:
     # Only secure networks need one; elsewhere a given authToken is ignored, as the vendor documents it optional.
     if not network.secure:
         return
     token = None if isinstance(body.auth_token, msgspec.UnsetType) else body.auth_token
-    if token is None or not await tenants.consume_auth_token(token, tenant=network.name, principal_id=body.user_id):
+    if token is None or not await ctx.tenants.consume_auth_token(token, tenant=network.name, principal_id=body.user_id):
         raise Unauthenticated("invalid auth token")
 
 
@@ -384,14 +342,12 @@ async def _target(request: Request[Any, Any, Any], query: str | None) -> str | N
     return query if query is not None or isinstance(body.user_id, msgspec.UnsetType) else body.user_id
 
 
-async def _revoke_all(
-    credential: Credential, sessions: SessionService, identity: IdentityService, user_id: str, is_public: bool
-) -> None:
+async def _revoke_all(credential: Credential, ctx: Context, user_id: str, is_public: bool) -> None:
     if credential.admin_of is None:  # a user's session, whatever roles its user has, is no admin credential
         raise Forbidden("only the network's admin token may revoke another user's tokens")
-    tenant = credential.admin_of.name
+    tenant, sessions = credential.admin_of.name, ctx.sessions
     target = user_id if is_public else await _public_id(sessions, tenant, user_id)
-    if target is None or await identity.get(tenant=tenant, principal_id=target, realm=NETWORK_REALM) is None:
+    if target is None or await ctx.identity.get(tenant=tenant, principal_id=target, realm=NETWORK_REALM) is None:
         raise NotFound("user not found", field="userId")
     await sessions.revoke_all_for_principal(target, tenant=tenant, actor="network-admin")
 

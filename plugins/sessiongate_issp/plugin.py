@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from litestar import Request, Response
 
 from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session
 from sessiongate_issp import mapping, routes
 from sessiongate_issp.options import IsspOptions
-
-if TYPE_CHECKING:
-    from sessiongate.dialect import Services
 
 __all__ = ("IsspDialect", "IsspOptions")
 
@@ -37,11 +34,11 @@ class IsspDialect(DialectPlugin[IsspOptions]):
             ttl=options.lifetime, sliding=True, absolute=options.max_lifetime, touch_interval=options.touch_interval
         )
 
-    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """``sessionCookie``, read, checked and slid as validate does."""
         if (raw := request.cookies.get(routes.COOKIE)) is None:
             return None
-        return await routes.resolve_cookie(services.sessions, self, raw)
+        return await routes.resolve_cookie(self.context, raw)
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """``{"message": ...}`` with the seed's wording (see ``mapping.error_out``)."""

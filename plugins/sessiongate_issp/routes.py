@@ -12,13 +12,10 @@ from litestar.di import NamedDependency
 
 from sessiongate.dialect import (
     AccountDisabled,
-    DialectPlugin,
-    IdentityService,
+    DialectContext,
     InvalidRequest,
     NotFound,
     SessionExpired,
-    SessionService,
-    Settings,
     Unauthenticated,
     client_address,
     cookie_is_secure,
@@ -42,7 +39,7 @@ __all__ = (
     "validate_session_with_get",
 )
 
-Dialect = DialectPlugin[IsspOptions]
+Context = DialectContext[IsspOptions]
 
 COOKIE = "sessionCookie"
 CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
@@ -58,58 +55,46 @@ CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateS
     before_request=within_create_budget,
 )
 async def create_session(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[Dialect],
-    settings: NamedDependency[Settings],
+    request: Request[Any, Any, Any], ctx: NamedDependency[Context]
 ) -> Response[wire.CreateSessionResponse]:
     """Open a session for a known user id; the new session id comes back in the body and as ``sessionCookie``."""
-    now = sessions.now()  # before the write, so Max-Age is never a second short of the lifetime
-    user = await _user(identity, dialect, mapping.user_id_in(await _create_body(request)))
-    await _end_presented(request, sessions, dialect)
-    address = client_address(request, trust_forwarded=settings.trust_forwarded)
-    new = mapping.create_in(user, tenant=dialect.options.tenant, client_address=address)
-    created = await sessions.create(new, dialect.expiry_policy(), with_secret=True)
+    now = ctx.sessions.now()  # before the write, so Max-Age is never a second short of the lifetime
+    user = await _user(ctx, mapping.user_id_in(await _create_body(request)))
+    await _end_presented(request, ctx)
+    address = client_address(request, trust_forwarded=ctx.settings.trust_forwarded)
+    new = mapping.create_in(user, tenant=ctx.options.tenant, client_address=address)
+    created = await ctx.sessions.create(new, ctx.policy, with_secret=True)
     secret, session = created.secret or "", created.session
-    cookie = _cookie(request, settings, dialect, secret=secret, session=session, now=now)
+    cookie = _cookie(request, ctx, secret=secret, session=session, now=now)
     return Response(mapping.created_out(session, secret), headers={"Set-Cookie": cookie})
 
 
 async def validate(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[Dialect],
-    settings: NamedDependency[Settings],
+    request: Request[Any, Any, Any], ctx: NamedDependency[Context]
 ) -> Response[wire.ValidateSessionResponse]:
     """Check the cookie's session and slide it by the lifetime; the cookie comes back with the new expiry.
 
     One indexed SELECT, and an UPDATE at most once per touch interval: the user's e-mail and role were kept on the
     session when it was created, and disabling a user ends its sessions.
     """
-    now = sessions.now()
+    now = ctx.sessions.now()
     secret = mapping.cookie_in(request.cookies.get(COOKIE), now=now)
-    session = await _resolve(sessions, dialect, secret, dialect.expiry_policy())
-    cookie = _cookie(request, settings, dialect, secret=secret, session=session, now=now)
+    session = await _resolve(ctx, secret, ctx.policy)
+    cookie = _cookie(request, ctx, secret=secret, session=session, now=now)
     return Response(mapping.validated_out(session), headers={"Set-Cookie": cookie})
 
 
-async def end(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[Dialect],
-    settings: NamedDependency[Settings],
-) -> Response[wire.Message]:
+async def end(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[wire.Message]:
     """End the cookie's session and expire the cookie. The cookie's own ``expires`` is not checked (as the vendor)."""
     secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
     try:
-        session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
-        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
+        session = await _resolve(ctx, secret, _no_touch(ctx))
+        await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user")
     except SessionExpired:
         pass  # the vendor deleted an outlived row too; the sweeper removes it
     except NotFound as exc:  # ended by a concurrent delete between resolve and revoke
         raise Unauthenticated("session ended") from exc
-    cookie = _cookie(request, settings, dialect)
+    cookie = _cookie(request, ctx)
     return Response(wire.Message(message=mapping.SESSION_DELETED), headers={"Set-Cookie": cookie})
 
 
@@ -123,9 +108,9 @@ delete_session_with_delete = delete(
 )(end)
 
 
-async def resolve_cookie(sessions: SessionService, dialect: Dialect, raw: str) -> core.Session:
+async def resolve_cookie(ctx: Context, raw: str) -> core.Session:
     """The session a ``sessionCookie`` names, checked and slid exactly as validate does (the gateway's forward auth)."""
-    return await _resolve(sessions, dialect, mapping.cookie_in(raw, now=sessions.now()), dialect.expiry_policy())
+    return await _resolve(ctx, mapping.cookie_in(raw, now=ctx.sessions.now()), ctx.policy)
 
 
 async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
@@ -134,9 +119,9 @@ async def _create_body(request: Request[Any, Any, Any]) -> wire.CreateSession:
     return await json_body(request, wire.CreateSession)
 
 
-async def _user(identity: IdentityService, dialect: Dialect, user_id: str) -> core.Principal:
+async def _user(ctx: Context, user_id: str) -> core.Principal:
     # PostgreSQL text cannot hold NUL, so no user has such an id, and asking would fail the query.
-    user = None if "\x00" in user_id else await identity.get(tenant=dialect.options.tenant, principal_id=user_id)
+    user = None if "\x00" in user_id else await ctx.identity.get(tenant=ctx.options.tenant, principal_id=user_id)
     if user is None:
         raise NotFound("unknown user")
     if user.disabled:
@@ -144,38 +129,37 @@ async def _user(identity: IdentityService, dialect: Dialect, user_id: str) -> co
     return user
 
 
-async def _resolve(sessions: SessionService, dialect: Dialect, secret: str, policy: core.ExpiryPolicy) -> core.Session:
-    return await sessions.resolve_secret(secret, policy, tenant=dialect.options.tenant, dialect="issp")
+async def _resolve(ctx: Context, secret: str, policy: core.ExpiryPolicy) -> core.Session:
+    return await ctx.sessions.resolve_secret(secret, policy, tenant=ctx.options.tenant, dialect="issp")
 
 
-async def _end_presented(request: Request[Any, Any, Any], sessions: SessionService, dialect: Dialect) -> None:
+async def _end_presented(request: Request[Any, Any, Any], ctx: Context) -> None:
     # Create overwrites the caller's cookie, so the session it named can no longer be reached: end it, as the
     # vendor's delete-then-insert did. A cookie that names nothing live is no reason to refuse a create.
     with contextlib.suppress(InvalidRequest, Unauthenticated, NotFound):
         secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
-        session = await _resolve(sessions, dialect, secret, _no_touch(dialect))
-        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
+        session = await _resolve(ctx, secret, _no_touch(ctx))
+        await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user")
 
 
-def _no_touch(dialect: Dialect) -> core.ExpiryPolicy:
+def _no_touch(ctx: Context) -> core.ExpiryPolicy:
     # No point sliding (an UPDATE) a session that is about to end.
-    return msgspec.structs.replace(dialect.expiry_policy(), touch_interval=float("inf"))
+    return msgspec.structs.replace(ctx.policy, touch_interval=float("inf"))
 
 
 def _cookie(
     request: Request[Any, Any, Any],
-    settings: Settings,
-    dialect: Dialect,
+    ctx: Context,
     *,
     secret: str = "",
     session: core.Session | None = None,
     now: datetime | None = None,
 ) -> str:
     # The cookie for a live session; without one, the expired form that makes the client drop it.
-    options = dialect.options
+    options = ctx.options
     domain = options.cookie_domain or request.url.hostname or ""
     # Browsers drop SameSite=None cookies that are not Secure, so that choice implies Secure.
-    secure = cookie_is_secure(request, settings) or options.same_site == "None"
+    secure = cookie_is_secure(request, ctx.settings) or options.same_site == "None"
     attributes: dict[str, Any] = {"secure": secure, "domain": options.cookie_domain, "same_site": options.same_site}
     if session is None or now is None:
         return expired_cookie(COOKIE, mapping.cookie_out("", expires_at=None, domain=domain), **attributes)

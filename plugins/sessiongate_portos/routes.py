@@ -13,12 +13,8 @@ from litestar.params import FromPath, QueryParameter
 from sessiongate.dialect import (
     AccountDisabled,
     Devices,
-    DialectPlugin,
-    IdentityService,
     NotFound,
     RegisteredDevice,
-    SessionService,
-    Settings,
     Unauthenticated,
     bearer_token,
     client_address,
@@ -26,11 +22,9 @@ from sessiongate.dialect import (
 )
 from sessiongate.dialect import models as core
 from sessiongate_portos import mapping, ndata, wire
-from sessiongate_portos.options import PortosOptions
+from sessiongate_portos.context import PortosContext as Context
 
 __all__ = ("Caller", "authenticate", "list_sessions", "login", "logout", "profile", "refresh", "session_routes")
-
-Dialect = DialectPlugin[PortosOptions]
 
 ADMIN = "admin"
 REPLACE_ATTEMPTS = 5
@@ -50,46 +44,35 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @post("/api/auth", operation_id="login", status_code=200, tags=["portos"])
-async def login(
-    request: Request[Any, Any, Any],
-    *,
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    devices: NamedDependency[Devices],
-    dialect: NamedDependency[Dialect],
-    settings: NamedDependency[Settings],
-) -> wire.AuthResult:
+async def login(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> wire.AuthResult:
     """Log a user in to a device: a JWT (``tokenId``), a refresh token, the user and the device."""
     body = mapping.bind(await json_body(request, dict[str, Any]), wire.Login)
-    tenant, address = dialect.options.tenant, client_address(request, trust_forwarded=settings.trust_forwarded)
-    principal = await identity.authenticate_password(
+    tenant, address = ctx.options.tenant, client_address(request, trust_forwarded=ctx.settings.trust_forwarded)
+    principal = await ctx.identity.authenticate_password(
         tenant=tenant, login=body.user_name, password=body.password or "", client_address=address
     )
-    device = await _device(devices, tenant, body.device_name)
+    device = await _device(ctx.devices, tenant, body.device_name)
     new = mapping.session_in(principal, device, tenant=tenant, client_address=address)
-    session, refresh_token = await _open(sessions, dialect, new)
-    return mapping.auth_out(sessions.issue_jwt(session, mapping.claims(session)), refresh_token, principal, device)
+    session, refresh_token = await _open(ctx, new)
+    return mapping.auth_out(ctx.sessions.issue_jwt(session, mapping.claims(session)), refresh_token, principal, device)
 
 
 @get("/api/auth", operation_id="getProfile", tags=["portos"])
-async def profile(caller: NamedDependency[Caller], devices: NamedDependency[Devices]) -> wire.UserProfileContext:
+async def profile(caller: NamedDependency[Caller], ctx: NamedDependency[Context]) -> wire.UserProfileContext:
     """The user and device of the caller's login."""
-    return mapping.profile_out(caller.principal, await _login_device(devices, caller.session))
+    return mapping.profile_out(caller.principal, await _login_device(ctx.devices, caller.session))
 
 
 @post("/api/auth/refresh", operation_id="refreshToken", status_code=200, tags=["portos"])
-async def refresh(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[Dialect],
-) -> wire.RefreshTokenResult:
+async def refresh(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> wire.RefreshTokenResult:
     """Extend the session of ``tokenId`` and rotate both tokens (the refresh token is single-use)."""
     body = mapping.bind(await json_body(request, dict[str, Any]), wire.Refresh)
-    session = await _session_of(sessions, dialect, body.token_id)
+    sessions = ctx.sessions
+    session = await _session_of(ctx, body.token_id)
     refreshed = await sessions.refresh(
         body.refresh_token,
-        dialect.expiry_policy(),
-        grace=dialect.options.refresh_grace,
+        ctx.policy,
+        grace=ctx.options.refresh_grace,
         session_id=session.id,
         mint=mapping.mint_refresh,
     )
@@ -102,12 +85,10 @@ async def refresh(
 
 
 @delete("/api/auth", operation_id="logout", status_code=204, tags=["portos"])
-async def logout(
-    caller: NamedDependency[Caller], sessions: NamedDependency[SessionService], dialect: NamedDependency[Dialect]
-) -> None:
+async def logout(caller: NamedDependency[Caller], ctx: NamedDependency[Context]) -> None:
     """End the caller's session: its tokens stop working at once."""
     try:
-        await sessions.revoke(caller.session.id, tenant=dialect.options.tenant, actor="user")
+        await ctx.sessions.revoke(caller.session.id, tenant=ctx.options.tenant, actor="user")
     except NotFound as exc:  # ended by a concurrent request since it was resolved
         raise Unauthenticated("session revoked") from exc
 
@@ -116,9 +97,7 @@ async def logout(
 async def list_sessions(
     *,
     caller: NamedDependency[Caller],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[Dialect],
+    ctx: NamedDependency[Context],
     skip: Annotated[str | None, QueryParameter(name="$skip")] = None,
     take: Annotated[str | None, QueryParameter(name="$take")] = None,
     sort: Annotated[list[str] | None, QueryParameter(name="$sort")] = None,
@@ -137,9 +116,9 @@ async def list_sessions(
     filters = [session_id, user_name, device_name, env_name, authentication_type, started_at, expires_at]
     filters += [last_access_at, version]
     raw = ndata.NData(skip, take, sort, count, dict(zip([m.name for m in ndata.MEMBERS], filters, strict=True)))
-    query = ndata.parse(raw, tenant=dialect.options.tenant, principal_id=_scope(caller))
-    page = await sessions.list(query)
-    logins = await _logins(identity, dialect.options.tenant, page.items)
+    query = ndata.parse(raw, tenant=ctx.options.tenant, principal_id=_scope(caller))
+    page = await ctx.sessions.list(query)
+    logins = await _logins(ctx, page.items)
     return mapping.page_out(page, logins, count_only=query.count_only)
 
 
@@ -150,52 +129,37 @@ def session_routes(prefix: str, suffix: str = "") -> list[HTTPRouteHandler]:
     async def get_session(
         id: FromPath[str],  # noqa: A002 - S1 names the path parameter "id"
         caller: NamedDependency[Caller],
-        sessions: NamedDependency[SessionService],
-        identity: NamedDependency[IdentityService],
-        dialect: NamedDependency[Dialect],
+        ctx: NamedDependency[Context],
     ) -> wire.Session:
         """One session the caller may see."""
-        return await _out(identity, dialect, await _visible(sessions, dialect, caller, id))
+        return await _out(ctx, await _visible(ctx, caller, id))
 
     @delete(f"{prefix}/{{id:str}}", operation_id=f"deleteSession{suffix}", status_code=200, tags=["portos"])
     async def delete_session(
         id: FromPath[str],  # noqa: A002 - S1 names the path parameter "id"
         caller: NamedDependency[Caller],
-        sessions: NamedDependency[SessionService],
-        identity: NamedDependency[IdentityService],
-        dialect: NamedDependency[Dialect],
+        ctx: NamedDependency[Context],
     ) -> wire.Session:
         """End a session (in whichever dialect made it); the deleted session comes back."""
-        session = await _visible(sessions, dialect, caller, id)
-        return await _out(
-            identity, dialect, await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
-        )
+        session = await _visible(ctx, caller, id)
+        return await _out(ctx, await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user"))
 
     return [get_session, delete_session]
 
 
-async def authenticate(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[Dialect],
-    devices: NamedDependency[Devices],
-) -> Caller:
+async def authenticate(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Caller:
     """The ``caller`` dependency: ``Authorization: Bearer <tokenId>`` of a live PORTOS session, else 401.
 
     Raises:
         Unauthenticated: no token, a bad or expired one, or its session is over or its user gone.
         AccountDisabled: the user was disabled.
     """
-    del devices  # after ``devices``, not beside it (DEPENDENCY_CHAIN in sessiongate.app)
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("missing bearer token")
-    tenant = dialect.options.tenant
-    session, _ = await sessions.resolve_jwt(
-        token, dialect.expiry_policy(), session_claim="sid", tenant=tenant, dialect="portos"
-    )
-    principal = await identity.get(tenant=tenant, principal_id=session.principal_id or "")
+    tenant = ctx.options.tenant
+    session, _ = await ctx.sessions.resolve_jwt(token, ctx.policy, session_claim="sid", tenant=tenant, dialect="portos")
+    principal = await ctx.identity.get(tenant=tenant, principal_id=session.principal_id or "")
     if principal is None:  # removed by an operator since the login
         raise Unauthenticated("user not found")
     if principal.disabled:
@@ -230,9 +194,10 @@ async def _login_device(devices: Devices, session: core.Session) -> RegisteredDe
         )
 
 
-async def _open(sessions: SessionService, dialect: Dialect, new: core.NewSession) -> tuple[core.Session, str]:
+async def _open(ctx: Context, new: core.NewSession) -> tuple[core.Session, str]:
     """A new session and its first refresh token; on a sale device the device's live session ends (S7)."""
-    session = await _exclusive(sessions, new, dialect.expiry_policy())
+    sessions = ctx.sessions
+    session = await _exclusive(ctx, new)
     try:
         token = await sessions.issue_refresh(session, mint=mapping.mint_refresh)
     except Exception:
@@ -242,7 +207,8 @@ async def _open(sessions: SessionService, dialect: Dialect, new: core.NewSession
     return session, token
 
 
-async def _exclusive(sessions: SessionService, new: core.NewSession, policy: core.ExpiryPolicy) -> core.Session:
+async def _exclusive(ctx: Context, new: core.NewSession) -> core.Session:
+    sessions, policy = ctx.sessions, ctx.policy
     if new.reuse_key is None:
         return (await sessions.create(new, policy)).session
     for _ in range(REPLACE_ATTEMPTS):
@@ -252,12 +218,13 @@ async def _exclusive(sessions: SessionService, new: core.NewSession, policy: cor
     raise mapping.ValidationFailed([("DeviceName", "The device is busy; try again.", "Busy")])
 
 
-async def _session_of(sessions: SessionService, dialect: Dialect, token_id: str) -> core.Session:
+async def _session_of(ctx: Context, token_id: str) -> core.Session:
     """The live PORTOS session a ``tokenId`` names (without touching it)."""
+    sessions = ctx.sessions
     claims = await sessions.keys.verify(token_id, now=sessions.now())
     sid = claims.get("sid")
     try:
-        session = await sessions.get(sid if isinstance(sid, str) else "", tenant=dialect.options.tenant)
+        session = await sessions.get(sid if isinstance(sid, str) else "", tenant=ctx.options.tenant)
     except NotFound as exc:
         raise Unauthenticated("session not found") from exc
     if session.dialect != "portos":
@@ -265,21 +232,21 @@ async def _session_of(sessions: SessionService, dialect: Dialect, token_id: str)
     return session
 
 
-async def _visible(sessions: SessionService, dialect: Dialect, caller: Caller, session_id: str) -> core.Session:
+async def _visible(ctx: Context, caller: Caller, session_id: str) -> core.Session:
     """The session, if the caller may see it; another principal's session does not exist for them (404)."""
-    session = await sessions.get(session_id, tenant=dialect.options.tenant)
+    session = await ctx.sessions.get(session_id, tenant=ctx.options.tenant)
     if not caller.sees_all and session.principal_id != caller.principal.id:
         raise NotFound("session not found")
     return session
 
 
-async def _out(identity: IdentityService, dialect: Dialect, session: core.Session) -> wire.Session:
-    logins = await _logins(identity, dialect.options.tenant, [session])
+async def _out(ctx: Context, session: core.Session) -> wire.Session:
+    logins = await _logins(ctx, [session])
     return mapping.session_out(session, login=logins.get(session.principal_id or ""))
 
 
-async def _logins(identity: IdentityService, tenant: str, items: list[core.Session]) -> dict[str, str]:
+async def _logins(ctx: Context, items: list[core.Session]) -> dict[str, str]:
     """Logins of the principals of other dialects' sessions, by principal id: a session's subject need not be its
     user's name (amity's is an internal id). PORTOS's own sessions carry their login as their subject."""
     wanted = {s.principal_id for s in items if s.principal_id and (s.subject is None or s.dialect != "portos")}
-    return await identity.logins(tenant=tenant, principal_ids=wanted)
+    return await ctx.identity.logins(tenant=ctx.options.tenant, principal_ids=wanted)

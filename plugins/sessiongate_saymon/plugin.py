@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
-import msgspec
 from litestar import Request, Response
 from litestar.di import Provide
 
-from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError, Session
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session
 from sessiongate_saymon import mapping, routes
-
-if TYPE_CHECKING:
-    from sessiongate.dialect import Services
+from sessiongate_saymon.options import SaymonOptions
 
 __all__ = ("SaymonDialect", "SaymonOptions")
-
-
-class SaymonOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
-    """saymon's options. SAYMON publishes no session lifetime, so both are gateway choices (decision D4)."""
-
-    idle_timeout: Annotated[int, msgspec.Meta(gt=0)] = 86400
-    """Seconds a session lives without use; every authenticated use starts the count again."""
-    max_lifetime: Annotated[int, msgspec.Meta(gt=0)] = 7 * 86400
-    """Seconds after login at which a session ends however often it is used, and when the ``sid`` cookie expires:
-    7 days, within ASVS V3.3.2's 30 days at level 1 (an idle timeout of a day is already past level 2's)."""
 
 
 class SaymonDialect(DialectPlugin[SaymonOptions]):
@@ -46,9 +33,9 @@ class SaymonDialect(DialectPlugin[SaymonOptions]):
         """``caller``: the authenticated user of a request (session id or Basic auth)."""
         return {"caller": Provide(routes.authenticate)}
 
-    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """The ``sid`` cookie, used as every authenticated route uses it (an emptied one is none)."""
-        return await routes.cookie_session(services.sessions, self, request.cookies.get(routes.COOKIE, ""))
+        return await routes.cookie_session(self.context, request.cookies.get(routes.COOKIE, ""))
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """restify's ``{"code", "message"}`` with the error's status (S7)."""

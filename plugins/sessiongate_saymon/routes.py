@@ -16,12 +16,9 @@ from litestar.response.base import ASGIResponse
 
 from sessiongate.dialect import (
     AccountDisabled,
-    DialectPlugin,
-    IdentityService,
+    DialectContext,
     InvalidRequest,
     NotFound,
-    SessionService,
-    Settings,
     Unauthenticated,
     bearer_token,
     client_address,
@@ -33,6 +30,7 @@ from sessiongate.dialect import (
 )
 from sessiongate.dialect import models as core
 from sessiongate_saymon import mapping, wire
+from sessiongate_saymon.options import SaymonOptions
 
 __all__ = (
     "Caller",
@@ -43,6 +41,8 @@ __all__ = (
     "delete_session",
     "verify_session",
 )
+
+Context = DialectContext[SaymonOptions]
 
 COOKIE = "sid"
 FORM = "application/x-www-form-urlencoded"
@@ -76,19 +76,13 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     tags=["saymon"],
     guards=[refuse_cross_site],
 )
-async def create_session(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[DialectPlugin],
-    settings: NamedDependency[Settings],
-) -> Response[bytes]:
+async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[bytes]:
     """Log in with login and password, or an auth token; the new session id comes back quoted and as a cookie."""
     credentials = mapping.credentials_in(await _create_body(request))
-    address, tenant = client_address(request, trust_forwarded=settings.trust_forwarded), dialect.options.tenant
-    principal, scheme = await _login(identity, credentials, tenant=tenant, client_address=address)
+    address, tenant = client_address(request, trust_forwarded=ctx.settings.trust_forwarded), ctx.options.tenant
+    principal, scheme = await _login(ctx, credentials, client_address=address)
     new = mapping.create_in(principal, tenant=tenant, client_address=address, scheme=scheme)
-    created = await sessions.create(new, dialect.expiry_policy(), with_secret=True)
+    created = await ctx.sessions.create(new, ctx.policy, with_secret=True)
     secret, session = created.secret or "", created.session
     # Decision 4: the cookie lasts until the session's absolute end, the latest it can still be used; the idle
     # timeout may end the session sooner, which the server decides (the cookie is not sent again on each use).
@@ -97,7 +91,7 @@ async def create_session(
         secret,
         expires_at=session.absolute_expires_at,
         now=session.created_at,
-        secure=cookie_is_secure(request, settings),
+        secure=cookie_is_secure(request, ctx.settings),
     )
     return Response(msgspec.json.encode(secret), media_type=MediaType.JSON, headers={"Set-Cookie": cookie})
 
@@ -110,14 +104,11 @@ async def current_user(caller: NamedDependency[Caller]) -> wire.User:
 
 @get("/node/api/users/session/verify/{sid:str}", operation_id="verifySession", tags=["saymon"])
 async def verify_session(
-    sid: FromPath[str],
-    caller: NamedDependency[Caller],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
+    sid: FromPath[str], caller: NamedDependency[Caller], ctx: NamedDependency[Context]
 ) -> Response[bytes]:
     """``true`` when ``sid`` names a live session, else ``null``; the caller must be logged in."""
     try:
-        await _resolve(sessions, dialect, _unquote(sid))
+        await _resolve(ctx, _unquote(sid))
     except Unauthenticated:
         return Response(b"null", media_type=MediaType.JSON)
     return Response(b"true", media_type=MediaType.JSON)
@@ -130,43 +121,31 @@ async def verify_session(
     tags=["saymon"],
     guards=[refuse_cross_site],
 )
-async def delete_session(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
-    settings: NamedDependency[Settings],
-) -> Response[bytes]:
+async def delete_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[bytes]:
     """Log out: end the session named by ``X-Session-Id`` (else the cookie) and clear the cookie."""
-    if not (presented := await _presented_sessions(request, sessions, dialect)):
+    if not (presented := await _presented_sessions(request, ctx)):
         raise Unauthenticated(mapping.NOT_LOGGED_IN)
     session = presented[0]
     try:
-        await sessions.revoke(session.id, tenant=dialect.options.tenant, actor="user")
+        await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user")
     except NotFound as exc:  # ended by a concurrent logout between resolve and revoke
         raise Unauthenticated(mapping.SESSION_EXPIRED) from exc
-    cookie = expired_cookie(COOKIE, secure=cookie_is_secure(request, settings))
+    cookie = expired_cookie(COOKIE, secure=cookie_is_secure(request, ctx.settings))
     return _EmptyResponse(b"", status_code=200, headers={"Set-Cookie": cookie})
 
 
-async def authenticate(
-    request: Request[Any, Any, Any],
-    sessions: NamedDependency[SessionService],
-    identity: NamedDependency[IdentityService],
-    dialect: NamedDependency[DialectPlugin],
-    settings: NamedDependency[Settings],
-) -> Caller:
+async def authenticate(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Caller:
     """The ``caller`` dependency: every credential sent must hold; the session (header, then cookie) names the caller.
 
     Raises:
         Unauthenticated: in S7's wordings: no credential, or any one sent that does not hold.
         AccountDisabled: the session's principal was disabled.
     """
-    tenant = dialect.options.tenant
-    presented = await _presented_sessions(request, sessions, dialect)
-    basic = await _basic_principal(request, identity, tenant=tenant, settings=settings)
+    presented = await _presented_sessions(request, ctx)
+    basic = await _basic_principal(request, ctx)
     if presented:
         session = presented[0]
-        principal = await identity.get(tenant=tenant, principal_id=session.principal_id or "")
+        principal = await ctx.identity.get(tenant=ctx.options.tenant, principal_id=session.principal_id or "")
         if principal is None:  # the user was removed; its sessions went with it
             raise Unauthenticated(mapping.SESSION_EXPIRED)
         if principal.disabled:
@@ -177,34 +156,31 @@ async def authenticate(
     return Caller(principal=basic, session=None)
 
 
-async def _presented_sessions(
-    request: Request[Any, Any, Any], sessions: SessionService, dialect: DialectPlugin
-) -> list[core.Session]:
+async def _presented_sessions(request: Request[Any, Any, Any], ctx: Context) -> list[core.Session]:
     # Fail closed: an id that does not hold is refused even beside one that does. The explicit header comes
     # before the ambient cookie; an emptied cookie (what logout leaves) counts as none.
     sids = [_unquote(request.headers.get("x-session-id", "")), _unquote(request.cookies.get(COOKIE, ""))]
-    return [await _resolve(sessions, dialect, sid) for sid in sids if sid]
+    return [await _resolve(ctx, sid) for sid in sids if sid]
 
 
-async def cookie_session(sessions: SessionService, dialect: DialectPlugin, cookie: str) -> core.Session | None:
+async def cookie_session(ctx: Context, cookie: str) -> core.Session | None:
     """The session a ``sid`` cookie names, used as the routes use it; ``None`` for no cookie or an emptied one."""
     sid = _unquote(cookie)
-    return await _resolve(sessions, dialect, sid) if sid else None
+    return await _resolve(ctx, sid) if sid else None
 
 
-async def _basic_principal(
-    request: Request[Any, Any, Any], identity: IdentityService, *, tenant: str, settings: Settings
-) -> core.Principal | None:
+async def _basic_principal(request: Request[Any, Any, Any], ctx: Context) -> core.Principal | None:
     if "authorization" not in request.headers:  # an empty one is sent, and does not hold
         return None
-    address = client_address(request, trust_forwarded=settings.trust_forwarded)
-    principal, _ = await _login(identity, _basic_credentials(request), tenant=tenant, client_address=address)
+    address = client_address(request, trust_forwarded=ctx.settings.trust_forwarded)
+    principal, _ = await _login(ctx, _basic_credentials(request), client_address=address)
     return principal
 
 
 async def _login(
-    identity: IdentityService, credentials: tuple[str, str] | str, *, tenant: str, client_address: str
+    ctx: Context, credentials: tuple[str, str] | str, *, client_address: str
 ) -> tuple[core.Principal, str]:
+    identity, tenant = ctx.identity, ctx.options.tenant
     try:
         if isinstance(credentials, str):
             holder = await identity.authenticate_token(tenant=tenant, token=credentials, client_address=client_address)
@@ -222,11 +198,9 @@ async def _login(
         ) from exc
 
 
-async def _resolve(sessions: SessionService, dialect: DialectPlugin, sid: str) -> core.Session:
+async def _resolve(ctx: Context, sid: str) -> core.Session:
     try:
-        return await sessions.resolve_secret(
-            sid, dialect.expiry_policy(), tenant=dialect.options.tenant, dialect="saymon"
-        )
+        return await ctx.sessions.resolve_secret(sid, ctx.policy, tenant=ctx.options.tenant, dialect="saymon")
     except Unauthenticated as exc:
         # S7: an id that "doesn't exist or was already deleted" is "Session expired.", as is a timed-out one.
         raise Unauthenticated(mapping.SESSION_EXPIRED) from exc

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from litestar import Request, Response
 
-from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
 from sessiongate_zelf import mapping, routes
-
-if TYPE_CHECKING:
-    from sessiongate.dialect import Services
+from sessiongate_zelf.options import ZelfOptions
 
 __all__ = ("ZelfDialect", "ZelfOptions")
-
-
-class ZelfOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
-    """zelf's options."""
-
-    lifetime: int = 600
-    """Seconds from activation to expiry (the vendor's Mongo TTL index: 600 s). Sessions do not slide."""
 
 
 class ZelfDialect(DialectPlugin[ZelfOptions]):
@@ -33,13 +24,14 @@ class ZelfDialect(DialectPlugin[ZelfOptions]):
         """Fixed lifetime from activation."""
         return ExpiryPolicy(ttl=self.options.lifetime)
 
-    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """The bearer token create issued (zelf has no validate of its own: the token's ``session`` claim, checked as
         the JWT dialects check theirs). Sessions do not slide."""
         if (token := bearer_token(request)) is None:
             return None
-        session, _ = await services.sessions.resolve_jwt(
-            token, self.expiry_policy(), session_claim=mapping.SESSION_CLAIM, tenant=self.options.tenant, dialect="zelf"
+        ctx = self.context
+        session, _ = await ctx.sessions.resolve_jwt(
+            token, ctx.policy, session_claim=mapping.SESSION_CLAIM, tenant=self.options.tenant, dialect="zelf"
         )
         return session
 

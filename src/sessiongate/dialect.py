@@ -10,8 +10,9 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - the shared model layer and its errors: ``models`` and ``errors`` (the modules), and their common names;
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
   cookies, the cross-site refusal;
-- the services a handler calls, as the app injects them: :class:`Services`, :class:`SessionService` (sessions and
-  their refresh tokens), :class:`IdentityService`, the audit log; and, until they move into their dialects
+- what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
+  services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the audit log,
+  the settings; subclass it for what a dialect's handlers share); and, until they move into their dialects
   (issue 14), the devices and tenants two dialects keep.
 """
 
@@ -36,6 +37,7 @@ from sessiongate.core.errors import (
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token, within_create_budget
 from sessiongate.dialects.bodies import humanize, json_body
+from sessiongate.dialects.context import DialectContext
 from sessiongate.dialects.cookies import (
     EPOCH,
     SameSite,
@@ -61,6 +63,7 @@ __all__ = (
     "AuditLog",
     "Conflict",
     "Devices",
+    "DialectContext",
     "DialectOptions",
     "DialectPlugin",
     "ExpiryPolicy",

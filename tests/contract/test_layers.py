@@ -58,9 +58,10 @@ LAYERS = (
     {"identity"},  # principals, passwords, tenants, devices, throttles: they end sessions through the service
     {"runtime"},  # the composition root: the services built from the settings
     {"dialects", "dialect"},  # the dialect plugin base every dialect builds on, and the SDK that exports it
-    {"docs", "errors", "readiness"},  # the app's shared HTTP parts
+    {"docs", "errors", "readiness", "health"},  # the app's shared HTTP parts
     {"gate"},  # the gateway's own API
     {"observability"},
+    {"lifespan", "sweeper", "heap"},  # the app's life: services opened and dialects bound, background tasks
     {"app", "server", "cli", "commands", "__main__", "__init__"},  # the entry points
 )
 """sessiongate's packages (and top-level modules), lowest first: each may import its own layer's and lower ones'."""

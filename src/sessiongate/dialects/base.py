@@ -14,19 +14,19 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_origin
 
-import msgspec
 from litestar import Request, Response, Router, route
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
-from typing_extensions import TypeVar
 
 from sessiongate.addresses import client_address, forwarded_client
 from sessiongate.core.errors import GatewayError, RateLimited
-from sessiongate.core.models import CapAction, ExpiryPolicy, Session, SessionCap
+from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.dialects.context import DialectContext
+from sessiongate.dialects.options import DialectOptions, OptionsT_co
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,42 +51,6 @@ __all__ = (
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-class DialectOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Options every dialect has. Subclass to add a dialect's own (``SESSIONGATE_<NAME>__<OPTION>``)."""
-
-    prefix: str = ""
-    """Path prefix for this dialect's routes (default: the vendor's own paths, at the root)."""
-    tenant: str = "default"
-    """The tenant whose sessions this dialect creates and sees (amity picks tenants by API key instead)."""
-    max_sessions_per_principal: int | None = None
-    """Most live sessions one principal may hold in this dialect and tenant, the new one included (unset: no cap).
-    Held in the create's own transaction, so concurrent logins in any number of processes never exceed it."""
-    on_session_cap: CapAction = "evict_oldest"
-    """What a create past ``max_sessions_per_principal`` does: ``evict_oldest`` revokes the principal's oldest live
-    sessions (each an audit event by ``session-cap``) so that the cap holds with the new one; ``refuse`` creates
-    nothing, and the dialect answers its refusal (its spec's decisions say how)."""
-
-    def __post_init__(self) -> None:
-        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
-            msg = f"prefix must start with '/' and not end with one, got {self.prefix!r}"
-            raise ValueError(msg)
-        most = self.max_sessions_per_principal
-        if most is not None and (isinstance(most, bool) or most < 1):
-            msg = f"max_sessions_per_principal must be a whole number of at least 1 (unset: no cap), got {most!r}"
-            raise ValueError(msg)
-
-    def session_cap(self) -> SessionCap | None:
-        """The cap these options set on a principal's live sessions, or ``None`` for none."""
-        most = self.max_sessions_per_principal
-        return None if most is None else SessionCap(most=most, action=self.on_session_cap)
-
-
-OptionsT_co = TypeVar("OptionsT_co", bound=DialectOptions, default=DialectOptions, covariant=True)
-"""A dialect's options Struct. Its default keeps a plain ``DialectPlugin`` (a handler's ``dialect`` dependency, the
-registry) typed without naming a dialect's own options; covariant, so a ``DialectPlugin[ZelfOptions]`` is one wherever a
-plain one is asked for (``options`` is set once, when the dialect is made)."""
-
-
 class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
     """Base of every dialect, generic in its options: ``class ZelfDialect(DialectPlugin[ZelfOptions])`` types
     ``self.options`` as ``ZelfOptions`` and makes ``ZelfOptions`` the Struct its settings are read into. Subclasses
@@ -105,6 +69,8 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
             ``sessiongate db upgrade``), and readiness waits for them; disabling it leaves its tables alone.
         opt_in: Enabled only when named in ``SESSIONGATE_DIALECTS``, never by ``*`` (an example dialect, one installed
             for tests): ``*`` enables every other installed dialect.
+        Context: What the dialect's handlers are given as ``ctx`` (:class:`DialectContext`, or a subclass adding what
+            the dialect's handlers share); made by :meth:`bind` when the app's services open.
     """
 
     name: ClassVar[str]
@@ -113,6 +79,7 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
     Options: ClassVar[type[DialectOptions]] = DialectOptions
     migrations: ClassVar[Path | None] = None
     opt_in: ClassVar[bool] = False
+    Context: ClassVar[type[DialectContext[Any]]] = DialectContext
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,6 +100,7 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         self.claims: set[tuple[str, str]] = set()
         """Each (method, path template with parameter names erased) this dialect serves."""
         self._options_handlers: list[HTTPRouteHandler] = []
+        self._context: DialectContext[OptionsT_co] | None = None
         probe = Router(path=self.options.prefix or "/", route_handlers=list(self.controllers))
         for r in probe.routes:
             if not isinstance(r, HTTPRoute):
@@ -148,8 +116,33 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         """The dialect's expiry policy, usually built from its options."""
 
     def dependencies(self) -> dict[str, Provide]:
-        """Extra dependencies for this dialect's handlers (services only this dialect uses)."""
+        """Extra dependencies for this dialect's handlers: what each request derives (the caller its credential
+        names). Each takes ``ctx`` (or another of them), so none is resolved beside another
+        (``sessiongate.dialects.context``); what is shared for the app's life belongs in the dialect's ``Context``."""
         return {}
+
+    def bind(self, services: Services) -> DialectContext[OptionsT_co]:
+        """Make the dialect's context over ``services`` (the app's lifespan calls it once they are open; a test or a
+        command may call it too) and serve it to the handlers from now on."""
+        self._context = self.Context(self, services)
+        return self._context
+
+    def unbind(self) -> None:
+        """Let go of the context (the lifespan calls it as the services close): whatever still holds the dialect, a
+        cache of Litestar's keyed by its handlers say, holds none of the services and their engine."""
+        self._context = None
+
+    @property
+    def context(self) -> DialectContext[OptionsT_co]:
+        """The context :meth:`bind` made last.
+
+        Raises:
+            RuntimeError: the dialect is not bound to any services yet.
+        """
+        if self._context is None:
+            msg = f"dialect {self.name!r} is not bound to the app's services yet"
+            raise RuntimeError(msg)
+        return self._context
 
     @abstractmethod
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
@@ -164,18 +157,18 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         del services, batch
         return ()
 
-    async def authenticate(self, request: Request[Any, Any, Any], services: Services) -> Session | None:
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """The live session that this dialect's credential in ``request`` names, used as the dialect's own validate
         uses it (a sliding dialect slides it); ``None`` when the request carries no credential of this dialect.
 
         The gateway's forward auth (``sessiongate.gate``) asks each enabled dialect in turn. A dialect implements it
-        by calling the same lookup its own routes call, and nothing else.
+        by calling the same lookup its own routes call (through :attr:`context`), and nothing else.
 
         Raises:
             GatewayError: the request carries such a credential and it does not hold (bad, expired, revoked, or
                 another dialect's).
         """
-        del request, services
+        del request
         return None
 
     def spec_path(self, spec_dir: Path) -> Path:
@@ -195,7 +188,7 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         router = Router(
             path=self.options.prefix or "/",
             route_handlers=[*self._options_handlers, *self.controllers],
-            dependencies={"dialect": Provide(self._self, sync_to_thread=False), **self.dependencies()},
+            dependencies={"ctx": Provide(self._context_provider(), sync_to_thread=False), **self.dependencies()},
             opt={"dialect": self.name},
             # The hand-written spec is the dialect's contract; /schema describes only the gateway's own routes.
             include_in_schema=False,
@@ -205,9 +198,14 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
             app_config.before_send.append(no_store)
         return app_config
 
-    def _self(self, identity: NamedDependency[object]) -> DialectPlugin:
-        del identity  # a link of the app's dependency chain (DEPENDENCY_CHAIN in sessiongate.app)
-        return self
+    def _context_provider(self) -> Callable[[], DialectContext[OptionsT_co]]:
+        # A function, not a bound method: Litestar deep-copies a router's dependencies, and a bound method's copy
+        # would carry a copy of the dialect, never bound to the services.
+        def ctx() -> DialectContext[OptionsT_co]:
+            # The attribute, not the property: this runs for every request, and the lifespan bound it before the first.
+            return cast("DialectContext[OptionsT_co]", self._context)
+
+        return ctx
 
 
 async def no_store(message: Message, scope: Scope) -> None:

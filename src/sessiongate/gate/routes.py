@@ -78,7 +78,7 @@ async def _forward_auth(request: Request[Any, Any, Any]) -> Response[bytes]:
     dialects: Mapping[str, DialectPlugin] = request.app.state.dialects
     for dialect in dialects.values():
         try:
-            session = await dialect.authenticate(request, services)
+            session = await dialect.authenticate(request)
         except GatewayError as exc:
             if exc.status >= 500:  # a server error is the gateway's, not the credential's
                 raise

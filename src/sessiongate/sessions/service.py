@@ -509,6 +509,12 @@ class SessionService:
         """Delete one batch of expired or revoked sessions; how many were deleted."""
         return await self.store.delete_expired(now=self.clock(), batch=batch)
 
+    async def sweep_expired_refresh_tokens(self, *, batch: int = 500) -> int:
+        """Delete one batch of refresh tokens past their expiry; how many were deleted (none kept: none)."""
+        if self.refresh_tokens is None:
+            return 0
+        return await self.refresh_tokens.delete_expired(now=self.clock(), batch=batch)
+
 
 def _revoked(count: int) -> None:
     if count > 0:

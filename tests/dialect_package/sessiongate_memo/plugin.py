@@ -7,25 +7,13 @@ from typing import Any, ClassVar
 
 from litestar import Request, Response
 
-from sessiongate.dialect import DialectOptions, DialectPlugin, ExpiryPolicy, GatewayError
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError
 from sessiongate_memo import routes, wire
+from sessiongate_memo.options import MemoOptions
 
 __all__ = ("MemoDialect", "MemoOptions")
 
 HERE = Path(__file__).parent
-
-
-class MemoOptions(DialectOptions, kw_only=True, forbid_unknown_fields=True):
-    """memo's options (``SESSIONGATE_MEMO__<OPTION>``), beside those every dialect has."""
-
-    lifetime: int = 3600
-    """Seconds a session lives from its creation (it does not slide)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.lifetime, bool) or self.lifetime < 1:
-            msg = f"lifetime must be a whole number of seconds, at least 1, got {self.lifetime!r}"
-            raise ValueError(msg)
 
 
 class MemoDialect(DialectPlugin[MemoOptions]):

@@ -8,10 +8,8 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 
 from sessiongate.dialect import (
-    DialectPlugin,
+    DialectContext,
     InvalidRequest,
-    Services,
-    SessionService,
     Unauthenticated,
     bearer_token,
     json_body,
@@ -19,61 +17,49 @@ from sessiongate.dialect import (
     within_create_budget,
 )
 from sessiongate_memo import notes, wire
+from sessiongate_memo.options import MemoOptions
 
 __all__ = ("create_session", "end_session", "read_session")
+
+Context = DialectContext[MemoOptions]
 
 NUL = "\x00"
 
 
 @post("/memo/sessions", operation_id="createSession", status_code=201, before_request=within_create_budget)
-async def create_session(
-    request: Request[Any, Any, Any],
-    services: NamedDependency[Services],
-    sessions: NamedDependency[SessionService],
-    dialect: NamedDependency[DialectPlugin],
-) -> wire.Created:
+async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> wire.Created:
     """Create a session for ``subject`` holding ``note``; its bearer token is shown once."""
     data = await json_body(request, wire.CreateSession)
     if NUL in data.note:  # PostgreSQL cannot store it: refused on every database alike
         raise InvalidRequest("text must not contain NUL characters", field="note")
-    tenant = dialect.options.tenant
-    new = models.NewSession(tenant=tenant, dialect=dialect.name, subject=data.subject)
-    created = await sessions.create(new, dialect.expiry_policy(), with_secret=True)
+    tenant = ctx.options.tenant
+    new = models.NewSession(tenant=tenant, dialect=ctx.dialect.name, subject=data.subject)
+    created = await ctx.sessions.create(new, ctx.policy, with_secret=True)
     assert created.secret is not None  # asked for: with_secret=True
-    await notes.put(services.engine, session_id=created.session.id, tenant=tenant, note=data.note)
+    await notes.put(ctx.services.engine, session_id=created.session.id, tenant=tenant, note=data.note)
     return wire.Created(
         id=created.session.id, token=created.secret, note=data.note, expires_at=created.session.expires_at
     )
 
 
 @get("/memo/session", operation_id="readSession")
-async def read_session(
-    request: Request[Any, Any, Any],
-    services: NamedDependency[Services],
-    dialect: NamedDependency[DialectPlugin],
-) -> wire.Memo:
+async def read_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> wire.Memo:
     """The session the bearer token names, and its note."""
-    session = await _session(request, services, dialect)
-    note = await notes.read(services.engine, session_id=session.id, tenant=session.tenant)
+    session = await _session(request, ctx)
+    note = await notes.read(ctx.services.engine, session_id=session.id, tenant=session.tenant)
     return wire.Memo(id=session.id, subject=session.subject or "", note=note, expires_at=session.expires_at)
 
 
 @delete("/memo/session", operation_id="endSession", status_code=204)
-async def end_session(
-    request: Request[Any, Any, Any],
-    services: NamedDependency[Services],
-    dialect: NamedDependency[DialectPlugin],
-) -> Response[None]:
+async def end_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[None]:
     """End the session the bearer token names, and forget its note."""
-    session = await _session(request, services, dialect)
-    await services.sessions.revoke(session.id, tenant=session.tenant, actor="user")
-    await notes.delete(services.engine, session_id=session.id, tenant=session.tenant)
+    session = await _session(request, ctx)
+    await ctx.sessions.revoke(session.id, tenant=session.tenant, actor="user")
+    await notes.delete(ctx.services.engine, session_id=session.id, tenant=session.tenant)
     return Response(content=None, status_code=204)
 
 
-async def _session(request: Request[Any, Any, Any], services: Services, dialect: DialectPlugin) -> models.Session:
+async def _session(request: Request[Any, Any, Any], ctx: Context) -> models.Session:
     if (token := bearer_token(request)) is None:
         raise Unauthenticated("a bearer token is required")
-    return await services.sessions.resolve_secret(
-        token, dialect.expiry_policy(), tenant=dialect.options.tenant, dialect=dialect.name
-    )
+    return await ctx.sessions.resolve_secret(token, ctx.policy, tenant=ctx.options.tenant, dialect=ctx.dialect.name)
