@@ -10,11 +10,9 @@ as ``principal_id`` as every event does. An event never holds a token: a token i
 from __future__ import annotations
 
 from msgspec import structs
-from sqlalchemy import select
 
 from sessiongate.runtime import Services
 from sessiongate.sessions.audit import AuditLog, Detail, Kind, NewEvent
-from sessiongate.storage.identity_tables import principals
 
 __all__ = ("add_auth_token", "revoke_auth_tokens")
 
@@ -46,10 +44,8 @@ async def revoke_auth_tokens(services: Services, origin: NewEvent, *, tenant: st
 async def _record(
     services: Services, origin: NewEvent, kind: Kind, tenant: str, login: str, **extra: str | int | bool | None
 ) -> None:
-    found = await services.runner.read(
-        select(principals.c.public_id).where(principals.c.tenant == tenant, principals.c.login == login)
-    )
-    principal_id = found[0].public_id if found else None  # deleted since: the event still names its login
+    found = await services.identity.by_login(tenant=tenant, login=login)
+    principal_id = found.id if found is not None else None  # deleted since: the event still names its login
     detail: Detail = {"login": login, **extra}
     event = structs.replace(origin, kind=kind, tenant=tenant, principal_id=principal_id, detail=detail)
     await AuditLog(services.runner, services.clock).record(event)

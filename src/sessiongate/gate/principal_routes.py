@@ -8,7 +8,6 @@ and go. The cursor is that id, opaque to callers.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,9 +15,9 @@ import msgspec
 from litestar import Request, Response, delete, get, post, route
 from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
-from sqlalchemy import select
 
 from sessiongate.core.errors import InvalidRequest, NotFound
+from sessiongate.core.identity_store import StoredPrincipal
 from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Principal
 from sessiongate.dialects.bodies import json_body
@@ -28,12 +27,10 @@ from sessiongate.identity.passwords import policy_problem
 from sessiongate.identity.service import check_addressable_id
 from sessiongate.runtime import Services
 from sessiongate.sessions.audit import AuditLog, Kind
-from sessiongate.storage.identity_tables import principals
 
 __all__ = ("handlers", "read_principal")
 
 Q = Annotated[str | None, QueryParameter()]
-P = principals
 
 
 class AdminPrincipal(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,21 +77,22 @@ class NewPassword(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     password: str
 
 
-def _view(row: Any) -> AdminPrincipal:
+def _view(stored: StoredPrincipal) -> AdminPrincipal:
+    principal = stored.principal
     return AdminPrincipal(
-        id=row.public_id,
-        tenant=row.tenant,
-        login=row.login,
-        email=row.email,
-        display_name=row.display_name,
-        roles=list(row.roles or ()),
-        permissions=list(row.permissions or ()),
-        realm=row.realm,
-        disabled=bool(row.disabled),
-        has_password=row.password_hash is not None,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_used_at=row.last_used_at,
+        id=principal.id,
+        tenant=principal.tenant,
+        login=principal.login,
+        email=principal.email,
+        display_name=principal.display_name,
+        roles=list(principal.roles),
+        permissions=list(principal.permissions),
+        realm=principal.realm,
+        disabled=principal.disabled,
+        has_password=stored.password_hash is not None,
+        created_at=principal.created_at,
+        updated_at=principal.updated_at,
+        last_used_at=principal.last_used_at,
     )
 
 
@@ -107,11 +105,10 @@ async def read_principal(services: Services, tenant: str, principal_id: str) -> 
     """
     text_filter("tenant", tenant)
     text_filter("principal_id", principal_id)
-    stmt = select(P).where(P.c.tenant == tenant, P.c.public_id == principal_id)
-    rows = await services.runner.read(stmt)
-    if not rows:
+    stored = await services.identity.principals.stored(tenant=tenant, public_id=principal_id)
+    if stored is None:
         raise NotFound("no such principal in this tenant", field="principal_id")
-    return _view(rows[0])
+    return _view(stored)
 
 
 def _check_password(services: Services, password: str, login: str) -> None:
@@ -137,18 +134,12 @@ async def list_principals(
     text_filter("tenant", tenant)
     text_filter("realm", realm)
     size = page_size(limit, admin.MAX_LIMIT)
-    stmt = select(P).order_by(P.c.id.desc()).limit(size + 1)
-    if tenant is not None:
-        stmt = stmt.where(P.c.tenant == tenant)
-    if realm is not None:
-        stmt = stmt.where(P.c.realm == realm)
-    if cursor is not None:
-        stmt = stmt.where(P.c.id < decode_cursor(cursor))
-    rows = await services_of(request).runner.read(stmt)
+    before = decode_cursor(cursor) if cursor is not None else None
+    store = services_of(request).identity.principals
+    rows = await store.page(tenant=tenant, realm=realm, before=before, limit=size + 1)
     more = len(rows) > size
     rows = rows[:size]
-    last = rows[-1].id if more and rows else None
-    next_cursor = encode_cursor(last if isinstance(last, uuid.UUID) else uuid.UUID(str(last))) if last else None
+    next_cursor = encode_cursor(rows[-1].row_id) if more and rows else None
     return answer(PrincipalPage(items=[_view(r) for r in rows], next_cursor=next_cursor))
 
 

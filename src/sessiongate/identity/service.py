@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar
 
 import msgspec
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, Table, bindparam, delete, exists, false, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
-from uuid_utils.compat import uuid7
 
 from sessiongate import meters
 from sessiongate.core.errors import (
@@ -26,37 +21,35 @@ from sessiongate.core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from sessiongate.core.models import Principal
-from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
-from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
-from sessiongate.sessions.audit import Detail
-from sessiongate.sessions.service import Clock, SessionService
-from sessiongate.storage.identity_tables import (
+from sessiongate.core.identity_store import (
     GATEWAY_REALM,
     MAX_DISPLAY_NAME,
     MAX_EMAIL,
     MAX_LOGIN,
     MAX_PUBLIC_ID,
     MAX_TENANT,
-    auth_tokens,
-    principals,
+    PrincipalDraft,
+    PrincipalStore,
+    ThrottleStore,
 )
+from sessiongate.core.models import Principal
+from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
+from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
+from sessiongate.sessions.audit import Detail
+from sessiongate.sessions.service import Clock, SessionService
+from sessiongate.storage.principal_store import Engine, SqlPrincipalStore
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
-from sessiongate.storage.tables import SessionRecord
+from sessiongate.storage.throttle_store import SqlThrottleStore
 from sessiongate.tokens.opaque import Digester, new_secret
 
 __all__ = ("INVALID_CREDENTIALS", "IdentityService", "check_addressable_id")
 
-P = principals
-A = auth_tokens
-S = cast("Table", SessionRecord.__table__).c
-
+_T = TypeVar("_T")
 INVALID_CREDENTIALS = "invalid credentials"
 """The one message for an unknown login, a wrong password and an unknown token: it tells an attacker nothing."""
 TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 """Record a token's use at most this often, to spare the database a write per request."""
 _NUL = "\x00"  # PostgreSQL text cannot hold it: such a name cannot exist, and must not reach the database
-_PUBLIC = [c for c in P.c if c.name not in {"password_hash", "sa_orm_sentinel"}]
 _DOT_SEGMENTS = frozenset({".", ".."})
 
 
@@ -86,11 +79,13 @@ class IdentityService:
         runner: Where statements run; the gateway passes its shared runner (on SQLite, its single writer).
         password_workers: Passwords hashed at once (see :class:`Passwords`).
         password_queue: Logins that may wait for a hashing worker; more are refused at once (see :class:`Passwords`).
+        principals: Where principals and their credentials are kept; SQL over ``runner`` when not given.
+        failures: Where login failures are counted; SQL over ``runner``, under ``policy``, when not given.
     """
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Engine,
         sessions: SessionService,
         digester: Digester,
         clock: Clock,
@@ -100,6 +95,8 @@ class IdentityService:
         runner: StatementRunner | None = None,
         password_workers: int | None = None,
         password_queue: int | None = None,
+        principals: PrincipalStore | None = None,
+        failures: ThrottleStore | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
@@ -108,8 +105,8 @@ class IdentityService:
         self.policy = policy
         self.runner = runner or AsyncEngineRunner(engine)
         self.passwords = Passwords(hasher, workers=password_workers, queue=password_queue)
-        self.throttle = Throttle(engine, self.runner, digester, policy)
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.principals: PrincipalStore = principals or SqlPrincipalStore(engine, self.runner)
+        self.throttle = Throttle(failures or SqlThrottleStore(engine, self.runner, policy), digester, policy)
 
     # -- provisioning -------------------------------------------------------------------------------------------
 
@@ -141,7 +138,7 @@ class IdentityService:
             InvalidRequest: an empty or too long member.
             Conflict: the login or the id already exists in the tenant.
         """
-        values = self._new_row(
+        draft = self._draft(
             tenant=tenant,
             login=login,
             principal_id=principal_id,
@@ -151,13 +148,12 @@ class IdentityService:
             permissions=permissions,
             password_hash=await self._hash(password) if password is not None else None,
         )
-        try:
-            rows = (await self.runner.write(insert(P).values(values).returning(*_PUBLIC))).rows
-        except IntegrityError as exc:
+        added = await self.principals.insert(draft)
+        if added is None:
             taken = "login" if await self.by_login(tenant=tenant, login=login) is not None else "id"
-            shown = login if taken == "login" else values["public_id"]
-            raise Conflict(f"a principal with {taken} {shown!r} already exists in tenant {tenant!r}") from exc
-        return _principal(rows[0]._mapping)
+            shown = login if taken == "login" else draft.public_id
+            raise Conflict(f"a principal with {taken} {shown!r} already exists in tenant {tenant!r}")
+        return added
 
     async def add_principal_if_absent(
         self,
@@ -177,7 +173,7 @@ class IdentityService:
         Raises:
             InvalidRequest: an empty or too long member.
         """
-        values = self._new_row(
+        draft = self._draft(
             tenant=tenant,
             login=login,
             principal_id=None,
@@ -187,10 +183,8 @@ class IdentityService:
             permissions=permissions,
             password_hash=await self._hash(password) if password is not None else None,
         )
-        stmt = self._insert(P).values(values).on_conflict_do_nothing().returning(*_PUBLIC)
-        rows = (await self.runner.write(stmt)).rows
-        if rows:
-            return _principal(rows[0]._mapping), True
+        if (added := await self.principals.insert_if_absent(draft)) is not None:
+            return added, True
         existing = await self.by_login(tenant=tenant, login=login)
         if existing is None:  # the conflict was on the (random) id: vanishingly unlikely, never silent
             raise Conflict(f"could not create principal {login!r}")
@@ -226,7 +220,7 @@ class IdentityService:
             Conflict: the id belongs to a principal of another realm, or a new principal's login to another principal
                 of the tenant.
         """
-        values = self._new_row(
+        draft = self._draft(
             tenant=tenant,
             login=principal_id if login is None else login,
             principal_id=principal_id,
@@ -237,51 +231,31 @@ class IdentityService:
             password_hash=None,
             realm=realm,
         )
-        ins = self._insert(P).values(values)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[P.c.tenant, P.c.public_id],
-            set_={
-                "display_name": func.coalesce(ins.excluded.display_name, P.c.display_name),
-                "updated_at": ins.excluded.updated_at,
-                "last_used_at": ins.excluded.last_used_at,
-            },
-            where=P.c.realm == realm,
-        ).returning(*_PUBLIC)
-        try:
-            rows = (await self.runner.write(stmt)).rows
-        except IntegrityError as exc:
-            raise Conflict(f"login {values['login']!r} belongs to another principal") from exc
-        if not rows:
+        upserted = await self.principals.upsert(draft)
+        if upserted.outcome == "login_taken":
+            raise Conflict(f"login {draft.login!r} belongs to another principal")
+        if upserted.principal is None:  # other_realm
             raise Conflict(f"id {principal_id!r} belongs to a principal of another realm")
-        row = rows[0]._mapping
-        return _principal(row), row["id"] == values["id"]
+        return upserted.principal, upserted.outcome == "created"
 
     async def get(self, *, tenant: str, principal_id: str, realm: str | None = None) -> Principal | None:
         """The principal with this public id (in ``realm``, when given), or ``None``."""
         if _NUL in principal_id:
             return None
-        stmt = select(*_PUBLIC).where(P.c.tenant == tenant, P.c.public_id == principal_id)
-        if realm is not None:
-            stmt = stmt.where(P.c.realm == realm)
-        rows = await self.runner.read(stmt)
-        return _principal(rows[0]._mapping) if rows else None
+        return await self.principals.get(tenant=tenant, public_id=principal_id, realm=realm)
 
     async def logins(self, *, tenant: str, principal_ids: Iterable[str]) -> dict[str, str]:
         """The logins of those of ``principal_ids`` that exist in ``tenant``, by public id: one read for a page."""
         wanted = sorted({p for p in principal_ids if _NUL not in p})
         if not wanted:
             return {}
-        rows = await self.runner.read(
-            select(P.c.public_id, P.c.login).where(P.c.tenant == tenant, P.c.public_id.in_(wanted))
-        )
-        return {row.public_id: row.login for row in rows}
+        return await self.principals.logins(tenant=tenant, public_ids=wanted)
 
     async def by_login(self, *, tenant: str, login: str) -> Principal | None:
         """The principal with this login, or ``None``."""
         if _NUL in login:
             return None
-        rows = await self.runner.read(select(*_PUBLIC).where(P.c.tenant == tenant, P.c.login == login))
-        return _principal(rows[0]._mapping) if rows else None
+        return await self.principals.by_login(tenant=tenant, login=login)
 
     async def record_use(self, principal: Principal, *, every: timedelta) -> Principal:
         """Note that a dialect used a principal of its realm (a registration), at most once per ``every``.
@@ -293,12 +267,9 @@ class IdentityService:
         seen = principal.last_used_at
         if principal.realm == GATEWAY_REALM or (seen is not None and now - seen < every):
             return principal
-        stmt = (
-            update(P)
-            .where(P.c.tenant == principal.tenant, P.c.public_id == principal.id, P.c.realm == principal.realm)
-            .values(last_used_at=now)
+        await self.principals.record_use(
+            tenant=principal.tenant, public_id=principal.id, realm=principal.realm, now=now
         )
-        await self.runner.write(stmt)
         return msgspec.structs.replace(principal, last_used_at=now)
 
     async def sweep_unused(self, *, realm: str, idle: timedelta, batch: int = 500) -> int:
@@ -310,24 +281,11 @@ class IdentityService:
         """
         if realm == GATEWAY_REALM:
             raise InvalidRequest("the gateway's principals are never swept", field="realm")
-        now = self.clock()
-        live = exists().where(
-            S.tenant == P.c.tenant, S.principal_id == P.c.public_id, S.revoked_at.is_(None), S.expires_at > now
-        )
-        unused = (
-            select(P.c.id)
-            .where(P.c.realm == realm, P.c.last_used_at < now - idle, P.c.disabled == false(), ~live)
-            .order_by(P.c.last_used_at)
-            .limit(batch)
-        )
-        return (await self.runner.write(delete(P).where(P.c.id.in_(unused.scalar_subquery())))).rowcount
+        return await self.principals.delete_unused(realm=realm, idle=idle, now=self.clock(), batch=batch)
 
     async def list(self, *, tenant: str | None = None) -> list[Principal]:
         """Every principal (of one tenant, when given), by tenant and login."""
-        stmt = select(*_PUBLIC).order_by(P.c.tenant, P.c.login)
-        if tenant is not None:
-            stmt = stmt.where(P.c.tenant == tenant)
-        return [_principal(r._mapping) for r in await self.runner.read(stmt)]
+        return await self.principals.list_all(tenant=tenant)
 
     async def set_password(
         self, *, tenant: str = "default", login: str, password: str, keep_session_id: str | None = None
@@ -345,7 +303,10 @@ class IdentityService:
             NotFound: no such login in the tenant.
         """
         hashed = await self._hash(password)
-        public_id = await self._update(tenant, login, password_hash=hashed)
+        changed = await self.principals.set_password_hash(
+            tenant=tenant, login=login, password_hash=hashed, now=self.clock()
+        )
+        public_id = _found(changed, tenant, login)
         await self.sessions.revoke_all_for_principal(
             public_id, tenant=tenant, except_id=keep_session_id, actor="password-change"
         )
@@ -360,7 +321,8 @@ class IdentityService:
         Raises:
             NotFound: no such login in the tenant.
         """
-        public_id = await self._update(tenant, login, disabled=True)
+        changed = await self.principals.set_disabled(tenant=tenant, login=login, disabled=True, now=self.clock())
+        public_id = _found(changed, tenant, login)
         await self.sessions.revoke_all_for_principal(public_id, tenant=tenant, actor=actor)
 
     async def enable(self, *, tenant: str = "default", login: str) -> None:
@@ -369,7 +331,8 @@ class IdentityService:
         Raises:
             NotFound: no such login in the tenant.
         """
-        await self._update(tenant, login, disabled=False)
+        changed = await self.principals.set_disabled(tenant=tenant, login=login, disabled=False, now=self.clock())
+        _found(changed, tenant, login)
 
     async def delete(self, *, tenant: str = "default", login: str) -> None:
         """Delete a principal, its auth tokens with it, and end all its sessions (they stay listed, as revoked).
@@ -377,12 +340,8 @@ class IdentityService:
         Raises:
             NotFound: no such login in the tenant.
         """
-        rows = (
-            await self.runner.write(delete(P).where(P.c.tenant == tenant, P.c.login == login).returning(P.c.public_id))
-        ).rows
-        if not rows:
-            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
-        await self.sessions.revoke_all_for_principal(rows[0].public_id, tenant=tenant)
+        public_id = _found(await self.principals.delete(tenant=tenant, login=login), tenant, login)
+        await self.sessions.revoke_all_for_principal(public_id, tenant=tenant)
 
     # -- auth tokens --------------------------------------------------------------------------------------------
 
@@ -398,18 +357,11 @@ class IdentityService:
             NotFound: no such login in the tenant.
         """
         token = new_secret()
-        now = self.clock()
-        values = {"id": uuid7(), "digest": self.digester.digest(token), "created_at": now, "updated_at": now}
-
-        def work(conn: Connection) -> None:
-            found = conn.execute(select(P.c.id).where(P.c.tenant == tenant, P.c.login == login)).first()
-            if found is None:
-                raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
-            if replace:
-                conn.execute(delete(A).where(A.c.principal_id == found.id))
-            conn.execute(insert(A).values(values | {"principal_id": found.id}))
-
-        await self.runner.transaction(work)
+        digest, now = self.digester.digest(token), self.clock()
+        if not await self.principals.add_auth_token(
+            tenant=tenant, login=login, digest=digest, now=now, replace=replace
+        ):
+            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
         return token
 
     async def revoke_auth_tokens(self, *, tenant: str = "default", login: str) -> int:
@@ -418,8 +370,7 @@ class IdentityService:
         Raises:
             NotFound: no such login in the tenant.
         """
-        principal_row = await self._row_id(tenant, login)
-        return (await self.runner.write(delete(A).where(A.c.principal_id == principal_row))).rowcount
+        return _found(await self.principals.revoke_auth_tokens(tenant=tenant, login=login), tenant, login)
 
     # -- authentication -----------------------------------------------------------------------------------------
 
@@ -467,23 +418,19 @@ class IdentityService:
                 now = self.clock()
                 if (refused := await self.throttle.reserve(address_key, login_key, now=now)) is not None:
                     _raise_for([refused])
-                rows = (
-                    []
-                    if _NUL in login + tenant
-                    else await self.runner.read(
-                        select(*_PUBLIC, P.c.password_hash).where(P.c.tenant == tenant, P.c.login == login)
-                    )
+                found = (
+                    None if _NUL in login + tenant else await self.principals.credentials(tenant=tenant, login=login)
                 )
-                stored = rows[0].password_hash if rows else None
+                stored = found.password_hash if found is not None else None
                 if len(password) > MAX_PASSWORD or not await self.passwords.verify(stored, password):
                     raise Unauthenticated(INVALID_CREDENTIALS)  # the charges stand as this failure
                 await self.throttle.succeeded(address_key, login_key, now=now)
-                principal = _principal(rows[0]._mapping)
-                if principal.disabled:
+                assert found is not None  # a password verified against a stored hash: its principal exists
+                if found.principal.disabled:
                     raise AccountDisabled("account disabled")
                 if stored is not None and self.passwords.needs_rehash(stored):
-                    await self._rehash(rows[0].id, stored, password)
-                return principal
+                    await self._rehash(found.row_id, stored, password)
+                return found.principal
 
     async def authenticate_token(self, *, tenant: str, token: str, client_address: str) -> Principal:
         """The principal holding this auth token (:meth:`check_token`), the attempt counted in the metrics and
@@ -504,25 +451,24 @@ class IdentityService:
         now = self.clock()
         address_key = self.throttle.address_key(tenant, client_address)
         _raise_for(await self.throttle.locks([address_key], now=now))
-        stmt = (
-            select(*_PUBLIC, A.c.id.label("token_id"), A.c.digest, A.c.last_used_at)
-            .select_from(A.join(P, A.c.principal_id == P.c.id))
-            .where(A.c.digest == bindparam("presented"), P.c.tenant == tenant)
-        )
-        rows = await self.digester.find(
+        holder = await self.digester.find(
             token,
-            lambda digest: self.runner.read(stmt, {"presented": digest}),
-            lambda old, new: self.runner.write(update(A).where(A.c.digest == old).values(digest=new)),
+            lambda digest: self.principals.token_holder(tenant=tenant, digest=digest),
+            self.principals.replace_token_digest,
         )
-        if not rows or not self.digester.matches(token, rows[0].digest):
+        if holder is None or not self.digester.matches(token, holder.digest):
             await self.throttle.fail([address_key], now=now)
             raise Unauthenticated(INVALID_CREDENTIALS)
-        row = rows[0]
-        principal = _principal(row._mapping)
+        principal = holder.principal
         if principal.disabled:
             raise AccountDisabled("account disabled")
-        if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
-            await self.runner.write(update(A).where(A.c.id == row.token_id).values(last_used_at=now, updated_at=now))
+        # The principal's last use, as this check has always read it (the joined row's ``last_used_at`` was the
+        # principal's: the token's column of that name came second). It is never set for the gateway's principals,
+        # so their tokens' every use is written. Checking the token's own (``holder.last_used_at``) would write at
+        # most once per TOKEN_TOUCH_INTERVAL: fewer writes on this path, a change of its own to make.
+        seen = principal.last_used_at
+        if seen is None or now - seen >= TOKEN_TOUCH_INTERVAL:
+            await self.principals.touch_token(holder.token_id, now=now)
         return principal
 
     async def sweep_failures(self, *, batch: int = 500) -> int:
@@ -564,30 +510,9 @@ class IdentityService:
     async def _rehash(self, row_id: uuid.UUID, stored: str, password: str) -> None:
         fresh = await self.passwords.hash(password)
         # Only if unchanged meanwhile: a concurrent set_password must win over this upgrade of the old password.
-        stmt = update(P).where(P.c.id == row_id, P.c.password_hash == stored).values(password_hash=fresh)
-        await self.runner.write(stmt)
+        await self.principals.replace_password_hash(row_id, stored=stored, fresh=fresh)
 
-    async def _update(self, tenant: str, login: str, **values: Any) -> str:
-        stmt = (
-            update(P)
-            .where(P.c.tenant == tenant, P.c.login == login)
-            .values(**values, updated_at=self.clock())
-            .returning(P.c.public_id)
-        )
-        rows = (await self.runner.write(stmt)).rows
-        if not rows:
-            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
-        public_id: str = rows[0].public_id
-        return public_id
-
-    async def _row_id(self, tenant: str, login: str) -> uuid.UUID:
-        rows = await self.runner.read(select(P.c.id).where(P.c.tenant == tenant, P.c.login == login))
-        if not rows:
-            raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
-        row_id: uuid.UUID = rows[0].id
-        return row_id
-
-    def _new_row(
+    def _draft(
         self,
         *,
         tenant: str,
@@ -599,7 +524,7 @@ class IdentityService:
         permissions: Sequence[str],
         password_hash: str | None,
         realm: str = GATEWAY_REALM,
-    ) -> dict[str, Any]:
+    ) -> PrincipalDraft:
         public_id = str(uuid.uuid4()) if principal_id is None else principal_id
         _check_length("tenant", tenant, MAX_TENANT)
         _check_length("login", login, MAX_LOGIN)
@@ -609,22 +534,19 @@ class IdentityService:
         if display_name is not None:
             _check_length("display_name", display_name, MAX_DISPLAY_NAME, allow_empty=True)
         now = self.clock()
-        return {
-            "id": uuid7(),
-            "tenant": tenant,
-            "public_id": public_id,
-            "login": login,
-            "email": email,
-            "display_name": display_name,
-            "roles": _names(roles, "roles"),
-            "permissions": _names(permissions, "permissions"),
-            "password_hash": password_hash,
-            "disabled": False,
-            "realm": realm,
-            "last_used_at": None if realm == GATEWAY_REALM else now,
-            "created_at": now,
-            "updated_at": now,
-        }
+        return PrincipalDraft(
+            tenant=tenant,
+            public_id=public_id,
+            login=login,
+            email=email,
+            display_name=display_name,
+            roles=_names(roles, "roles"),
+            permissions=_names(permissions, "permissions"),
+            password_hash=password_hash,
+            realm=realm,
+            last_used_at=None if realm == GATEWAY_REALM else now,
+            created_at=now,
+        )
 
 
 async def _counted(attempt: Coroutine[Any, Any, Principal]) -> Principal:
@@ -670,18 +592,12 @@ def _names(values: Sequence[str], member: str) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _principal(row: Mapping[Any, Any]) -> Principal:
-    return Principal(
-        id=row["public_id"],
-        tenant=row["tenant"],
-        login=row["login"],
-        email=row["email"],
-        display_name=row["display_name"],
-        roles=tuple(row["roles"] or ()),
-        permissions=tuple(row["permissions"] or ()),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        disabled=bool(row["disabled"]),
-        realm=row["realm"],
-        last_used_at=row["last_used_at"],
-    )
+def _found(answer: _T | None, tenant: str, login: str) -> _T:
+    """A store's answer about the principal with ``login``, where ``None`` says there is none.
+
+    Raises:
+        NotFound: no such login in the tenant.
+    """
+    if answer is None:
+        raise NotFound(f"no principal with login {login!r} in tenant {tenant!r}")
+    return answer

@@ -1,6 +1,8 @@
 """The identity tables (migration 0002): principals, their auth tokens, and login failures for throttling.
 
-Migration 0007 gave principals their realm: who made them, and so which dialects may log them in.
+Migration 0007 gave principals their realm: who made them, and so which dialects may log them in. The column sizes
+and the gateway's realm are the identity store's contract, so they are defined with it
+(``sessiongate.core.identity_store``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from sessiongate.core.identity_store import (
+    GATEWAY_REALM,
+    MAX_DISPLAY_NAME,
+    MAX_EMAIL,
+    MAX_LOGIN,
+    MAX_PUBLIC_ID,
+    MAX_REALM,
+    MAX_TENANT,
+)
+
 __all__ = (
-    "GATEWAY_REALM",
-    "MAX_DISPLAY_NAME",
-    "MAX_EMAIL",
-    "MAX_LOGIN",
-    "MAX_PUBLIC_ID",
-    "MAX_REALM",
-    "MAX_TENANT",
     "AuthTokenRecord",
     "LoginFailureRecord",
     "PrincipalRecord",
@@ -29,17 +34,6 @@ __all__ = (
     "login_failures",
     "principals",
 )
-
-MAX_TENANT = 64
-MAX_PUBLIC_ID = 128  # = sg_session.principal_id, which holds it
-MAX_LOGIN = 256
-MAX_EMAIL = 320
-MAX_DISPLAY_NAME = 256
-MAX_REALM = 16
-GATEWAY_REALM = "gateway"
-"""The realm of principals an operator provisions (``users add``, the start-up admin): the ones dialects log in by
-password, auth token or id. A dialect whose clients create principals themselves (amity's registrations) keeps its
-own in a realm named after it, which nothing else reaches."""
 
 
 class PrincipalRecord(UUIDv7AuditBase):
