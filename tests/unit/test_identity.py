@@ -437,6 +437,24 @@ async def test_an_auth_token_is_shown_once_and_only_its_digest_is_stored(identit
     assert (await services.runner.read(select(auth_tokens.c.last_used_at)))[0].last_used_at == services.clock()
 
 
+async def test_an_auth_tokens_use_is_written_at_most_once_a_minute(identity, services, clock):
+    await add(identity)
+    token = await identity.add_auth_token(login="ada")
+
+    async def last_use():
+        return (await services.runner.read(select(auth_tokens.c.last_used_at)))[0].last_used_at
+
+    await identity.authenticate_token(tenant="default", token=token, client_address=ADDRESS)
+    first = services.clock()
+    assert await last_use() == first
+    clock.advance(59)
+    await identity.authenticate_token(tenant="default", token=token, client_address=ADDRESS)
+    assert await last_use() == first  # within the minute: no write
+    clock.advance(1)
+    await identity.authenticate_token(tenant="default", token=token, client_address=ADDRESS)
+    assert await last_use() == services.clock()
+
+
 async def test_an_unknown_or_foreign_auth_token_is_rejected(identity):
     await add(identity)
     token = await identity.add_auth_token(login="ada")

@@ -462,11 +462,10 @@ class IdentityService:
         principal = holder.principal
         if principal.disabled:
             raise AccountDisabled("account disabled")
-        # The principal's last use, as this check has always read it (the joined row's ``last_used_at`` was the
-        # principal's: the token's column of that name came second). It is never set for the gateway's principals,
-        # so their tokens' every use is written. Checking the token's own (``holder.last_used_at``) would write at
-        # most once per TOKEN_TOUCH_INTERVAL: fewer writes on this path, a change of its own to make.
-        seen = principal.last_used_at
+        # The token's own last use: a write at most once per TOKEN_TOUCH_INTERVAL. (Until the move behind the
+        # principal store this read the principal's column of the same name, never set for the gateway's own
+        # principals, so every use of their tokens was a write.)
+        seen = holder.last_used_at
         if seen is None or now - seen >= TOKEN_TOUCH_INTERVAL:
             await self.principals.touch_token(holder.token_id, now=now)
         return principal
