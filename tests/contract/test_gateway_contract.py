@@ -3,11 +3,12 @@ from __future__ import annotations
 from hypothesis import settings
 from sqlalchemy import delete
 
-from sessiongate.gate.tokens import ApiTokenRecord, ApiTokens
-from sessiongate.identity.devices import DeviceRecord
-from sessiongate.identity.tenants import AUTH_TOKENS, KEYS, TENANTS
+from sessiongate.gate.tokens import ApiTokens
 from sessiongate.runtime import Services
+from sessiongate.storage.api_token_tables import ApiTokenRecord
+from sessiongate.storage.device_tables import DeviceRecord
 from sessiongate.storage.identity_tables import AuthTokenRecord, principals
+from sessiongate.storage.tenant_tables import AUTH_TOKENS, KEYS, TENANTS
 from tests.contract.harness import HYPOTHESIS, Target
 
 # The API token contracts/schemathesis.toml calls introspection and revocation with, imported as an operator would.

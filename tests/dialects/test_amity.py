@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sessiongate.cli import cli
 from sessiongate.core.errors import Conflict
 from sessiongate.core.models import ExpiryPolicy, NewSession, SessionFilter, SessionQuery
-from sessiongate.identity.tenants import KEYS, TenantService
+from sessiongate.identity.tenants import TenantService
 from sessiongate.storage.database import alchemy_config, upgrade
+from sessiongate.storage.tenant_tables import KEYS
 from tests.conftest import ROOT
 from tests.support.gate import run
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from sessiongate.gate.tokens import ApiTokenRecord
+from sessiongate.storage.api_token_tables import ApiTokenRecord
 from tests.support.gate import INTROSPECT
 from tests.support.migrations import differences_from_declared
 from tests.support.server import run_command, running_server

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from sessiongate.identity.tenants import TenantKeyRecord, TenantService
+from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
+from sessiongate.storage.tenant_tables import TenantKeyRecord
 from tests.support.migrations import differences_from_declared
 from tests.support.server import running_server
 

@@ -10,7 +10,7 @@ import pytest
 
 from sessiongate.core.errors import SessionLimitReached
 from sessiongate.core.models import Device, NewSession, PageRequest, Session, SessionCap, SessionQuery
-from sessiongate.core.store import reuse_key_digest
+from sessiongate.core.store import SessionsFilter, reuse_key_digest
 from tests.storage.conftest import TTL, Backend, device
 
 pytestmark = pytest.mark.anyio
@@ -373,6 +373,72 @@ async def test_release_reuse_key_frees_the_key_and_ends_its_holder_as_its_princi
         await backend.sessions.release_reuse_key(reuse_key_digest("nobody"), now=now, principal_id=None, until=until)
         == []
     )
+
+
+# admin_page
+
+
+async def admin_ids(backend: Backend, *, limit: int = 200, **where) -> list[str]:
+    sessions, more = await backend.sessions.admin_page(
+        SessionsFilter(**where), now=backend.now, limit=limit, after=None
+    )
+    assert not more
+    return [s.id for s in sessions]
+
+
+async def test_admin_page_lists_every_tenant_dialect_and_state_newest_first_by_keyset(backend):
+    made = [
+        await backend.insert(tenant="t1", attributes=ODD),
+        await backend.insert(tenant="t2", dialect="other"),
+        await backend.insert(tenant="t1", ttl=timedelta(seconds=1)),
+        await backend.insert(tenant="t3", principal_id="p"),
+        await backend.insert(tenant="t1"),
+    ]
+    await backend.sessions.revoke(made[3].id, now=backend.now)
+    backend.clock.advance(1)  # made[2] expired
+    newest = [await backend.sessions.by_id(s.id) for s in reversed(made)]
+    pages, after = [], None
+    while True:
+        page, more = await backend.sessions.admin_page(SessionsFilter(), now=backend.now, limit=2, after=after)
+        pages.append(page)
+        if not more:
+            break
+        after = uuid.UUID(page[-1].id)
+    assert pages == [newest[:2], newest[2:4], newest[4:]]  # each session as stored, its attributes too
+    assert await backend.sessions.admin_page(SessionsFilter(), now=backend.now, limit=5, after=None) == (newest, False)
+    last = uuid.UUID(made[0].id)
+    assert await backend.sessions.admin_page(SessionsFilter(), now=backend.now, limit=5, after=last) == ([], False)
+
+
+async def test_admin_page_holds_every_condition_given_and_judges_the_state_at_now(backend):
+    start = backend.now
+    old = await backend.insert(
+        tenant="t1", principal_id="p", client_address="192.0.2.1", device=device("d1"), ttl=timedelta(seconds=30)
+    )
+    backend.clock.advance(10)
+    revoked = await backend.insert(tenant="t1", dialect="other", principal_id="p")
+    await backend.sessions.revoke(revoked.id, now=backend.now)
+    backend.clock.advance(10)
+    new = await backend.insert(tenant="t2", principal_id="q", device=device("d1"))
+    await backend.sessions.touch(old.id, now=backend.now, expires_at=start + timedelta(seconds=30))
+    assert await admin_ids(backend, tenant="t1") == [revoked.id, old.id]
+    assert await admin_ids(backend, dialect="other") == [revoked.id]
+    assert await admin_ids(backend, principal_id="p", tenant="t1", dialect="test") == [old.id]
+    assert await admin_ids(backend, device_id="d1") == [new.id, old.id]
+    assert await admin_ids(backend, client_address="192.0.2.1") == [old.id]
+    assert await admin_ids(backend, tenant="nowhere") == []
+    middle = start + timedelta(seconds=10)
+    assert await admin_ids(backend, created_after=middle) == [new.id, revoked.id]  # inclusive
+    assert await admin_ids(backend, created_before=middle) == [old.id]  # exclusive
+    assert await admin_ids(backend, last_seen_after=backend.now) == [new.id, old.id]  # old was touched now
+    assert await admin_ids(backend, last_seen_before=backend.now) == [revoked.id]
+    assert await admin_ids(backend, state="live") == [new.id, old.id]
+    assert await admin_ids(backend, state="revoked") == [revoked.id]
+    assert await admin_ids(backend, state="expired") == []
+    backend.clock.advance(10)  # old's expires_at == now
+    assert await admin_ids(backend, state="live") == [new.id]
+    assert await admin_ids(backend, state="expired") == [old.id]
+    assert await admin_ids(backend, state="expired", tenant="t2") == []
 
 
 # list and delete_expired

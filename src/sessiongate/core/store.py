@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -11,7 +13,33 @@ import msgspec
 
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
-__all__ = ("RefreshStore", "Rotation", "SessionStore", "StoredRefreshToken", "reuse_key_digest")
+__all__ = (
+    "RefreshStore",
+    "Rotation",
+    "SessionState",
+    "SessionStore",
+    "SessionsFilter",
+    "StoredRefreshToken",
+    "reuse_key_digest",
+)
+
+SessionState = Literal["live", "revoked", "expired"]
+"""``revoked`` once ended, else ``expired`` past its expiry, else ``live``."""
+
+
+class SessionsFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What the admin listing (:meth:`SessionStore.admin_page`) is narrowed to; every condition given must hold."""
+
+    tenant: str | None = None
+    dialect: str | None = None
+    principal_id: str | None = None
+    device_id: str | None = None
+    client_address: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    last_seen_after: datetime | None = None
+    last_seen_before: datetime | None = None
+    state: SessionState | None = None
 
 
 class SessionStore(Protocol):
@@ -112,6 +140,14 @@ class SessionStore(Protocol):
 
     async def list(self, query: SessionQuery, *, now: datetime) -> Page[Session]:
         """Live sessions matching ``query``."""
+        ...
+
+    async def admin_page(
+        self, where: SessionsFilter, *, now: datetime, limit: int, after: uuid.UUID | None
+    ) -> tuple[builtins.list[Session], bool]:
+        """Up to ``limit`` sessions of any tenant and dialect matching ``where`` (``state`` as at ``now``; created and
+        last-seen bounds inclusive below, exclusive above), newest first, with ids below ``after`` (keyset: stable
+        while sessions come and go), and whether more follow."""
         ...
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:

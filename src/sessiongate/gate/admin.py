@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, cast
 
 import msgspec
 from msgspec import structs
-from sqlalchemy import ColumnElement, Table, select
 
 from sessiongate.core.errors import NotFound
 from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Session
+from sessiongate.core.store import SessionsFilter, SessionState
 from sessiongate.runtime import Services
 from sessiongate.sessions.audit import AuditLog, NewEvent
-from sessiongate.storage.store import session_from_row
-from sessiongate.storage.tables import SessionRecord
 
 __all__ = (
     "MAX_LIMIT",
@@ -37,12 +34,9 @@ __all__ = (
     "view",
 )
 
-T = cast("Table", SessionRecord.__table__)
-C = T.c
-State = Literal["live", "revoked", "expired"]
+State = SessionState
 STATES: tuple[State, ...] = ("live", "revoked", "expired")
 MAX_LIMIT = 200
-_COLUMNS = [c for c in T.c if c.name not in {"token_digest", "reuse_key", "sa_orm_sentinel", "updated_at"}]
 
 
 class DeviceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,21 +75,6 @@ class SessionListing(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
-class SessionsFilter(msgspec.Struct, frozen=True, kw_only=True):
-    """What a listing is narrowed to; every condition given must hold."""
-
-    tenant: str | None = None
-    dialect: str | None = None
-    principal_id: str | None = None
-    device_id: str | None = None
-    client_address: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    last_seen_after: datetime | None = None
-    last_seen_before: datetime | None = None
-    state: State | None = None
-
-
 def state_of(session: Session, now: datetime) -> State:
     """``revoked`` once ended, else ``expired`` past its expiry, else ``live``."""
     if session.revoked_at is not None:
@@ -128,17 +107,10 @@ async def list_sessions(
 ) -> SessionListing:
     """Up to ``limit`` sessions matching ``where``, newest first, after the row ``after`` names (keyset)."""
     now = services.clock()
-    conditions = _conditions(where, now)
-    if after is not None:
-        conditions.append(C.id < after)
-    stmt = select(*_COLUMNS).where(*conditions).order_by(C.id.desc()).limit(limit + 1)
-    async with services.engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [view(session_from_row(row), now) for row in rows]
-    last = rows[-1].id if more and rows else None
-    return SessionListing(items=items, next_cursor=encode_cursor(_as_uuid(last)) if last is not None else None)
+    sessions, more = await services.sessions.store.admin_page(where, now=now, limit=limit, after=after)
+    items = [view(session, now) for session in sessions]
+    last = sessions[-1].id if more and sessions else None
+    return SessionListing(items=items, next_cursor=encode_cursor(uuid.UUID(last)) if last is not None else None)
 
 
 async def revoke_session(services: Services, origin: NewEvent, session_id: str) -> tuple[Session, bool]:
@@ -189,34 +161,3 @@ async def revoke_principal_sessions(
     )
     await AuditLog(services.runner, services.clock).record(event)
     return count
-
-
-def _conditions(where: SessionsFilter, now: datetime) -> list[ColumnElement[bool]]:
-    found: list[ColumnElement[bool]] = []
-    equal = {
-        C.tenant: where.tenant,
-        C.dialect: where.dialect,
-        C.principal_id: where.principal_id,
-        C.device_id: where.device_id,
-        C.client_address: where.client_address,
-    }
-    found.extend(column == value for column, value in equal.items() if value is not None)
-    if where.created_after is not None:
-        found.append(C.created_at >= where.created_after)
-    if where.created_before is not None:
-        found.append(C.created_at < where.created_before)
-    if where.last_seen_after is not None:
-        found.append(C.last_seen_at >= where.last_seen_after)
-    if where.last_seen_before is not None:
-        found.append(C.last_seen_at < where.last_seen_before)
-    if where.state == "live":
-        found.extend((C.revoked_at.is_(None), C.expires_at > now))
-    elif where.state == "revoked":
-        found.append(C.revoked_at.is_not(None))
-    elif where.state == "expired":
-        found.extend((C.revoked_at.is_(None), C.expires_at <= now))
-    return found
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

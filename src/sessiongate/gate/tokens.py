@@ -14,17 +14,20 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal, cast, get_args
 
 import msgspec
-from advanced_alchemy.base import UUIDv7AuditBase
-from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import String, Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
-from uuid_utils.compat import uuid7
 
+from sessiongate.core.api_token_store import (
+    MAX_NAME,
+    SCOPES,
+    STATES,
+    ApiTokenInfo,
+    ApiTokenStore,
+    Scope,
+    TokenState,
+)
 from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
+from sessiongate.storage.api_token_store import SqlApiTokenStore
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.tokens.opaque import Digester
 
@@ -36,21 +39,13 @@ __all__ = (
     "USE_INTERVAL",
     "AddedToken",
     "ApiTokenInfo",
-    "ApiTokenRecord",
     "ApiTokens",
     "Scope",
     "TokenState",
 )
 
-Scope = Literal["introspect", "admin"]
-"""``introspect``: forward-auth helpers, introspection and revocation (what a resource server needs). ``admin``: that
-and the admin API (which can itself make and revoke tokens of either scope)."""
-SCOPES: tuple[Scope, ...] = get_args(Scope)
-TokenState = Literal["live", "revoked"]
-STATES: tuple[TokenState, ...] = get_args(TokenState)
 MARK = "sgt_"
 """Every API token starts with it, so a leaked one is recognised (secret scanners, logs) and never taken for a JWT."""
-MAX_NAME = 64
 NAME_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._~-]{{0,{MAX_NAME - 1}}}"
 """A name: it is a path segment of the admin API (``…/admin/api-tokens/{name}``) and the actor of audit events
 (``admin-token:<name>``), so only what a path segment never escapes (RFC 3986's unreserved characters), starting with
@@ -63,40 +58,6 @@ USE_INTERVAL = timedelta(seconds=60)
 _LONGEST = 256
 _IMPORTABLE = re.compile(rf"{MARK}[A-Za-z0-9_-]{{32,200}}")
 _NAME = re.compile(NAME_PATTERN)
-
-
-class ApiTokenRecord(UUIDv7AuditBase):
-    """An API credential of the gateway (migration 0009). Revoked rows stay, so a listing shows what was revoked."""
-
-    __tablename__ = "sg_gateway_token"
-
-    name: Mapped[str] = mapped_column(String(MAX_NAME), unique=True)
-    scope: Mapped[str] = mapped_column(String(16))
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
-
-
-T = cast("Table", ApiTokenRecord.__table__)
-_INFO = (T.c.id, T.c.name, T.c.scope, T.c.prefix, T.c.created_at, T.c.last_used_at, T.c.revoked_at)
-
-
-class ApiTokenInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A token as listed: never its value, only its first characters."""
-
-    id: str
-    name: str
-    scope: Scope
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-    @property
-    def state(self) -> TokenState:
-        """``revoked`` once revoked (refused from then on), else ``live``."""
-        return "live" if self.revoked_at is None else "revoked"
 
 
 class AddedToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,7 +77,7 @@ class ApiTokens:
     """
 
     def __init__(self, runner: StatementRunner, digester: Digester, clock: Callable[[], datetime]) -> None:
-        self.runner = runner
+        self.store: ApiTokenStore = SqlApiTokenStore(runner)
         self.digester = digester
         self.clock = clock
 
@@ -143,32 +104,12 @@ class ApiTokens:
             raise InvalidRequest(f"a token must be {MARK!r} and 32 to 200 URL-safe characters", field="token")
         value = value or MARK + secrets.token_urlsafe(32)
         now = self.clock()
-        row = {
-            "id": uuid7(),
-            "name": name,
-            "scope": scope,
-            "digest": self.digester.digest(value),
-            "prefix": value[:PREFIX_LENGTH],
-            "last_used_at": None,
-            "revoked_at": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        digest = self.digester.digest(value)
         await self._refuse_taken(name, value)
-        try:
-            await self.runner.write(insert(T).values(row))
-        except IntegrityError as exc:  # made by another call meanwhile: say which of the two is taken
+        info = await self.store.add(name=name, scope=scope, digest=digest, prefix=value[:PREFIX_LENGTH], now=now)
+        if info is None:  # made by another call meanwhile: say which of the two is taken
             await self._refuse_taken(name, value)
-            raise Conflict(f"a token named {name!r} exists already", field="name") from exc
-        info = ApiTokenInfo(
-            id=str(row["id"]),
-            name=name,
-            scope=scope,
-            prefix=value[:PREFIX_LENGTH],
-            created_at=now,
-            last_used_at=None,
-            revoked_at=None,
-        )
+            raise Conflict(f"a token named {name!r} exists already", field="name")
         return AddedToken(info=info, value=value)
 
     async def _refuse_taken(self, name: str, value: str) -> None:
@@ -176,28 +117,19 @@ class ApiTokens:
         older key of the ring would be another row authenticating as the same secret."""
         if await self._named(name) is not None:
             raise Conflict(f"a token named {name!r} exists already", field="name")
-        if await self.runner.read(select(T.c.id).where(T.c.digest.in_(self.digester.digests(value)))):
+        if await self.store.digest_taken(self.digester.digests(value)):
             raise Conflict("a token with this value exists already", field="token")
 
     async def list(self) -> list[ApiTokenInfo]:
         """Every token, oldest first, revoked ones too."""
-        rows = await self.runner.read(select(*_INFO).order_by(T.c.created_at, T.c.id))
-        return [_info(row) for row in rows]
+        return await self.store.list()
 
     async def page(
         self, *, scope: str | None = None, state: str | None = None, limit: int, after: uuid.UUID | None = None
     ) -> tuple[builtins.list[ApiTokenInfo], bool]:
         """Up to ``limit`` tokens, newest first, after the token with id ``after`` (keyset: stable while tokens come
         and go), and whether more follow."""
-        stmt = select(*_INFO).order_by(T.c.id.desc()).limit(limit + 1)
-        if scope is not None:
-            stmt = stmt.where(T.c.scope == scope)
-        if state is not None:
-            stmt = stmt.where(T.c.revoked_at.is_(None) if state == "live" else T.c.revoked_at.is_not(None))
-        if after is not None:
-            stmt = stmt.where(T.c.id < after)
-        rows = await self.runner.read(stmt)
-        return [_info(row) for row in rows[:limit]], len(rows) > limit
+        return await self.store.page(scope=scope, state=state, limit=limit, after=after)
 
     async def named(self, name: str) -> ApiTokenInfo:
         """The token named ``name``, as listed.
@@ -218,50 +150,24 @@ class ApiTokens:
             NotFound: no token has that name.
         """
         info = await self.named(name)  # also keeps a name no row can have (a NUL) away from the database
-        now = self.clock()
-        result = await self.runner.write(
-            update(T)
-            .where(T.c.id == uuid.UUID(info.id), T.c.revoked_at.is_(None))
-            .values(revoked_at=now, updated_at=now)
-        )
-        return await self.named(name), result.rowcount == 1
+        changed = await self.store.revoke(info.id, now=self.clock())
+        return await self.named(name), changed
 
     async def authenticate(self, value: str, scopes: tuple[Scope, ...]) -> ApiTokenInfo | None:
         """The live token ``value`` is, when its scope is one of ``scopes``; else ``None``. One indexed read (and
         the lookup confirmed in constant time); ``last_used_at`` is written at most once per :data:`USE_INTERVAL`."""
         if not value.startswith(MARK) or len(value) > _LONGEST:
             return None
-        stmt = select(*_INFO, T.c.digest).where(T.c.digest == bindparam("presented"))
-        rows = await self.digester.find(
-            value,
-            lambda candidate: self.runner.read(stmt, {"presented": candidate}),
-            lambda old, new: self.runner.write(update(T).where(T.c.digest == old).values(digest=new)),
-        )
-        if not rows or not self.digester.matches(value, rows[0].digest):
+        found = await self.digester.find(value, self.store.by_digest, self.store.replace_digest)
+        if found is None or not self.digester.matches(value, found[1]):
             return None
-        info = _info(rows[0])
+        info = found[0]
         if info.revoked_at is not None or info.scope not in scopes:
             return None
         now = self.clock()
         if info.last_used_at is None or now - info.last_used_at >= USE_INTERVAL:
-            await self.runner.write(update(T).where(T.c.id == rows[0].id).values(last_used_at=now))
+            await self.store.note_use(info.id, now=now)
         return info
 
     async def _named(self, name: str) -> ApiTokenInfo | None:
-        if "\x00" in name:  # PostgreSQL text cannot hold NUL, so no token is named so
-            return None
-        rows = await self.runner.read(select(*_INFO).where(T.c.name == name))
-        return _info(rows[0]) if rows else None
-
-
-def _info(row: object) -> ApiTokenInfo:
-    mapping = row._mapping  # type: ignore[attr-defined]
-    return ApiTokenInfo(
-        id=str(mapping["id"]),
-        name=mapping["name"],
-        scope=mapping["scope"],
-        prefix=mapping["prefix"],
-        created_at=mapping["created_at"],
-        last_used_at=mapping["last_used_at"],
-        revoked_at=mapping["revoked_at"],
-    )
+        return await self.store.named(name)

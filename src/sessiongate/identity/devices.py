@@ -12,18 +12,12 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, cast, get_args
+from typing import Literal, get_args
 
-import msgspec
-from advanced_alchemy.base import UUIDv7AuditBase
-from advanced_alchemy.types import JsonB
-from sqlalchemy import String, Table, UniqueConstraint, delete, insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
-from uuid_utils.compat import uuid7
-
+from sessiongate.core.device_store import MAX_DESCRIPTION, MAX_NAME, DeviceStore, RegisteredDevice
 from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
-from sessiongate.identity.tenants import MAX_TENANT_NAME
+from sessiongate.core.tenant_store import MAX_TENANT_NAME
+from sessiongate.storage.device_store import SqlDeviceStore
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.text import NUL_REFUSED, holds_nul
 
@@ -35,7 +29,6 @@ __all__ = (
     "MAX_SETTING_KEY",
     "MAX_SETTING_VALUE",
     "SALE_ENVIRONMENTS",
-    "DeviceRecord",
     "Devices",
     "Environment",
     "RegisteredDevice",
@@ -48,10 +41,6 @@ ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 """The device environments PORTOS documents."""
 SALE_ENVIRONMENTS = frozenset({"CashRegister", "PDA"})
 """Environments whose devices hold at most one live session."""
-MAX_NAME = 128
-"""A device name's most characters (= ``sg_device.name``)."""
-MAX_DESCRIPTION = 256
-"""A description's most characters (= ``sg_device.description``)."""
 MAX_SETTINGS = 100
 MAX_SETTING_KEY = 128
 MAX_SETTING_VALUE = 1024
@@ -59,36 +48,6 @@ MAX_SETTING_VALUE = 1024
 so these bound what one ``devices add`` can store)."""
 _DOT_SEGMENTS = frozenset({".", ".."})
 _LINE_BREAKS = frozenset("\t\n\r")
-
-
-class DeviceRecord(UUIDv7AuditBase):
-    """One provisioned device of a tenant (migration 0003)."""
-
-    __tablename__ = "sg_device"
-    __table_args__ = (UniqueConstraint("tenant", "name", name="uq_sg_device_tenant_name"),)
-
-    tenant: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(MAX_NAME))
-    env: Mapped[str] = mapped_column(String(32))
-    description: Mapped[str | None] = mapped_column(String(256))
-    preferences: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
-    settings: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict)
-
-
-D = cast("Table", DeviceRecord.__table__)
-
-
-class RegisteredDevice(msgspec.Struct, frozen=True, kw_only=True):
-    """A device as the gateway knows it."""
-
-    id: str
-    tenant: str
-    name: str
-    env: str
-    description: str | None
-    preferences: dict[str, Any]
-    settings: dict[str, str]
-    created_at: datetime
 
 
 def check_new_device(
@@ -156,7 +115,7 @@ class Devices:
     """
 
     def __init__(self, runner: StatementRunner) -> None:
-        self.runner = runner
+        self.store: DeviceStore = SqlDeviceStore(runner)
 
     async def add(
         self,
@@ -177,22 +136,12 @@ class Devices:
         if holds_nul((tenant, name, env, description, settings)):
             raise InvalidRequest(NUL_REFUSED, field="name" if holds_nul(name) else None)
         check_new_device(tenant=tenant, name=name, env=env, description=description, settings=settings)
-        values: dict[str, Any] = {
-            "id": uuid7(),
-            "tenant": tenant,
-            "name": name,
-            "env": env,
-            "description": description,
-            "preferences": {},
-            "settings": dict(settings or {}),
-            "created_at": now,
-            "updated_at": now,
-        }
-        try:
-            await self.runner.write(insert(D).values(values))
-        except IntegrityError as exc:
-            raise Conflict(f"device {name!r} already exists") from exc
-        return _device(values)
+        device = await self.store.add(
+            tenant=tenant, name=name, env=env, description=description, settings=settings or {}, now=now
+        )
+        if device is None:
+            raise Conflict(f"device {name!r} already exists")
+        return device
 
     async def get(self, *, tenant: str, name: str) -> RegisteredDevice:
         """The device called ``name``.
@@ -200,28 +149,21 @@ class Devices:
         Raises:
             NotFound: no such device in the tenant.
         """
-        rows = (
-            [] if holds_nul(name) else await self.runner.read(select(D).where(D.c.tenant == tenant, D.c.name == name))
-        )
-        if not rows:
+        device = await self.store.get(tenant=tenant, name=name)
+        if device is None:
             raise NotFound(f"device {name!r} not found")
-        return _device(rows[0]._mapping)
+        return device
 
     async def list(self, *, tenant: str) -> list[RegisteredDevice]:
         """Every device of a tenant, by name."""
-        rows = await self.runner.read(select(D).where(D.c.tenant == tenant).order_by(D.c.name))
-        return [_device(r._mapping) for r in rows]
+        return await self.store.list(tenant=tenant)
 
     async def page(
         self, *, tenant: str, limit: int, after: uuid.UUID | None = None
     ) -> tuple[builtins.list[RegisteredDevice], bool]:
         """Up to ``limit`` devices of a tenant, newest first, after the device whose id is ``after`` (keyset), and
         whether more follow."""
-        stmt = select(D).where(D.c.tenant == tenant).order_by(D.c.id.desc()).limit(limit + 1)
-        if after is not None:
-            stmt = stmt.where(D.c.id < after)
-        rows = [] if holds_nul(tenant) else await self.runner.read(stmt)
-        return [_device(r._mapping) for r in rows[:limit]], len(rows) > limit
+        return await self.store.page(tenant=tenant, limit=limit, after=after)
 
     async def remove(self, *, tenant: str, name: str) -> RegisteredDevice:
         """Remove a device, and answer it as it was; its live sessions end on their own schedule.
@@ -229,22 +171,7 @@ class Devices:
         Raises:
             NotFound: no such device in the tenant.
         """
-        if holds_nul(name):
+        device = await self.store.remove(tenant=tenant, name=name)
+        if device is None:
             raise NotFound(f"device {name!r} not found")
-        outcome = await self.runner.write(delete(D).where(D.c.tenant == tenant, D.c.name == name).returning(*D.c))
-        if not outcome.rows:
-            raise NotFound(f"device {name!r} not found")
-        return _device(outcome.rows[0]._mapping)
-
-
-def _device(values: Mapping[Any, Any]) -> RegisteredDevice:
-    return RegisteredDevice(
-        id=str(values["id"]),
-        tenant=values["tenant"],
-        name=values["name"],
-        env=values["env"],
-        description=values["description"],
-        preferences=dict(values["preferences"] or {}),
-        settings=dict(values["settings"] or {}),
-        created_at=values["created_at"],
-    )
+        return device

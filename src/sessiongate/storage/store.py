@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import operator
 import re
@@ -57,7 +58,7 @@ from sessiongate.core.models import (
     SessionQuery,
     SortKey,
 )
-from sessiongate.core.store import reuse_key_digest
+from sessiongate.core.store import SessionsFilter, reuse_key_digest
 from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
 from sessiongate.storage.identity_tables import principals
 from sessiongate.storage.read_cache import ReadCache
@@ -488,6 +489,19 @@ class SqlSessionStore:
             self._tally = found.first() is not None
         return self._tally
 
+    async def admin_page(
+        self, where: SessionsFilter, *, now: datetime, limit: int, after: uuid.UUID | None
+    ) -> tuple[builtins.list[Session], bool]:
+        """The admin API's listing across tenants and dialects: one read of ``limit + 1`` rows down the primary key (a
+        UUIDv7, so newest first), starting strictly below ``after``."""
+        conditions = _admin_conditions(where, now)
+        if after is not None:
+            conditions.append(C.id < after)
+        stmt = select(*SESSION_COLUMNS).where(*conditions).order_by(C.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [session_from_row(row) for row in rows[:limit]], len(rows) > limit
+
     async def delete_expired(self, *, now: datetime, batch: int) -> int:
         """Delete one batch of dead rows: expired ones through the expiry index, then revoked ones through theirs.
 
@@ -540,6 +554,34 @@ def _values(
     }
     refuse_nul(values)
     return values
+
+
+def _admin_conditions(where: SessionsFilter, now: datetime) -> list[ColumnElement[bool]]:
+    """The conditions of ``where`` on ``sg_session``, ``state`` judged at ``now``."""
+    found: list[ColumnElement[bool]] = []
+    equal = {
+        C.tenant: where.tenant,
+        C.dialect: where.dialect,
+        C.principal_id: where.principal_id,
+        C.device_id: where.device_id,
+        C.client_address: where.client_address,
+    }
+    found.extend(column == value for column, value in equal.items() if value is not None)
+    if where.created_after is not None:
+        found.append(C.created_at >= where.created_after)
+    if where.created_before is not None:
+        found.append(C.created_at < where.created_before)
+    if where.last_seen_after is not None:
+        found.append(C.last_seen_at >= where.last_seen_after)
+    if where.last_seen_before is not None:
+        found.append(C.last_seen_at < where.last_seen_before)
+    if where.state == "live":
+        found.extend((C.revoked_at.is_(None), C.expires_at > now))
+    elif where.state == "revoked":
+        found.append(C.revoked_at.is_not(None))
+    elif where.state == "expired":
+        found.extend((C.revoked_at.is_(None), C.expires_at <= now))
+    return found
 
 
 def _live_of(new: NewSession, *, now: datetime, idle: float | None, spared: Sequence[str]) -> list[ColumnElement[bool]]:
