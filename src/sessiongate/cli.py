@@ -28,9 +28,8 @@ from sessiongate.commands._environment import (
 from sessiongate.settings import PREFIX, Settings, SettingsError, default_pool
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from sessiongate.storage.database import Migrations, SchemaState
+    from sessiongate.storage.engine import Database
 
 __all__ = ("ExitStatus", "Refusal", "main", "run_async", "settings_from_env")
 
@@ -236,7 +235,7 @@ def _schema_state(settings: Settings) -> SchemaState:
 
     migrations = _migrations(settings)
 
-    async def go(engine: AsyncEngine) -> SchemaState:
+    async def go(engine: Database) -> SchemaState:
         return await schema_state(engine, migrations)
 
     state: SchemaState = run_async(_with_engine(settings, go))  # type: ignore[assignment]
@@ -246,7 +245,7 @@ def _schema_state(settings: Settings) -> SchemaState:
 def _upgrade(revision: str, migrations: Migrations) -> object:
     from sessiongate.storage.database import upgrade as apply
 
-    async def go(engine: AsyncEngine) -> None:
+    async def go(engine: Database) -> None:
         await apply(engine, revision, migrations)
 
     return go
@@ -255,7 +254,7 @@ def _upgrade(revision: str, migrations: Migrations) -> object:
 def _downgrade(revision: str, migrations: Migrations) -> object:
     from sessiongate.storage.database import downgrade as undo
 
-    async def go(engine: AsyncEngine) -> None:
+    async def go(engine: Database) -> None:
         await undo(engine, revision, migrations)
 
     return go

@@ -41,7 +41,6 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as exposition
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
 from structlog.tracebacks import extract
 
 from sessiongate import meters
@@ -345,16 +344,9 @@ def metrics_handler(registry: CollectorRegistry, token: str | None) -> HTTPRoute
 
 async def count_live_sessions(services: Services, dialects: Sequence[str]) -> None:
     """Set the live-sessions gauge: one grouped count of the sessions neither revoked nor expired."""
-    from sessiongate.storage.tables import SessionRecord
+    from sessiongate.storage.gauges import live_sessions_by_dialect
 
-    table = SessionRecord.__table__
-    now = services.clock()
-    query = (
-        select(table.c.dialect, func.count())
-        .where(table.c.revoked_at.is_(None), table.c.expires_at > now)
-        .group_by(table.c.dialect)
-    )
-    counts = dict.fromkeys(dialects, 0) | {row[0]: int(row[1]) for row in await services.runner.read(query)}
+    counts = dict.fromkeys(dialects, 0) | await live_sessions_by_dialect(services.runner, now=services.clock())
     for name, count in counts.items():
         meters.LIVE_SESSIONS.labels(name).set(count)
 

@@ -9,16 +9,12 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongate.storage.database import CORE, Migrations, is_ready, revisions
+from sessiongate.storage.database import CORE, Migrations, ReadinessProbe
+from sessiongate.storage.engine import Database
 
 __all__ = ("NotReady", "Readiness", "ReadinessCheck")
 
-VERSION_TABLE = "sg_alembic_version"
-"""Where the gateway's migrations note the database's revision (``storage/migrations/env.py``)."""
 UPGRADE_HINT = "run `sessiongate db upgrade` (or set SESSIONGATE_AUTO_MIGRATE=true)"
 
 
@@ -47,22 +43,15 @@ class ReadinessCheck:
     dialects' (``migrations``). A database at a revision this gateway does not know, migrated by a newer version
     during a rolling upgrade, is not held against it; nor are the revisions of dialects it does not enable."""
 
-    def __init__(self, engine: AsyncEngine, migrations: Migrations = CORE) -> None:
-        self.engine = engine
-        self.migrations = migrations
-        self._script: tuple[frozenset[str], frozenset[str]] | None = None
+    def __init__(self, engine: Database, migrations: Migrations = CORE) -> None:
+        self.probe = ReadinessProbe(engine, migrations)
 
     async def __call__(self) -> Readiness:
         """The gateway's readiness now."""
-        if not await is_ready(self.engine):
+        current = await self.probe.current()
+        if current is None:
             return _unavailable(NotReady(check="database", message="the database cannot be reached"))
-        try:
-            async with self.engine.connect() as conn:
-                rows = await conn.run_sync(_current_heads)
-            current = frozenset(rev for rev in rows if self.migrations.holds(rev))
-        except Exception:  # noqa: BLE001 - the database went away between the two checks, which is the answer
-            return _unavailable(NotReady(check="database", message="the database cannot be reached"))
-        heads, known = self._revisions()
+        heads, known = self.probe.expected()
         if current == heads or not current <= known:
             return Readiness(status="ok")
         said = ", ".join(sorted(current)) or "no schema"
@@ -71,15 +60,6 @@ class ReadinessCheck:
             check="migrations", message=f"{message}; {UPGRADE_HINT}", current=sorted(current), head=sorted(heads)
         )
         return _unavailable(reason)
-
-    def _revisions(self) -> tuple[frozenset[str], frozenset[str]]:
-        if self._script is None:
-            self._script = revisions(self.migrations)
-        return self._script
-
-
-def _current_heads(connection: Connection) -> tuple[str, ...]:
-    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads()
 
 
 def _unavailable(reason: NotReady) -> Readiness:

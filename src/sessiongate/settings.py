@@ -6,11 +6,12 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import msgspec
 
@@ -399,18 +400,18 @@ def database_url_for(url: str) -> str:
     """The URL the gateway's engine takes for ``url``, in any of its usual spellings (the driver is always the one
     shipped: asyncpg for PostgreSQL, aiosqlite for SQLite).
 
+    Read and written again as SQLAlchemy's ``make_url`` and ``URL.render_as_string`` do (:func:`_read_url`,
+    :func:`_render_url`), without importing it: the settings are the lowest layer, and the CLI reads them to parse
+    its command line, which needs no database (``--help``).
+
     Raises:
         SettingsError: ``url`` is no URL, or one of a database the gateway does not support; the message never
             repeats the URL, which may hold a password.
     """
-    # Imported here: the CLI reads this module to parse its command line, which needs no database (`--help`).
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     variable = f"{PREFIX}DATABASE_URL"
     try:
-        parsed = make_url(url.strip())
-    except (ArgumentError, ValueError):
+        parsed = _read_url(url.strip())
+    except ValueError:
         what = "is not a URL" if "://" not in url else "is not a database URL that can be read"
         raise SettingsError(f"{variable} {what}: {_WORKS}") from None
     scheme = parsed.drivername.lower()
@@ -418,12 +419,100 @@ def database_url_for(url: str) -> str:
         query = dict(parsed.query)
         if "sslmode" in query and "ssl" not in query:  # libpq's name; asyncpg's is ssl, with the same values
             query["ssl"] = query.pop("sslmode")
-        parsed = parsed.set(drivername="postgresql+asyncpg", query=query)
+        parsed = msgspec.structs.replace(parsed, drivername="postgresql+asyncpg", query=query)
     elif scheme in _SQLITE_SCHEMES:
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        parsed = msgspec.structs.replace(parsed, drivername="sqlite+aiosqlite")
     else:
         raise SettingsError(f"{variable} names a database sessiongate does not support ({scheme!r}): {_WORKS}")
-    return parsed.render_as_string(hide_password=False)
+    return _render_url(parsed)
+
+
+class _Url(msgspec.Struct, frozen=True, kw_only=True):
+    """A database URL's parts, as SQLAlchemy's ``URL`` holds them (user and password unquoted)."""
+
+    drivername: str
+    username: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    database: str | None
+    query: dict[str, str | tuple[str, ...]]
+
+
+# SQLAlchemy's own pattern (sqlalchemy.engine.url._parse_url), so that every URL it reads is read alike here: a
+# password may hold any character but '@' unquoted, an IPv6 host is bracketed, the query string is the rest.
+_URL = re.compile(
+    r"""
+    (?P<name>[\w\+]+)://
+    (?:
+        (?P<username>[^:/]*)
+        (?::(?P<password>[^@]*))?
+    @)?
+    (?:
+        (?:
+            \[(?P<ipv6host>[^/\?]+)\] |
+            (?P<ipv4host>[^/:\?]+)
+        )?
+        (?::(?P<port>[^/\?]*))?
+    )?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.VERBOSE,
+)
+
+
+def _read_url(text: str) -> _Url:
+    """``text``'s parts, as ``sqlalchemy.engine.make_url`` reads them.
+
+    Raises:
+        ValueError: not a URL of that shape, or its port is not a number.
+    """
+    found = _URL.match(text)
+    if found is None:
+        msg = "not a database URL"
+        raise ValueError(msg)
+    parts = found.groupdict()
+    query: dict[str, str | tuple[str, ...]] = {}
+    for key, value in parse_qsl(parts["query"] or ""):  # blank values are dropped, as SQLAlchemy drops them
+        held = query.get(key)
+        query[key] = value if held is None else (*_each(held), value)
+    port = parts["port"]
+    return _Url(
+        drivername=parts["name"],
+        username=None if parts["username"] is None else unquote(parts["username"]),
+        password=None if parts["password"] is None else unquote(parts["password"]),
+        host=parts["ipv4host"] or parts["ipv6host"],
+        port=None if port is None else int(port),  # an empty port is refused too, as SQLAlchemy refuses it
+        database=parts["database"],
+        query=query,
+    )
+
+
+def _render_url(url: _Url) -> str:
+    """``url`` written out as ``URL.render_as_string(hide_password=False)`` writes it: what the engine is given."""
+    text = f"{url.drivername}://"
+    if url.username is not None:
+        text += quote(url.username, safe=" +")
+        if url.password is not None:
+            text += ":" + quote(url.password, safe=" +")
+        text += "@"
+    if url.host is not None:
+        text += f"[{url.host}]" if ":" in url.host else url.host
+    if url.port is not None:
+        text += f":{url.port}"
+    if url.database is not None:
+        text += f"/{url.database}"
+    if url.query:
+        text += "?" + "&".join(
+            f"{quote_plus(key)}={quote_plus(value)}" for key in sorted(url.query) for value in _each(url.query[key])
+        )
+    return text
+
+
+def _each(values: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The values of a query parameter given once (a ``str``) or more (a ``tuple``)."""
+    return (values,) if isinstance(values, str) else values
 
 
 def default_pool(workers: int) -> tuple[int, int]:

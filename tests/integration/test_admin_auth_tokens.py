@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from sessiongate.cli import cli
 from sessiongate.identity.passwords import Passwords
-from sessiongate.sessions.audit import KINDS, AuditEventRecord
+from sessiongate.sessions.audit import KINDS
+from sessiongate.storage.audit_table import AuditEventRecord
 from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID, run
 from tests.support.gate import api_token as token
 

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from sessiongate.gate.tokens import ApiTokens
 from sessiongate.identity.passwords import Passwords
-from sessiongate.sessions.audit import AuditEventRecord, AuditLog, NewEvent
+from sessiongate.sessions.audit import AuditLog, NewEvent
 from sessiongate.settings import GatewaySettings
+from sessiongate.storage.audit_table import AuditEventRecord
 from tests.support.gate import FORWARD_AUTH, PREFIX, USER_ID, open_session, portos_refresh_token, provision, run
 from tests.support.migrations import differences_from_declared
 from tests.support.server import run_command

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessiongate.settings import Settings, SettingsError
 
@@ -133,3 +135,101 @@ def test_the_key_ring_is_read_again_every_thirty_seconds_unless_told_more_than_z
     for refused in ("0", "-1", "3601"):
         with pytest.raises(SettingsError, match="key_refresh_interval"):
             Settings.from_env({"SESSIONGATE_KEY_REFRESH_INTERVAL": refused})
+
+
+# SESSIONGATE_DATABASE_URL: read without SQLAlchemy (the settings are the lowest layer), as SQLAlchemy reads it.
+
+
+POSTGRES_SPELLINGS = {
+    "postgresql",
+    "postgres",
+    "postgresql+asyncpg",
+    "postgres+asyncpg",
+    "postgresql+psycopg2",
+    "postgresql+psycopg",
+}
+
+
+def _as_sqlalchemy_reads(url: str) -> str:
+    """What the engine was given when the settings read the URL with SQLAlchemy's ``make_url``: the reference."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        return "refused"
+    scheme = parsed.drivername.lower()
+    if scheme in {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}:
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if scheme not in POSTGRES_SPELLINGS:
+        return "refused"
+    query = dict(parsed.query)
+    if "sslmode" in query and "ssl" not in query:
+        query["ssl"] = query.pop("sslmode")
+    return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
+
+
+def _as_settings_read(url: str) -> str:
+    try:
+        return Settings(database_url=url).database_url
+    except SettingsError:
+        return "refused"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("sqlite:///./gateway.db", "sqlite+aiosqlite:///./gateway.db"),
+        ("sqlite+pysqlite:////srv/gateway.db", "sqlite+aiosqlite:////srv/gateway.db"),
+        ("  sqlite://  ", "sqlite+aiosqlite://"),
+        ("postgres://gw:p%40ss%2Fw%3Ard@db:5433/sessions", "postgresql+asyncpg://gw:p%40ss%2Fw%3Ard@db:5433/sessions"),
+        ("postgresql://gw:p ss+w@db/s", "postgresql+asyncpg://gw:p ss+w@db/s"),
+        ("postgresql+psycopg2://gw@[::1]:5432/s", "postgresql+asyncpg://gw@[::1]:5432/s"),
+        ("postgresql://[fe80::1%25eth0]/s", "postgresql+asyncpg://[fe80::1%25eth0]/s"),
+        ("postgresql://db/s?sslmode=require&b=2&a=1&a=0", "postgresql+asyncpg://db/s?a=1&a=0&b=2&ssl=require"),
+        ("postgresql://db/s?sslmode=require&ssl=true", "postgresql+asyncpg://db/s?ssl=true&sslmode=require"),
+        ("postgresql://db/s?application_name=gate way&empty=", "postgresql+asyncpg://db/s?application_name=gate+way"),
+        ("postgresql:///s?host=/var/run/postgresql", "postgresql+asyncpg:///s?host=%2Fvar%2Frun%2Fpostgresql"),
+    ],
+)
+def test_a_database_url_is_kept_as_the_shipped_drivers_url_its_password_query_and_host_intact(given, kept):
+    assert Settings(database_url=given).database_url == kept == _as_sqlalchemy_reads(given)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("not a url at all", "is not a URL"),
+        ("/var/lib/sessiongate/gateway.db", "is not a URL"),
+        ("postgresql://gw:hunter2-secret@db:port/s", "is not a database URL that can be read"),
+        ("postgresql://gw:hunter2-secret@db:/s", "is not a database URL that can be read"),
+        ("://gw:hunter2-secret@db/s", "is not a database URL that can be read"),
+        ("mysql://gw:hunter2-secret@db/s", "names a database sessiongate does not support ('mysql')"),
+    ],
+)
+def test_a_database_url_the_gateway_cannot_use_is_one_line_naming_the_variable_never_the_password(given, said):
+    with pytest.raises(SettingsError) as refused:
+        Settings(database_url=given)
+    message = str(refused.value)
+    assert message.startswith(f"SESSIONGATE_DATABASE_URL {said}"), message
+    assert "postgresql://" in message
+    assert "sqlite:///" in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+_URL_PARTS = st.lists(st.sampled_from([*":/@?&=%[]+ #;!$'\"\x00\t.-_~é,1059ab", "%40", "%2F", "::1", "sslmode"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["postgresql", "postgres", "postgresql+asyncpg", "sqlite", "sqlite+pysqlite", "mysql", "x"]),
+    parts=st.lists(_URL_PARTS.map("".join), min_size=6, max_size=6),
+    shape=st.sampled_from(
+        ["{0}:{1}@{2}:{3}/{4}?{5}", "{2}/{4}?{5}", "{0}@[{2}]:{3}/{4}", "/{4}", " {0}{1}{2}{3}{4}{5} "]
+    ),
+)
+def test_any_database_url_is_read_kept_or_refused_as_sqlalchemy_would(scheme, parts, shape):
+    url = f"{scheme}://" + shape.format(*parts)
+    assert _as_settings_read(url) == _as_sqlalchemy_reads(url)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from enum import IntEnum
-from pathlib import Path
 from typing import Literal
 
 import click
@@ -80,13 +79,10 @@ def _check_dialect_options(settings: Settings) -> None:
 
 
 def _check_database(settings: Settings, *, create: bool, announce: bool) -> None:
-    from sqlalchemy.engine import make_url
+    from sessiongate.storage.urls import sqlite_file
 
-    parsed = make_url(settings.database_url)
-    database = parsed.database
     new = ""
-    if parsed.drivername.startswith("sqlite") and database and database != ":memory:":
-        path = Path(database).expanduser().resolve()
+    if (path := sqlite_file(settings.database_url)) is not None:
         if path.is_file():
             pass
         elif create:
@@ -103,6 +99,6 @@ def _check_database(settings: Settings, *, create: bool, announce: bool) -> None
 
 
 def _where(url: str) -> str:
-    from sessiongate.storage.database import where
+    from sessiongate.storage.urls import where
 
     return where(url)

@@ -10,9 +10,8 @@ import click
 
 # What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from sessiongate.settings import Settings
+    from sessiongate.storage.engine import Database
     from sessiongate.tokens.keys import KeyKind, RingEntry, Rotated
 
 __all__ = ("command",)
@@ -57,7 +56,7 @@ def rotate_command(kind: KeyKind, retire_after: float | None) -> None:
     """
     from sessiongate.tokens.keys import rotate
 
-    async def work(engine: AsyncEngine, settings: Settings) -> Rotated:
+    async def work(engine: Database, settings: Settings) -> Rotated:
         after = retire_after
         if after is None and kind == "jwt":
             after = settings.key_refresh_interval + _longest_lifetime(settings) + settings.jwt_leeway
@@ -84,7 +83,7 @@ def retire_command(name: str) -> None:
     click.echo(f"{name}: retired at {_time(retired)}")
 
 
-def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+def _run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
     # Imported here: the CLI imports this module while it is being built.
     from sessiongate.commands._environment import run_async, settings_from_env
     from sessiongate.runtime import open_engine

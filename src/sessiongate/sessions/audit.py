@@ -19,23 +19,30 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any
 
 import msgspec
 from litestar import Request
-from sqlalchemy import ColumnElement, delete, insert, select
 
 from sessiongate import meters
 from sessiongate.addresses import client_address
-from sessiongate.core.keyset import encode_cursor
+from sessiongate.core.audit_store import (
+    KINDS,
+    AuditEvent,
+    AuditFilter,
+    AuditPage,
+    AuditStore,
+    Detail,
+    Kind,
+    NewEvent,
+)
 from sessiongate.core.models import Session
-from sessiongate.storage.audit_table import AUDIT, LIMITS, AuditEventRecord, event_row
+from sessiongate.storage.audit_store import SqlAuditStore
 from sessiongate.storage.runner import StatementRunner
 
 __all__ = (
     "KINDS",
     "AuditEvent",
-    "AuditEventRecord",
     "AuditFilter",
     "AuditLog",
     "AuditPage",
@@ -47,90 +54,9 @@ __all__ = (
 
 log = logging.getLogger("sessiongate.audit")
 
-Kind = Literal[
-    "login.succeeded",
-    "login.failed",
-    "principal.locked",
-    "session.created",
-    "session.revoked",
-    "refresh.reuse_detected",
-    "api_key.created",
-    "api_key.revoked",
-    "api_key.expired",
-    "admin_token.created",
-    "admin_token.revoked",
-    "principal.created",
-    "principal.disabled",
-    "principal.enabled",
-    "principal.password_set",
-    "principal.deleted",
-    "device.created",
-    "device.removed",
-    "auth_token.created",
-    "auth_token.revoked",
-]
-"""What happened. ``session.revoked`` says by whom in ``actor`` (and how many, for a principal's, in ``detail``)."""
-KINDS: tuple[Kind, ...] = get_args(Kind)
-A = AUDIT
-_COLUMNS = [c for c in A.c if c.name not in {"sa_orm_sentinel", "updated_at"}]
-
-
-Detail = dict[str, str | int | bool | None]
-"""What an event adds (counts, names, reasons): never a secret."""
-
-
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event to record."""
-
-    kind: Kind
-    actor: str
-    tenant: str | None = None
-    dialect: str | None = None
-    principal_id: str | None = None
-    session_id: str | None = None
-    client_address: str | None = None
-    user_agent: str | None = None
-    detail: Detail = msgspec.field(default_factory=dict)
-
-
-class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A recorded event, as listed."""
-
-    id: str
-    at: datetime
-    kind: str
-    actor: str
-    tenant: str | None
-    dialect: str | None
-    principal_id: str | None
-    session_id: str | None
-    client_address: str | None
-    user_agent: str | None
-    detail: dict[str, Any]
-
-
-class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of events, newest first, and the cursor of the next (``None`` on the last)."""
-
-    items: list[AuditEvent]
-    next_cursor: str | None
-
-
-class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
-    """What a listing is narrowed to; every condition given must hold."""
-
-    kind: str | None = None
-    actor: str | None = None
-    tenant: str | None = None
-    dialect: str | None = None
-    principal_id: str | None = None
-    session_id: str | None = None
-    after: datetime | None = None
-    before: datetime | None = None
-
 
 class AuditLog:
-    """Record, list and sweep audit events.
+    """Record, list and sweep audit events, kept by an :class:`~sessiongate.core.audit_store.AuditStore`.
 
     Args:
         runner: Where the statements run.
@@ -140,22 +66,22 @@ class AuditLog:
     def __init__(self, runner: StatementRunner, clock: Callable[[], datetime]) -> None:
         self.runner = runner
         self.clock = clock
+        self.store: AuditStore = SqlAuditStore(runner)
 
     async def record(self, event: NewEvent) -> AuditEvent:
         """Write ``event`` (committed when this returns), then log it."""
         row = self.row(event)
-        await self.runner.write(insert(A).values(row))
+        await self.store.insert(row)
         return self.logged(row)
 
     def row(self, event: NewEvent) -> dict[str, Any]:
         """The row ``event`` is stored as, for a caller that writes it with a change of its own (the session store
         writes a create's event with its session); :meth:`logged` once that is committed."""
-        fields = {name: getattr(event, name) for name in LIMITS}
-        return event_row(event.kind, fields, dict(event.detail), self.clock())
+        return self.store.row(event, now=self.clock())
 
     def logged(self, row: dict[str, Any]) -> AuditEvent:
         """Log the event ``row`` holds, once it is committed; the event, as listed."""
-        recorded = _event(_Row(row))
+        recorded = self.store.event(row)
         log.info("audit %s", recorded.kind, extra={"audit": msgspec.to_builtins(recorded)})
         return recorded
 
@@ -181,19 +107,11 @@ class AuditLog:
 
     async def list(self, where: AuditFilter, *, limit: int, after: uuid.UUID | None = None) -> AuditPage:
         """Up to ``limit`` events matching ``where``, newest first, after the event ``after`` names (keyset)."""
-        conditions = _conditions(where)
-        if after is not None:
-            conditions.append(A.c.id < after)
-        stmt = select(*_COLUMNS).where(*conditions).order_by(A.c.id.desc()).limit(limit + 1)
-        rows = await self.runner.read(stmt)
-        more = len(rows) > limit
-        items = [_event(row) for row in rows[:limit]]
-        return AuditPage(items=items, next_cursor=encode_cursor(uuid.UUID(items[-1].id)) if more else None)
+        return await self.store.list(where, limit=limit, after=after)
 
     async def sweep(self, *, retention: timedelta, batch: int) -> int:
         """Delete up to ``batch`` events older than ``retention``; how many went."""
-        older = select(A.c.id).where(A.c.created_at < self.clock() - retention).order_by(A.c.created_at).limit(batch)
-        return (await self.runner.write(delete(A).where(A.c.id.in_(older.scalar_subquery())))).rowcount
+        return await self.store.delete_before(self.clock() - retention, batch=batch)
 
 
 def current_request() -> dict[str, Any]:
@@ -212,42 +130,3 @@ def current_request() -> dict[str, Any]:
         "client_address": client_address(request, trust_forwarded=trust),
         "user_agent": request.headers.get("user-agent"),
     }
-
-
-def _conditions(where: AuditFilter) -> list[ColumnElement[bool]]:
-    found: list[ColumnElement[bool]] = []
-    equal = {
-        A.c.kind: where.kind,
-        A.c.actor: where.actor,
-        A.c.tenant: where.tenant,
-        A.c.dialect: where.dialect,
-        A.c.principal_id: where.principal_id,
-        A.c.session_id: where.session_id,
-    }
-    found.extend(column == value for column, value in equal.items() if value is not None)
-    if where.after is not None:
-        found.append(A.c.created_at >= where.after)
-    if where.before is not None:
-        found.append(A.c.created_at < where.before)
-    return found
-
-
-class _Row:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-def _event(row: Any) -> AuditEvent:
-    return AuditEvent(
-        id=str(row.id),
-        at=row.created_at,
-        kind=row.kind,
-        actor=row.actor,
-        tenant=row.tenant,
-        dialect=row.dialect,
-        principal_id=row.principal_id,
-        session_id=row.session_id,
-        client_address=row.client_address,
-        user_agent=row.user_agent,
-        detail=row.detail or {},
-    )

@@ -32,6 +32,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongate.storage.urls import where
+
 __all__ = (
     "CORE",
     "MIGRATIONS_DIR",
@@ -39,6 +41,7 @@ __all__ = (
     "DatabaseUnusable",
     "Migrations",
     "MigrationsInvalid",
+    "ReadinessProbe",
     "SchemaState",
     "SqliteSynchronous",
     "alchemy_config",
@@ -391,6 +394,43 @@ def _state_on(connection: Connection, migrations: Migrations = CORE) -> SchemaSt
     return SchemaState(current=current, heads=heads, pending=tuple(pending), unknown=tuple(unknown), others=others)
 
 
+class ReadinessProbe:
+    """What ``/readyz`` asks the database: whether it answers, and which of ``migrations``' revisions it is at.
+
+    Args:
+        engine: The database's engine.
+        migrations: The core's migrations and the enabled dialects' branches: the version table's rows of other
+            dialects are none of this gateway's business.
+    """
+
+    def __init__(self, engine: AsyncEngine, migrations: Migrations = CORE) -> None:
+        self.engine = engine
+        self.migrations = migrations
+        self._script: tuple[frozenset[str], frozenset[str]] | None = None
+
+    async def current(self) -> frozenset[str] | None:
+        """The revisions of ``migrations`` the database is at (none: it has no schema); ``None`` when it cannot be
+        reached (:func:`is_ready`), or went away before its version table was read."""
+        if not await is_ready(self.engine):
+            return None
+        try:
+            async with self.engine.connect() as conn:
+                rows = await conn.run_sync(_current_heads)
+        except Exception:  # noqa: BLE001 - the database went away between the two reads, which is the answer
+            return None
+        return frozenset(rev for rev in rows if self.migrations.holds(rev))
+
+    def expected(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The heads of ``migrations`` and every revision they know (read from the scripts once)."""
+        if self._script is None:
+            self._script = revisions(self.migrations)
+        return self._script
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads())
+
+
 def revisions(migrations: Migrations = CORE) -> tuple[frozenset[str], frozenset[str]]:
     """The heads of ``migrations`` and every revision they know, for a check of the version table's rows."""
     script = _scripts(migrations)
@@ -521,19 +561,6 @@ _UNREACHABLE_STATES = {
     "53300": "has no connection left",
 }
 _UNDEFINED_TABLE = "42P01"
-
-
-def where(url: str) -> str:
-    """The database ``url`` names, for an operator: the SQLite file's absolute path, or PostgreSQL's host and port and
-    database; never a password."""
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite"):
-        database = parsed.database
-        if not database or database == ":memory:":
-            return "an in-memory SQLite database"
-        return f"the SQLite file {Path(database).expanduser().resolve()}"
-    host = f"{parsed.host}:{parsed.port or 5432}" if parsed.host else "its local socket"
-    return f"PostgreSQL at {host} (database {parsed.database or parsed.username or '?'!r})"
 
 
 def describe_failure(exc: BaseException, url: str) -> DatabaseProblem | None:

@@ -18,6 +18,10 @@ precedence, so giving them ends no session: the generated keys keep working unti
 generation that starts two ``key_refresh_interval`` later, once every process has read it (:class:`KeyRingWatch`
 reads the ring that often, and at once for a token naming a key it does not hold), and gives the keys it replaces a
 retirement time.
+
+What is kept is read and written through a :class:`~sessiongate.core.key_store.KeyMaterialStore`
+(``storage.key_store``, built from the engine each function is given): this module decides what the keys mean, the
+store only keeps their names, values and times.
 """
 
 from __future__ import annotations
@@ -30,19 +34,17 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal
 
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Table, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from uuid_utils.compat import uuid7
 
+from sessiongate.core.key_store import KeyMaterialStore
 from sessiongate.settings import Settings
-from sessiongate.storage.tables import SecretRecord
+from sessiongate.storage.engine import Database
+from sessiongate.storage.key_store import SqlKeyMaterialStore
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester
 
@@ -77,7 +79,6 @@ KeyKind = Literal["jwt", "digest"]
 """What a key of the ring is for: signing JWTs, or keying the digests of opaque secrets."""
 _GENERATED = re.compile(r"jwt:auto-(?P<jwt>[1-9][0-9]*)|digest-key(?:-(?P<digest>[1-9][0-9]*))?")
 _HKDF_INFO = b"sessiongate sg_secret fernet v1"
-_TABLE = cast("Table", SecretRecord.__table__)
 
 
 class KeyMaterialError(Exception):
@@ -205,7 +206,7 @@ def _token(stored: str) -> bytes:
     return stored.removeprefix(ENCRYPTED).encode("ascii")
 
 
-async def load_key_material(engine: AsyncEngine, settings: Settings, *, now: datetime | None = None) -> KeyMaterial:
+async def load_key_material(engine: Database, settings: Settings, *, now: datetime | None = None) -> KeyMaterial:
     """Keys from settings where given, joined by the generated ones kept in the database (made on first start).
 
     A kind of key the settings do not give gets a generated key when none is live (first start, or every generated
@@ -215,27 +216,33 @@ async def load_key_material(engine: AsyncEngine, settings: Settings, *, now: dat
     Raises:
         KeyMaterialError: a key in use is encrypted, and no master key given decrypts it.
     """
-    now = now or datetime.now(UTC)
+    return await _load(SqlKeyMaterialStore(engine), settings, now=now or datetime.now(UTC))
+
+
+async def _load(store: KeyMaterialStore, settings: Settings, *, now: datetime) -> KeyMaterial:
     master = MasterKeys.from_settings(settings)
-    ring = await _ring(engine)
+    ring = await _ring(store)
     for kind, given in _given(settings):
         mine = [key for key, _ in ring if key.kind == kind]
         if not given and all(key.retired(now) for key in mine):
             generation = max((key.generation for key in mine), default=0) + 1
-            async with engine.begin() as conn:
-                await _insert(conn, _name(kind, generation), master)
+            await _add(store, _name(kind, generation), master, now=datetime.now(UTC))
     if master is not None:
-        await rewrap(engine, master)
-    return _material(settings, await _ring(engine), master, now)
+        await _rewrap(store, master)
+    return _material(settings, await _ring(store), master, now)
 
 
-async def read_key_material(engine: AsyncEngine, settings: Settings, *, now: datetime) -> KeyMaterial:
+async def read_key_material(engine: Database, settings: Settings, *, now: datetime) -> KeyMaterial:
     """The keys as :func:`load_key_material` gives them, read without changing anything (a process reading again).
 
     Raises:
         KeyMaterialError: a key in use cannot be decrypted, or no generated key is live where one is needed.
     """
-    return _material(settings, await _ring(engine), MasterKeys.from_settings(settings), now)
+    return await _read(SqlKeyMaterialStore(engine), settings, now=now)
+
+
+async def _read(store: KeyMaterialStore, settings: Settings, *, now: datetime) -> KeyMaterial:
+    return _material(settings, await _ring(store), MasterKeys.from_settings(settings), now)
 
 
 def _given(settings: Settings) -> tuple[tuple[KeyKind, bool], ...]:
@@ -310,24 +317,21 @@ def _name(kind: KeyKind, generation: int) -> str:
     return "digest-key" if generation == 1 else f"digest-key-{generation}"
 
 
-async def _ring(engine: AsyncEngine) -> list[tuple[RingKey, str]]:
+async def _ring(store: KeyMaterialStore) -> list[tuple[RingKey, str]]:
     """The generated keys kept in the database, with their stored values."""
-    c = _TABLE.c
-    async with engine.connect() as conn:
-        rows = (await conn.execute(select(c.name, c.value, c.activates_at, c.retires_at))).all()
     ring: list[tuple[RingKey, str]] = []
-    for row in rows:
-        if (matched := _GENERATED.fullmatch(row.name)) is None:
+    for kept in await store.keys():
+        if (matched := _GENERATED.fullmatch(kept.name)) is None:
             continue  # not a key of the ring: none is kept today, but a later version may keep other secrets here
         kind: KeyKind = "jwt" if matched["jwt"] else "digest"
         key = RingKey(
-            name=row.name,
+            name=kept.name,
             kind=kind,
             generation=int(matched["jwt"] or matched["digest"] or 1),
-            activates_at=row.activates_at,
-            retires_at=row.retires_at,
+            activates_at=kept.activates_at,
+            retires_at=kept.retires_at,
         )
-        ring.append((key, str(row.value)))
+        ring.append((key, kept.value))
     return ring
 
 
@@ -364,22 +368,21 @@ def _readable(name: str, stored: str, master: MasterKeys | None) -> str:
         ) from None
 
 
-async def _insert(
-    conn: AsyncConnection, name: str, master: MasterKeys | None, *, activates_at: datetime | None = None
+async def _add(
+    store: KeyMaterialStore,
+    name: str,
+    master: MasterKeys | None,
+    *,
+    now: datetime,
+    activates_at: datetime | None = None,
+    retiring: Sequence[str] = (),
+    retires_at: datetime | None = None,
 ) -> bool:
     """Keep a new key under ``name`` (encrypted under the master key, if one is given) unless a key has that name
-    already; whether this one was kept."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    now = datetime.now(UTC)
+    already, retiring ``retiring`` at ``retires_at`` with it; whether this one was kept."""
     value = secrets.token_urlsafe(48)
     stored = value if master is None else master.encrypt(value)
-    stmt = (
-        insert(_TABLE)
-        .values(id=uuid7(), name=name, value=stored, activates_at=activates_at, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["name"])
-        .returning(_TABLE.c.name)
-    )
-    return (await conn.execute(stmt)).first() is not None
+    return await store.add(name, stored, now=now, activates_at=activates_at, retiring=retiring, retires_at=retires_at)
 
 
 class KeyRingWatch:
@@ -392,7 +395,7 @@ class KeyRingWatch:
     made since this one's last read is verified after one read.
 
     Args:
-        engine: The database holding the ring.
+        engine: The database holding the ring (read through its key-material store).
         settings: The keys the settings give, the master keys and the interval.
         keys: The process's key ring.
         digester: The process's digester.
@@ -402,7 +405,7 @@ class KeyRingWatch:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Database,
         settings: Settings,
         keys: KeyRing,
         digester: Digester,
@@ -410,7 +413,7 @@ class KeyRingWatch:
         clock: Callable[[], datetime],
         material: KeyMaterial,
     ) -> None:
-        self._engine = engine
+        self._store: KeyMaterialStore = SqlKeyMaterialStore(engine)
         self._settings = settings
         self._keys = keys
         self._digester = digester
@@ -447,7 +450,7 @@ class KeyRingWatch:
     async def _read(self) -> None:
         self.reads += 1
         try:
-            material = await read_key_material(self._engine, self._settings, now=self._clock())
+            material = await _read(self._store, self._settings, now=self._clock())
             self._keys.replace(
                 material.jwt_keys, material.active_kid, retires=material.jwt_retires, retired=material.jwt_retired
             )
@@ -473,7 +476,7 @@ def _in_use(material: KeyMaterial) -> dict[str, object]:
     }
 
 
-async def rotate(engine: AsyncEngine, settings: Settings, kind: KeyKind, *, retire_after: float | None) -> Rotated:
+async def rotate(engine: Database, settings: Settings, kind: KeyKind, *, retire_after: float | None) -> Rotated:
     """Add a generation of ``kind`` to the ring, to replace the live keys of that kind.
 
     The new key verifies (or is tried) in each process from its next read of the ring, and signs (or digests) two
@@ -495,26 +498,27 @@ async def rotate(engine: AsyncEngine, settings: Settings, kind: KeyKind, *, reti
             "the digest key comes from SESSIONGATE_TOKEN_KEY: rotate it there "
             "(the new one in SESSIONGATE_TOKEN_KEY, the old one in SESSIONGATE_TOKEN_KEY_PREVIOUS)"
         )
+    store = SqlKeyMaterialStore(engine)
     # The keys kept must be readable with these master keys (the new one is kept as they are), and the first exist.
-    await load_key_material(engine, settings)
+    await _load(store, settings, now=datetime.now(UTC))
     master = MasterKeys.from_settings(settings)
     now = datetime.now(UTC)
     starts_at = now + timedelta(seconds=2 * settings.key_refresh_interval)
     retires_at = starts_at + timedelta(seconds=retire_after) if retire_after is not None else None
     while True:
-        mine = [key for key, _ in await _ring(engine) if key.kind == kind]
+        mine = [key for key, _ in await _ring(store) if key.kind == kind]
         name = _name(kind, max((key.generation for key in mine), default=0) + 1)
         replaced = [key for key in mine if not key.retired(now)]
-        async with engine.begin() as conn:
-            made = await _insert(conn, name, master, activates_at=starts_at)
-            if made and retires_at is not None and replaced:
-                c = _TABLE.c
-                sooner = or_(c.retires_at.is_(None), c.retires_at > retires_at)
-                await conn.execute(
-                    update(_TABLE)
-                    .where(c.name.in_([key.name for key in replaced]), sooner)
-                    .values(retires_at=retires_at, updated_at=now)
-                )
+        # One transaction: the new key and the retirement of those it replaces.
+        made = await _add(
+            store,
+            name,
+            master,
+            now=now,
+            activates_at=starts_at,
+            retiring=[key.name for key in replaced],
+            retires_at=retires_at,
+        )
         if made:
             return Rotated(
                 name=name,
@@ -524,7 +528,7 @@ async def rotate(engine: AsyncEngine, settings: Settings, kind: KeyKind, *, reti
         # A rotation running at the same time took that generation: make the next one.
 
 
-async def retire(engine: AsyncEngine, settings: Settings, name: str, *, now: datetime | None = None) -> datetime:
+async def retire(engine: Database, settings: Settings, name: str, *, now: datetime | None = None) -> datetime:
     """Retire the generated key ``name`` now: each process stops using it at its next read of the ring.
 
     Returns:
@@ -534,7 +538,8 @@ async def retire(engine: AsyncEngine, settings: Settings, name: str, *, now: dat
         KeyRingError: no generated key has that name, or it signs (digests) new ones, or is about to.
     """
     now = now or datetime.now(UTC)
-    ring = [key for key, _ in await _ring(engine)]
+    store = SqlKeyMaterialStore(engine)
+    ring = [key for key, _ in await _ring(store)]
     key = next((key for key in ring if key.name == name), None)
     if key is None:
         raise KeyRingError(f"no generated key is named {name!r} ('sessiongate key-ring list' names them)")
@@ -548,19 +553,13 @@ async def retire(engine: AsyncEngine, settings: Settings, name: str, *, now: dat
             f"{name} {does}{when}: retiring it would end them. Only a key replaced by another that has started can be "
             f"retired ('sessiongate key-ring rotate {key.kind}' replaces it)"
         )
-    c = _TABLE.c
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(_TABLE)
-            .where(c.name == name, or_(c.retires_at.is_(None), c.retires_at > now))
-            .values(retires_at=now, updated_at=now)
-        )
+    await store.retire(name, now=now)
     return now
 
 
-async def key_ring(engine: AsyncEngine, settings: Settings, *, now: datetime | None = None) -> list[RingEntry]:
+async def key_ring(engine: Database, settings: Settings, *, now: datetime | None = None) -> list[RingEntry]:
     """Every key of the ring, those the settings give included, and what each does at ``now``; never a value."""
-    return _entries(settings, [key for key, _ in await _ring(engine)], now or datetime.now(UTC))
+    return _entries(settings, [key for key, _ in await _ring(SqlKeyMaterialStore(engine))], now or datetime.now(UTC))
 
 
 def _entries(settings: Settings, ring: Sequence[RingKey], now: datetime) -> list[RingEntry]:
@@ -612,17 +611,19 @@ class Rewrapped(msgspec.Struct, frozen=True, kw_only=True):
     """Encrypted under none of the master keys given; left as they are."""
 
 
-async def rewrap(engine: AsyncEngine, master: MasterKeys) -> Rewrapped:
+async def rewrap(engine: Database, master: MasterKeys) -> Rewrapped:
     """Bring every key kept in the database under the current master key.
 
     Each value is replaced only if it is still the one read (compare and set), so processes doing this at once,
     and gateways serving meanwhile, agree; the keys themselves never change, only how they are stored.
     """
+    return await _rewrap(SqlKeyMaterialStore(engine), master)
+
+
+async def _rewrap(store: KeyMaterialStore, master: MasterKeys) -> Rewrapped:
     found: dict[_Found, list[str]] = {"encrypted": [], "reencrypted": [], "current": [], "unreadable": []}
-    async with engine.connect() as conn:
-        names = [str(name) for name in (await conn.execute(select(_TABLE.c.name).order_by(_TABLE.c.name))).scalars()]
-    for name in names:
-        found[await _rewrap_one(engine, master, name)].append(name)
+    for name in await store.names():
+        found[await _rewrap_one(store, master, name)].append(name)
     return Rewrapped(
         encrypted=tuple(found["encrypted"]),
         reencrypted=tuple(found["reencrypted"]),
@@ -634,10 +635,9 @@ async def rewrap(engine: AsyncEngine, master: MasterKeys) -> Rewrapped:
 _Found = Literal["encrypted", "reencrypted", "current", "unreadable"]
 
 
-async def _rewrap_one(engine: AsyncEngine, master: MasterKeys, name: str) -> _Found:
+async def _rewrap_one(store: KeyMaterialStore, master: MasterKeys, name: str) -> _Found:
     while True:
-        async with engine.connect() as conn:
-            stored = (await conn.execute(select(_TABLE.c.value).where(_TABLE.c.name == name))).scalar_one()
+        stored = await store.value(name)
         kind: _Found
         if not stored.startswith(ENCRYPTED):
             kind, value = "encrypted", stored
@@ -648,9 +648,6 @@ async def _rewrap_one(engine: AsyncEngine, master: MasterKeys, name: str) -> _Fo
                 kind, value = "reencrypted", master.decrypt(stored)
             except InvalidToken:
                 return "unreadable"
-        replace = update(_TABLE).where(_TABLE.c.name == name, _TABLE.c.value == stored)
-        async with engine.begin() as conn:
-            result = await conn.execute(replace.values(value=master.encrypt(value), updated_at=datetime.now(UTC)))
-        if result.rowcount == 1:
+        if await store.replace_value(name, old=stored, new=master.encrypt(value), now=datetime.now(UTC)):
             return kind
         # Someone else replaced it meanwhile: look again.
