@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -26,6 +25,7 @@ from sessiongate.readiness import ReadinessCheck
 from sessiongate.runtime import engine_config
 from sessiongate.sessions.service import Clock, utc_now
 from sessiongate.settings import Settings
+from sessiongate.storage.engine import litestar_plugin
 
 __all__ = ("create_app",)
 
@@ -68,7 +68,7 @@ def create_app(
     scrape = [metrics_handler(metrics_registry(), settings.metrics_token)] if settings.metrics_port is None else []
     app = Litestar(
         route_handlers=[*health_routes(readiness), docs_router(docs), *scrape],
-        plugins=[SQLAlchemyPlugin(config=db), *dialects, *gate],
+        plugins=[litestar_plugin(db), *dialects, *gate],
         lifespan=[lifespan],
         exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
         middleware=[RequestMetrics],

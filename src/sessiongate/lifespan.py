@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 
 from sessiongate.dialects.base import DialectPlugin
@@ -18,6 +17,7 @@ from sessiongate.runtime import Services, open_services
 from sessiongate.sessions.service import Clock
 from sessiongate.settings import Settings
 from sessiongate.storage.database import Migrations
+from sessiongate.storage.engine import DatabaseConfig
 from sessiongate.sweeper import sweep_forever
 from sessiongate.tokens.keys import say_if_kept_in_clear
 
@@ -31,7 +31,7 @@ def lifespan_of(
     dialects: Sequence[DialectPlugin],
     *,
     clock: Clock,
-    db: SQLAlchemyAsyncConfig,
+    db: DatabaseConfig,
     migrations: Migrations,
     announce: bool,
     freeze_heap: bool,

@@ -7,15 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.throttle import CreateBudget, ThrottlePolicy
 from sessiongate.sessions.audit import AuditLog
 from sessiongate.sessions.service import Clock, SessionService, utc_now
 from sessiongate.settings import Settings
 from sessiongate.storage.database import CORE, Migrations, alchemy_config, require_schema, sqlite_pragmas_for, upgrade
+from sessiongate.storage.engine import Database, DatabaseConfig
 from sessiongate.storage.refresh_store import SqlRefreshStore
 from sessiongate.storage.runner import StatementRunner, runner_for
 from sessiongate.storage.store import SqlSessionStore
@@ -31,7 +29,7 @@ class Services:
     """Everything a handler or a command may need, sharing one engine."""
 
     settings: Settings
-    engine: AsyncEngine
+    engine: Database
     clock: Clock
     digester: Digester
     keys: KeyRing
@@ -51,7 +49,7 @@ async def open_services(
     settings: Settings,
     *,
     clock: Clock = utc_now,
-    db: SQLAlchemyAsyncConfig | None = None,
+    db: DatabaseConfig | None = None,
     migrate: bool | None = None,
     migrations: Migrations = CORE,
 ) -> AsyncIterator[Services]:
@@ -127,7 +125,7 @@ async def open_services(
 
 
 @contextlib.asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def open_engine(settings: Settings) -> AsyncIterator[Database]:
     """The database alone, migrated when configured, for a command that needs no services (nor their keys loaded);
     the engine is disposed afterwards."""
     engine = engine_config(settings).get_engine()
@@ -141,7 +139,7 @@ async def open_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-def engine_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+def engine_config(settings: Settings) -> DatabaseConfig:
     """The advanced-alchemy config of ``settings``'s database: its SQLite tuning or its PostgreSQL pool."""
     return alchemy_config(
         settings.database_url,

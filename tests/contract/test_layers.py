@@ -35,6 +35,20 @@ def test_the_core_imports_neither_litestar_nor_sqlalchemy():
         assert bad == [], path
 
 
+DATABASE_LIBRARIES = {"sqlalchemy", "advanced_alchemy", "alembic", "aiosqlite", "asyncpg"}
+
+
+def test_only_storage_imports_a_database_library():
+    """Storage is the only door to the database: no other module of sessiongate imports SQLAlchemy, advanced-alchemy,
+    Alembic or a driver, not even for type checking or inside a function (each store's interface is in ``core``)."""
+    offenders = {
+        str(path.relative_to(SRC)): sorted(m for m in imported_modules(path) if m.split(".")[0] in DATABASE_LIBRARIES)
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).parts[0] != "storage"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_dialects_import_sessiongate_only_through_the_sdk(plugin):
     for path in plugin.rglob("*.py"):

@@ -37,7 +37,8 @@ from sessiongate.identity.passwords import MAX_PASSWORD, Passwords
 from sessiongate.identity.throttle import Lock, Throttle, ThrottlePolicy
 from sessiongate.sessions.audit import Detail
 from sessiongate.sessions.service import Clock, SessionService
-from sessiongate.storage.principal_store import Engine, SqlPrincipalStore
+from sessiongate.storage.engine import Database
+from sessiongate.storage.principal_store import SqlPrincipalStore
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.throttle_store import SqlThrottleStore
 from sessiongate.tokens.opaque import Digester, new_secret
@@ -85,7 +86,7 @@ class IdentityService:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         sessions: SessionService,
         digester: Digester,
         clock: Clock,

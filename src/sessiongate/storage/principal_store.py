@@ -12,25 +12,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, delete, exists, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.identity_store import PrincipalDraft, StoredPrincipal, TokenHolder, Upserted
 from sessiongate.core.models import Principal
+from sessiongate.storage.engine import Database
 from sessiongate.storage.identity_tables import auth_tokens, principals
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 
-__all__ = ("Engine", "SqlPrincipalStore")
+__all__ = ("SqlPrincipalStore",)
 
-Engine: TypeAlias = AsyncEngine
-"""What the SQL stores are built from (the gateway's engine), by a name the layers above storage can hold without
-importing SQLAlchemy."""
 
 P = principals
 A = auth_tokens
@@ -54,7 +51,7 @@ class SqlPrincipalStore:
             when not given.
     """
 
-    def __init__(self, engine: AsyncEngine, runner: StatementRunner | None = None) -> None:
+    def __init__(self, engine: Database, runner: StatementRunner | None = None) -> None:
         self.runner = runner or AsyncEngineRunner(engine)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
