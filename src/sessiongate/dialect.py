@@ -13,7 +13,9 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
   services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the audit log,
   the settings; subclass it for what a dialect's handlers share); and, until they move into their dialects
-  (issue 14), the devices and tenants two dialects keep.
+  (issue 14), the devices and tenants two dialects keep;
+- a dialect's own tables: :class:`DialectStorage` (``ctx.storage``: reads and writes through the statement runner)
+  and :data:`DialectWrites` (the rows a session's create or revoke writes in its transaction: ``also_write=``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sessiongate.core.errors import (
     Unavailable,
 )
 from sessiongate.core.models import ExpiryPolicy, Session
+from sessiongate.core.store import DialectWrites
 from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token, within_create_budget
 from sessiongate.dialects.bodies import humanize, json_body
 from sessiongate.dialects.context import DialectContext
@@ -47,6 +50,7 @@ from sessiongate.dialects.cookies import (
     set_cookie,
 )
 from sessiongate.dialects.origin import refuse_cross_site
+from sessiongate.dialects.storage import DialectStorage
 from sessiongate.identity.devices import Devices, RegisteredDevice, exclusive_key
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
@@ -66,6 +70,8 @@ __all__ = (
     "DialectContext",
     "DialectOptions",
     "DialectPlugin",
+    "DialectStorage",
+    "DialectWrites",
     "ExpiryPolicy",
     "Forbidden",
     "GatewayError",

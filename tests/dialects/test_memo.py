@@ -1,6 +1,8 @@
 """memo, the dialect installed from tests/dialect_package: built against the dialect SDK alone, with a table of its own
-made by its own migration branch. Its routes work on every database; enabling it migrates its table, at start or by
-``sessiongate db upgrade``; disabling it leaves the table alone; readiness and ``db status`` count its branch."""
+made by its own migration branch. Its routes work on every database; a session and its note are kept, and ended,
+together (the SDK's ``also_write``), and the note is read through ``ctx.storage``; enabling it migrates its table, at
+start or by ``sessiongate db upgrade``; disabling it leaves the table alone; readiness and ``db status`` count its
+branch."""
 
 from __future__ import annotations
 
@@ -91,6 +93,104 @@ def test_a_session_keeps_its_note_in_memos_own_table_until_it_ends(make_client, 
     assert again.status_code == 401
     assert again.json() == {"error": "session revoked"}
     assert notes(database_url) == []
+
+
+def sessions_and_events(database_url: str) -> tuple[int, list[str]]:
+    """How many sessions are stored, and the kinds of the audit events."""
+
+    async def read(engine: AsyncEngine) -> tuple[int, list[str]]:
+        async with engine.connect() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM sg_session"))).scalar_one()
+            kinds = [row[0] for row in await conn.execute(text("SELECT kind FROM sg_audit_event ORDER BY kind"))]
+            return int(count), kinds
+
+    found: tuple[int, list[str]] = on_database(database_url, read)
+    return found
+
+
+def inject(database_url: str, event: str, when: str, *, fault: str = "refused") -> None:
+    """A trigger ``BEFORE <event> ON memo_note`` that, for the rows ``when`` holds of, refuses the statement
+    (``refused``) or, on PostgreSQL, terminates the connection running it (``connection-lost``), as
+    ``tests/storage/conftest.py`` injects faults."""
+    if database_url.startswith("sqlite"):
+        statements = [
+            f"CREATE TRIGGER sg_fault BEFORE {event} ON memo_note WHEN {when} BEGIN "
+            "SELECT RAISE(ROLLBACK, 'refused'); END"
+        ]
+    else:
+        action = (
+            "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(10);"
+            if fault == "connection-lost"
+            else "RAISE EXCEPTION 'refused';"
+        )
+        statements = [
+            f"CREATE FUNCTION sg_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {action} RETURN NEW; END $$",
+            f"CREATE TRIGGER sg_fault BEFORE {event} ON memo_note FOR EACH ROW WHEN ({when}) "
+            "EXECUTE FUNCTION sg_fault()",
+        ]
+    on_database(database_url, lambda engine: run_all(engine, statements))
+
+
+def heal(database_url: str) -> None:
+    """Drop the injected fault (on PostgreSQL also so the database is handed on to the next test, not dropped)."""
+    if database_url.startswith("sqlite"):
+        statements = ["DROP TRIGGER IF EXISTS sg_fault"]
+    else:
+        statements = ["DROP TRIGGER IF EXISTS sg_fault ON memo_note", "DROP FUNCTION IF EXISTS sg_fault()"]
+    on_database(database_url, lambda engine: run_all(engine, statements))
+
+
+async def run_all(engine: AsyncEngine, statements: list[str]) -> None:
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+
+
+def test_a_note_that_cannot_be_kept_takes_its_session_with_it(make_client, database_url):
+    client = make_client(dialects=("memo",))
+    inject(database_url, "INSERT", "NEW.note = 'poison'")
+
+    refused = client.post("/memo/sessions", json={"subject": "alice", "note": "poison"})
+
+    # A refused statement is what it is everywhere in the gateway: a 500, in the dialect's error body.
+    assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
+    assert sessions_and_events(database_url) == (0, [])  # no session, no session.created: nothing half-written
+    kept = create(client, note="fine")
+    heal(database_url)
+    assert notes(database_url) == [(kept["id"], "fine")]
+    assert sessions_and_events(database_url) == (1, ["session.created"])
+
+
+def test_a_database_lost_while_keeping_the_note_is_an_outage_and_creates_nothing(make_client, database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("a trigger cannot make SQLite unavailable; tests/storage/test_dialect_rows.py interrupts it")
+    client = make_client(dialects=("memo",))
+    inject(database_url, "INSERT", "NEW.note = 'poison'", fault="connection-lost")
+
+    lost = client.post("/memo/sessions", json={"subject": "alice", "note": "poison"})
+
+    assert (lost.status_code, lost.json()) == (503, {"error": "service unavailable"})
+    assert int(lost.headers["retry-after"]) >= 1
+    assert sessions_and_events(database_url) == (0, [])
+    kept = create(client, note="fine")  # the next request gets a new connection
+    heal(database_url)
+    assert notes(database_url) == [(kept["id"], "fine")]
+
+
+def test_a_session_whose_note_cannot_be_forgotten_does_not_end(make_client, database_url):
+    client = make_client(dialects=("memo",))
+    created = create(client, note="stuck")
+    inject(database_url, "DELETE", "OLD.note = 'stuck'")
+
+    refused = client.delete("/memo/session", headers=bearer(created["token"]))
+
+    assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
+    assert response_no_store(client.get("/memo/session", headers=bearer(created["token"])))["note"] == "stuck"
+    heal(database_url)
+    assert client.delete("/memo/session", headers=bearer(created["token"])).status_code == 204
+    assert client.get("/memo/session", headers=bearer(created["token"])).status_code == 401
+    assert notes(database_url) == []
+    assert sessions_and_events(database_url) == (1, ["session.created", "session.revoked"])
 
 
 def response_no_store(response: Any) -> Any:
@@ -294,3 +394,5 @@ def test_memo_is_the_package_in_the_tree_and_imports_sessiongate_only_through_th
     for path in package.rglob("*.py"):
         inner = [m for m in imported_modules(path) if m.split(".")[0] == "sessiongate" and m != "sessiongate.dialect"]
         assert inner == [], path
+        # Its table is reached through the gateway's doors (also_write, ctx.storage), never on an engine of its own.
+        assert "engine" not in path.read_text(), path

@@ -108,10 +108,6 @@ async def test_a_creates_audit_event_hit_by_a_fault_takes_its_session_with_it_an
     assert sessions == [("ok-1",), ("ok-2",)]
 
 
-async def test_placeholder():
-    pass
-
-
 @pytest.mark.parametrize("fault", ["duplicate successor", *FAULTS])
 async def test_a_rotation_whose_successor_cannot_be_stored_leaves_nothing_half_written(backend, fault):
     session = await login(backend)

@@ -14,6 +14,7 @@ import msgspec
 from sessiongate.core.models import NewSession, Page, Session, SessionCap, SessionQuery
 
 __all__ = (
+    "DialectWrites",
     "RefreshStore",
     "Rotation",
     "SessionState",
@@ -22,6 +23,12 @@ __all__ = (
     "StoredRefreshToken",
     "reuse_key_digest",
 )
+
+DialectWrites = Callable[[Session], Sequence[object]]
+"""What a dialect writes to its own tables with a change of a session, in the change's transaction: given the session
+as the change left it (created, or ended), the statements to run (for the SQL stores, SQLAlchemy Core statements;
+opaque here). Called only when the change is made (never for a reused session, nor for one no longer live), and
+possibly more than once (a group commit run again): it must only build statements, and do nothing else."""
 
 SessionState = Literal["live", "revoked", "expired"]
 """``revoked`` once ended, else ``expired`` past its expiry, else ``live``."""
@@ -54,11 +61,13 @@ class SessionStore(Protocol):
         absolute_expires_at: datetime | None,
         token_digest: str | None,
         audit: dict[str, Any] | None = None,
+        also_write: DialectWrites | None = None,
     ) -> tuple[Session, bool]:
         """Insert a session, or return the live one holding ``new.reuse_key``; the bool says it was reused.
 
         ``audit``: the row of an audit event to write with a new session, in the same transaction, its ``session_id``
-        set to the new session's (nothing is written for a reused one)."""
+        set to the new session's (nothing is written for a reused one). ``also_write``: a dialect's own rows, written
+        with a new session in the same transaction (none for a reused one); if one fails, nothing is created."""
         ...
 
     async def insert_capped(
@@ -72,10 +81,11 @@ class SessionStore(Protocol):
         cap: SessionCap,
         idle: float | None = None,
         spared: Sequence[str] = (),
+        also_write: DialectWrites | None = None,
     ) -> tuple[Session, bool, list[Session]]:
         """As :meth:`insert`, and in the same transaction, serialized per principal across processes, hold the
         principal to ``cap``: its live sessions but ``spared`` (idle ones ended) beyond the newest ``cap.most``, the
-        new one included, are revoked (returned third), or nothing is created.
+        new one included, are revoked (returned third), or nothing is created. ``also_write`` as in :meth:`insert`.
 
         Raises:
             SessionLimitReached: ``cap`` refuses, and the principal already held ``cap.most`` live sessions.
@@ -109,8 +119,13 @@ class SessionStore(Protocol):
         """Store a session's secret under another digest (of the same secret, under another key), if still ``old``."""
         ...
 
-    async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
-        """Mark one live session revoked; ``None`` if there was no live session with that id."""
+    async def revoke(
+        self, session_id: str, *, now: datetime, also_write: DialectWrites | None = None
+    ) -> Session | None:
+        """Mark one live session revoked; ``None`` if there was no live session with that id.
+
+        ``also_write``: a dialect's own rows, written (or deleted) with the revoke in the same transaction, given the
+        session as revoked; if one fails, nothing is revoked. Not called when there was no live session."""
         ...
 
     async def revoke_for_principal(

@@ -20,7 +20,14 @@ from sessiongate.core.errors import (
     Unauthenticated,
 )
 from sessiongate.core.models import ExpiryPolicy, IssuedToken, NewSession, Page, Session, SessionCap, SessionQuery
-from sessiongate.core.store import RefreshStore, Rotation, SessionStore, StoredRefreshToken, reuse_key_digest
+from sessiongate.core.store import (
+    DialectWrites,
+    RefreshStore,
+    Rotation,
+    SessionStore,
+    StoredRefreshToken,
+    reuse_key_digest,
+)
 from sessiongate.sessions.audit import AuditLog, NewEvent, current_request
 from sessiongate.tokens.jwt import KeyRing
 from sessiongate.tokens.opaque import Digester, new_secret
@@ -82,7 +89,14 @@ class SessionService:
         """The service's idea of the current time."""
         return self.clock()
 
-    async def create(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
+    async def create(
+        self,
+        new: NewSession,
+        policy: ExpiryPolicy,
+        *,
+        with_secret: bool = False,
+        also_write: DialectWrites | None = None,
+    ) -> Created:
         """Create a session (or return the live one with the same ``reuse_key``, unchanged).
 
         Under the dialect's cap (:attr:`caps`), the principal's oldest live sessions past it are revoked with the
@@ -92,16 +106,25 @@ class SessionService:
             new: Who and what the session is for.
             policy: The dialect's expiry policy.
             with_secret: Mint an opaque bearer secret for the session; only its digest is stored.
+            also_write: The dialect's own rows to keep with the new session: given the session as created, the
+                statements on the dialect's tables (SQLAlchemy Core) written in the session's own transaction, so
+                both are committed or neither (a failing one fails the create). Not called for a reused session.
 
         Raises:
             SessionLimitReached: the dialect's cap refuses, and the principal already holds as many live sessions.
         """
         meters.note_tenant(new.tenant)
         await self._refuse_early(new, policy)
-        return await self._create(new, policy, with_secret=with_secret)
+        return await self._create(new, policy, with_secret=with_secret, also_write=also_write)
 
     async def _create(
-        self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False, spared: Sequence[str] = ()
+        self,
+        new: NewSession,
+        policy: ExpiryPolicy,
+        *,
+        with_secret: bool = False,
+        spared: Sequence[str] = (),
+        also_write: DialectWrites | None = None,
     ) -> Created:
         """:meth:`create`, its cap refusing only what came in concurrently since :meth:`_refuse_early`; ``spared``:
         sessions the new one succeeds, left to end within a grace period, which the cap does not count."""
@@ -118,7 +141,13 @@ class SessionService:
             if self.audit is not None:  # written with the session: one round trip, and never one without the other
                 audit_row = self.audit.row(self._created_event(new))
             session, reused = await self.store.insert(
-                new, now=now, expires_at=expires, absolute_expires_at=absolute, token_digest=digest, audit=audit_row
+                new,
+                now=now,
+                expires_at=expires,
+                absolute_expires_at=absolute,
+                token_digest=digest,
+                audit=audit_row,
+                also_write=also_write,
             )
         else:
             session, reused, evicted = await self.store.insert_capped(
@@ -130,6 +159,7 @@ class SessionService:
                 cap=cap,
                 idle=policy.idle,
                 spared=spared,
+                also_write=also_write,
             )
         if reused and secret is not None:
             # The reused session's old secret cannot be shown again: bind the new one instead.
@@ -449,15 +479,25 @@ class SessionService:
         """Live sessions matching ``query``."""
         return await self.store.list(query, now=self.clock())
 
-    async def revoke(self, session_id: str, *, tenant: str = "default", actor: str | None = None) -> Session:
+    async def revoke(
+        self,
+        session_id: str,
+        *,
+        tenant: str = "default",
+        actor: str | None = None,
+        also_write: DialectWrites | None = None,
+    ) -> Session:
         """End a live session; its credentials stop working at once in every dialect. With ``actor`` (``"user"``
         for a dialect's logout), the revoke is an audit event by it (a caller recording its own event passes none).
+
+        ``also_write``: the dialect's own rows to change with the end (forget a session's note): given the session as
+        revoked, statements written in the revoke's transaction, so both are committed or neither.
 
         Raises:
             NotFound: no live session with that id in this tenant.
         """
         await self.get(session_id, tenant=tenant)
-        revoked = await self.store.revoke(session_id, now=self.clock())
+        revoked = await self.store.revoke(session_id, now=self.clock(), also_write=also_write)
         if revoked is None:
             raise NotFound("session not found")
         _revoked(1)

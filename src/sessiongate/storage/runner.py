@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import ExceptionContext
@@ -52,7 +52,9 @@ __all__ = (
     "DataVersion",
     "DriverStatement",
     "Outcome",
+    "ResultRow",
     "SqliteRunner",
+    "Statement",
     "StatementRunner",
     "WalCheckpointer",
     "runner_for",
@@ -66,6 +68,11 @@ WRITER_AUTOCHECKPOINT_PAGES = 20_000
 MAX_CHANGES_READ = 4096
 """Most entries of the change log read at once; a process further behind forgets everything it kept instead."""
 T = TypeVar("T")
+Statement: TypeAlias = Executable
+"""A SQLAlchemy Core statement, as the layers above storage name one without importing SQLAlchemy (a dialect's
+statements on its own tables: ``sessiongate.dialects.storage``)."""
+ResultRow: TypeAlias = Row[Any]
+"""A row a statement returned."""
 DataVersion = tuple[int, int]
 """``(generation, data_version)``: the generation counts the connections that read the counter, so a new one, whose
 counter starts afresh, can never repeat a version an older one gave."""
@@ -190,7 +197,15 @@ class AsyncEngineRunner:
         self._failures.close()
 
 
-_Job = tuple[Executable | DriverStatement, dict[str, Any] | None, "asyncio.Future[Outcome]"]
+@dataclass(frozen=True, slots=True)
+class _Together(Generic[T]):
+    """Statements that stand or fall together, as one write of a group commit (:meth:`SqliteRunner.write_together`)."""
+
+    work: Callable[[Connection], T]
+
+
+_Write = Executable | DriverStatement | _Together[Any]
+_Job = tuple[_Write, dict[str, Any] | None, "asyncio.Future[Any]"]
 
 
 class SqliteRunner:
@@ -226,16 +241,32 @@ class SqliteRunner:
 
     async def write(self, statement: Executable, params: dict[str, Any] | None = None) -> Outcome:
         """Queue the write; it commits with whatever else is queued, and this returns after that commit."""
-        return await self._queue(statement, params)
+        outcome: Outcome = await self._queue(statement, params)
+        return outcome
 
     async def write_driver(self, statement: DriverStatement) -> Outcome:
         """As :meth:`write`, for SQL the DBAPI runs as it is (the rows are the driver's tuples)."""
-        return await self._queue(statement, None)
+        outcome: Outcome = await self._queue(statement, None)
+        return outcome
 
-    async def _queue(self, statement: Executable | DriverStatement, params: dict[str, Any] | None) -> Outcome:
+    async def write_together(self, work: Callable[[Connection], T]) -> T:
+        """Queue ``work``, statements on the writer's connection that must all commit or none, as one write of the
+        next group commit; this returns what ``work`` returned, after that commit.
+
+        For a write of several statements on a path that must keep group commit's speed (a create with a dialect's
+        own rows): :meth:`transaction` would commit them apart from the batch, a commit (and, with ``FULL``, an
+        fsync) of their own. Within the batch, ``work`` is one write as any other: a statement of it that fails
+        fails ``work`` even if ``work`` caught its error, undoes whatever else ``work`` did, and fails no other
+        caller (the batch runs again without it, each write then under a savepoint). So ``work`` may run more than
+        once, its earlier runs undone: it must do nothing but run statements on the connection it is given.
+        """
+        result: T = await self._queue(_Together(work), None)
+        return result
+
+    async def _queue(self, statement: _Write, params: dict[str, Any] | None) -> Any:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((statement, params, future))
         if not self._flushing:
             self._flushing = True
@@ -277,11 +308,9 @@ class SqliteRunner:
             self.checkpointer.start()
         return self._write_conn
 
-    def _run_batch(
-        self, batch: Sequence[tuple[Executable | DriverStatement, dict[str, Any] | None]]
-    ) -> list[Outcome | BaseException]:
+    def _run_batch(self, batch: Sequence[tuple[_Write, dict[str, Any] | None]]) -> list[object]:
         conn = self._writer_connection()
-        outcomes: dict[int, Outcome | BaseException] = {}
+        outcomes: dict[int, object] = {}
         todo = list(range(len(batch)))
         guarded = False
         try:
@@ -298,9 +327,9 @@ class SqliteRunner:
     def _attempt(
         self,
         conn: Connection,
-        batch: Sequence[tuple[Executable | DriverStatement, dict[str, Any] | None]],
+        batch: Sequence[tuple[_Write, dict[str, Any] | None]],
         todo: list[int],
-        outcomes: dict[int, Outcome | BaseException],
+        outcomes: dict[int, object],
         *,
         guarded: bool,
     ) -> int | None:
@@ -321,7 +350,7 @@ class SqliteRunner:
             if guarded:
                 driver.execute("SAVEPOINT sg_statement")
             try:
-                outcomes[index] = _run(conn, statement, params)
+                outcomes[index] = _run(conn, statement, params, self._failures)
             except Exception as exc:  # noqa: BLE001 - handed to the caller of that statement
                 outcomes[index] = exc
                 if not guarded or not driver.in_transaction:
@@ -476,9 +505,11 @@ def _driver(conn: Connection) -> sqlite3.Connection:
     return driver
 
 
-def _run(conn: Connection, statement: Executable | DriverStatement, params: dict[str, Any] | None) -> Outcome:
+def _run(conn: Connection, statement: _Write, params: dict[str, Any] | None, failures: _FailedStatements) -> object:
     if isinstance(statement, DriverStatement):
         return _run_driver(conn, statement)
+    if isinstance(statement, _Together):
+        return failures.run(conn, statement.work)
     result = conn.execute(statement, params)
     rows = list(result.all()) if result.returns_rows else []
     return Outcome(rows=rows, rowcount=max(result.rowcount, 0))

@@ -12,12 +12,13 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Executable,
     Index,
     Integer,
     Select,
@@ -58,7 +59,7 @@ from sessiongate.core.models import (
     SessionQuery,
     SortKey,
 )
-from sessiongate.core.store import SessionsFilter, reuse_key_digest
+from sessiongate.core.store import DialectWrites, SessionsFilter, reuse_key_digest
 from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
 from sessiongate.storage.identity_tables import principals
 from sessiongate.storage.read_cache import ReadCache
@@ -70,6 +71,7 @@ __all__ = ("LISTING_INDEXES", "SESSION_COLUMNS", "SqlSessionStore", "session_fro
 
 T = type_cast("Table", SessionRecord.__table__)
 C = T.c
+R = TypeVar("R")
 KEPT_ROWS = 32_768  # sessions looked up by secret, and by id, whose rows are kept until they change (~1 KB each)
 KEPT_CHANGES = 100_000
 """Entries of the SQLite change log (migration 0010) the sweeper leaves: a process that has not looked for more
@@ -161,6 +163,7 @@ class SqlSessionStore:
         absolute_expires_at: datetime | None,
         token_digest: str | None,
         audit: dict[str, Any] | None = None,
+        also_write: DialectWrites | None = None,
     ) -> tuple[Session, bool]:
         """One ``INSERT … ON CONFLICT (reuse_key) DO UPDATE … RETURNING``: a live holder of the key is kept as it
         was, an expired or revoked one is replaced; either way the row comes back in the same round trip.
@@ -169,6 +172,10 @@ class SqlSessionStore:
         transaction: on PostgreSQL by the same statement (a data-changing ``WITH``), on SQLite as the next statement of
         the writer's group commit, conditioned on the new session's row. One round trip either way, where a write of
         its own after the insert's commit halved the creates a server could answer.
+
+        ``also_write``, a dialect's own rows, are written only if the session is new, after it in the same
+        transaction: on SQLite as one write of the writer's group commit (:meth:`SqliteRunner.write_together`), on
+        PostgreSQL as a transaction of its own. Without them the create is the one statement above, unchanged.
         """
         reusing = new.reuse_key is not None
         new_id = uuid7()
@@ -181,7 +188,9 @@ class SqlSessionStore:
             token_digest=token_digest,
         )
         event = None if audit is None else audit | {"session_id": str(new_id)}
-        if self._driver_inserts is not None:
+        if also_write is not None:
+            session = await self._together(self._creating(values, event, also_write))
+        elif self._driver_inserts is not None:
             session = await self._driver_inserts[reusing].run(values, event)
         elif event is None:
             stmt = self._upsert if reusing else self._plain_insert
@@ -202,6 +211,38 @@ class SqlSessionStore:
             session = await self.runner.transaction(both)
         return session, session.id != str(new_id)
 
+    def _creating(
+        self, values: dict[str, Any], event: dict[str, Any] | None, also_write: DialectWrites
+    ) -> Callable[[Connection], Session]:
+        """The work of a create with a dialect's rows: the insert (with its audit event: on PostgreSQL the same
+        statement), then, only if the session is new, the event (SQLite) and the dialect's statements."""
+        reusing = values["reuse_key"] is not None
+        new_id = str(values["id"])
+        stmt: Any = self._upsert if reusing else self._plain_insert
+        params = values
+        separate_event = None if event is None else insert(AUDIT).values(event)
+        if event is not None and self._audited_inserts is not None:
+            stmt = self._audited_inserts[reusing]
+            params = values | {f"audit_{name}": value for name, value in event.items()}
+            separate_event = None
+
+        def work(conn: Connection) -> Session:
+            session = session_from_row(conn.execute(stmt, params).one())
+            if session.id == new_id:
+                if separate_event is not None:
+                    conn.execute(separate_event)
+                _run_dialect_writes(conn, also_write(session))
+            return session
+
+        return work
+
+    async def _together(self, work: Callable[[Connection], R]) -> R:
+        """``work`` in one transaction: on SQLite one write of the writer's group commit, elsewhere a transaction of
+        its own."""
+        if isinstance(self.runner, SqliteRunner):
+            return await self.runner.write_together(work)
+        return await self.runner.transaction(work)
+
     async def insert_capped(
         self,
         new: NewSession,
@@ -213,6 +254,7 @@ class SqlSessionStore:
         cap: SessionCap,
         idle: float | None = None,
         spared: Sequence[str] = (),
+        also_write: DialectWrites | None = None,
     ) -> tuple[Session, bool, list[Session]]:
         """As :meth:`insert`, holding the principal to ``cap`` in the same transaction.
 
@@ -226,6 +268,7 @@ class SqlSessionStore:
             cap: How many live sessions the principal may hold, and what a create past it does.
             idle: The dialect's idle limit: a session unused for longer is not live, and does not count.
             spared: Sessions the new one succeeds, ending shortly by themselves: they do not count.
+            also_write: A dialect's own rows, written with a new session, last, in the same transaction.
 
         Returns:
             The session, whether it was reused, and the sessions evicted (revoked) to make room.
@@ -254,17 +297,20 @@ class SqlSessionStore:
             if session.id != str(new_id):
                 return session, True, []
             over = list(conn.execute(beyond).scalars())
-            if not over:
-                return session, False, []
-            if cap.action == "refuse":
-                raise SessionLimitReached("session limit reached")
-            evict = (
-                update(T)
-                .where(C.id.in_(over), C.revoked_at.is_(None))
-                .values(revoked_at=now, updated_at=now, version=C.version + 1)
-                .returning(*SESSION_COLUMNS)
-            )
-            return session, False, [session_from_row(row) for row in conn.execute(evict)]
+            evicted: list[Session] = []
+            if over:
+                if cap.action == "refuse":
+                    raise SessionLimitReached("session limit reached")
+                evict = (
+                    update(T)
+                    .where(C.id.in_(over), C.revoked_at.is_(None))
+                    .values(revoked_at=now, updated_at=now, version=C.version + 1)
+                    .returning(*SESSION_COLUMNS)
+                )
+                evicted = [session_from_row(row) for row in conn.execute(evict)]
+            if also_write is not None:
+                _run_dialect_writes(conn, also_write(session))
+            return session, False, evicted
 
         return await self.runner.transaction(work)
 
@@ -364,16 +410,30 @@ class SqlSessionStore:
         bound meanwhile (:meth:`set_token_digest`) is never overwritten."""
         await self.runner.write(update(T).where(C.token_digest == old).values(token_digest=new))
 
-    async def revoke(self, session_id: str, *, now: datetime) -> Session | None:
-        """Mark a live session revoked and bump its version."""
+    async def revoke(
+        self, session_id: str, *, now: datetime, also_write: DialectWrites | None = None
+    ) -> Session | None:
+        """Mark a live session revoked and bump its version: one ``UPDATE … RETURNING``; with ``also_write``, the
+        dialect's statements after it in the same transaction (as :meth:`insert`'s), if it revoked a session."""
         stmt = (
             update(T)
             .where(C.id == _uuid(session_id), C.revoked_at.is_(None))
             .values(revoked_at=now, updated_at=now, version=C.version + 1)
             .returning(*SESSION_COLUMNS)
         )
-        rows = (await self.runner.write(stmt)).rows
-        return session_from_row(rows[0]) if rows else None
+        if also_write is None:
+            rows = (await self.runner.write(stmt)).rows
+            return session_from_row(rows[0]) if rows else None
+
+        def work(conn: Connection) -> Session | None:
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            revoked = session_from_row(row)
+            _run_dialect_writes(conn, also_write(revoked))
+            return revoked
+
+        return await self._together(work)
 
     async def revoke_for_principal(
         self,
@@ -554,6 +614,19 @@ def _values(
     }
     refuse_nul(values)
     return values
+
+
+def _run_dialect_writes(conn: Connection, statements: Sequence[object]) -> None:
+    """Run a dialect's statements (:data:`DialectWrites`) in the transaction of the change they go with.
+
+    Raises:
+        TypeError: one of them is not a SQLAlchemy Core statement (nothing of the change is then committed).
+    """
+    for statement in statements:
+        if not isinstance(statement, Executable):
+            msg = f"a dialect's write must be a SQLAlchemy Core statement, not {type(statement).__name__}"
+            raise TypeError(msg)
+        conn.execute(statement)
 
 
 def _admin_conditions(where: SessionsFilter, now: datetime) -> list[ColumnElement[bool]]:

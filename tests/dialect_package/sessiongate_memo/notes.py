@@ -1,12 +1,18 @@
 """memo's own table, ``memo_note``: one note per session, created by the dialect's migration branch
-(``migrations/memo_0001_notes.py``) and read and written here with SQLAlchemy Core, on the gateway's engine."""
+(``migrations/memo_0001_notes.py``).
+
+Only statements are made here (SQLAlchemy Core); the gateway runs them: a note is written with its session, in the
+session's transaction (``also_write`` of ``SessionService.create``), forgotten with its end (of ``revoke``), and read
+through ``ctx.storage``. So no session is ever kept without its note, and none that memo ends keeps it.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("delete", "put", "read", "table")
+from sessiongate.dialect import Session
+
+__all__ = ("forget", "keep", "of", "table")
 
 metadata = sa.MetaData()
 table = sa.Table(
@@ -19,20 +25,16 @@ table = sa.Table(
 """What the migration creates (the migration spells it out itself, as migrations do: it must not change later)."""
 
 
-async def put(engine: AsyncEngine, *, session_id: str, tenant: str, note: str) -> None:
+def keep(session: Session, note: str) -> sa.Insert:
     """Keep ``note`` for the session."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.insert(table).values(session_id=session_id, tenant=tenant, note=note))
+    return sa.insert(table).values(session_id=session.id, tenant=session.tenant, note=note)
 
 
-async def read(engine: AsyncEngine, *, session_id: str, tenant: str) -> str:
-    """The session's note (empty when it has none)."""
-    query = sa.select(table.c.note).where(table.c.session_id == session_id, table.c.tenant == tenant)
-    async with engine.connect() as conn:
-        return (await conn.execute(query)).scalar_one_or_none() or ""
+def of(session: Session) -> sa.Select[tuple[str]]:
+    """The session's note (no row: it has none)."""
+    return sa.select(table.c.note).where(table.c.session_id == session.id, table.c.tenant == session.tenant)
 
 
-async def delete(engine: AsyncEngine, *, session_id: str, tenant: str) -> None:
+def forget(session: Session) -> sa.Delete:
     """Forget the session's note."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.delete(table).where(table.c.session_id == session_id, table.c.tenant == tenant))
+    return sa.delete(table).where(table.c.session_id == session.id, table.c.tenant == session.tenant)

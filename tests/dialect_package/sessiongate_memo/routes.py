@@ -34,9 +34,11 @@ async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[C
         raise InvalidRequest("text must not contain NUL characters", field="note")
     tenant = ctx.options.tenant
     new = models.NewSession(tenant=tenant, dialect=ctx.dialect.name, subject=data.subject)
-    created = await ctx.sessions.create(new, ctx.policy, with_secret=True)
+    # The note is written in the session's own transaction: both are kept, or neither.
+    created = await ctx.sessions.create(
+        new, ctx.policy, with_secret=True, also_write=lambda session: [notes.keep(session, data.note)]
+    )
     assert created.secret is not None  # asked for: with_secret=True
-    await notes.put(ctx.services.engine, session_id=created.session.id, tenant=tenant, note=data.note)
     return wire.Created(
         id=created.session.id, token=created.secret, note=data.note, expires_at=created.session.expires_at
     )
@@ -46,7 +48,8 @@ async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[C
 async def read_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> wire.Memo:
     """The session the bearer token names, and its note."""
     session = await _session(request, ctx)
-    note = await notes.read(ctx.services.engine, session_id=session.id, tenant=session.tenant)
+    rows = await ctx.storage.read(notes.of(session))
+    note = rows[0].note if rows else ""
     return wire.Memo(id=session.id, subject=session.subject or "", note=note, expires_at=session.expires_at)
 
 
@@ -54,8 +57,10 @@ async def read_session(request: Request[Any, Any, Any], ctx: NamedDependency[Con
 async def end_session(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[None]:
     """End the session the bearer token names, and forget its note."""
     session = await _session(request, ctx)
-    await ctx.sessions.revoke(session.id, tenant=session.tenant, actor="user")
-    await notes.delete(ctx.services.engine, session_id=session.id, tenant=session.tenant)
+    # The note is forgotten in the revoke's own transaction: the session ends with its note gone, or neither.
+    await ctx.sessions.revoke(
+        session.id, tenant=session.tenant, actor="user", also_write=lambda ended: [notes.forget(ended)]
+    )
     return Response(content=None, status_code=204)
 
 
