@@ -198,9 +198,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the core, the dialects, the contract runs' helpers and this file."""
+    """mypy --strict on the core, the dialects, the contract runs' helpers and this file; and on memo, the dialect
+    built from outside against the SDK alone (a package of its own, checked as its author would check it)."""
     _install(session)
     session.run("mypy", "--strict", "src", "plugins", "contracts", "noxfile.py")
+    session.run("mypy", "--strict", "-p", "sessiongate_memo")
 
 
 @nox.session(python=PYTHON)
