@@ -11,8 +11,8 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
   cookies, the cross-site refusal;
 - what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
-  services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the audit log,
-  the settings; subclass it for what a dialect's handlers share); and, until they move into their dialects
+  services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the
+  settings; subclass it for what a dialect's handlers share); and, until they move into their dialects
   (issue 14), the devices and tenants two dialects keep;
 - a dialect's own tables: :class:`DialectStorage` (``ctx.storage``: reads and writes through the statement runner)
   and :data:`DialectWrites` (the rows a session's create or revoke writes in its transaction: ``also_write=``).

@@ -44,7 +44,6 @@ def lifespan_of(
             if announce:
                 say_if_kept_in_clear(settings, services.kept_in_clear)
             app.state.services = services
-            app.state.sessions = services.sessions
             services.sessions.caps = {d.name: cap for d in dialects if (cap := d.options.session_cap()) is not None}
             for dialect in dialects:
                 dialect.bind(services)

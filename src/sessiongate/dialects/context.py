@@ -1,10 +1,9 @@
 """``DialectContext``: the one object a dialect's handlers are given.
 
 A handler asks for ``ctx: NamedDependency[...]`` and finds there the dialect (its options, its expiry policy), the
-services its handlers call (sessions, identity, the audit log, the settings, the door to the dialect's own tables)
-and whatever the dialect adds in a subclass of its own (portos's devices, amity's tenants). It is made once per
-enabled dialect, when the app's services open, and handed out as it is: one dependency of a request resolved without
-awaiting anything.
+services its handlers call (sessions, identity, the settings, the door to the dialect's own tables) and whatever the
+dialect adds in a subclass of its own (portos's devices, amity's tenants). It is made once per enabled dialect, when
+the app's services open, and handed out as it is: one dependency of a request resolved without awaiting anything.
 
 It replaces a chain of five app-level dependencies (settings, services, sessions, identity, dialect) that each took
 the one before it only so that Litestar would not resolve them side by side: Litestar resolves the dependencies of
@@ -20,14 +19,13 @@ from typing import TYPE_CHECKING, Generic
 
 from sessiongate.dialects.options import OptionsT_co
 from sessiongate.dialects.storage import DialectStorage
-from sessiongate.sessions.audit import AuditLog
 
 if TYPE_CHECKING:
     from sessiongate.core.models import ExpiryPolicy
     from sessiongate.dialects.base import DialectPlugin
     from sessiongate.identity.service import IdentityService
     from sessiongate.runtime import Services
-    from sessiongate.sessions.service import Clock, SessionService
+    from sessiongate.sessions.service import SessionService
     from sessiongate.settings import Settings
 
 __all__ = ("DialectContext",)
@@ -41,20 +39,16 @@ class DialectContext(Generic[OptionsT_co]):
         dialect: The dialect whose routes are served.
         options: Its options, typed as the dialect's own.
         policy: Its expiry policy, asked for once (``DialectPlugin.expiry_policy``).
-        services: Everything the process built (the engine's runner, the key ring, the clock), for what the
-            attributes below do not cover.
+        services: Everything the process built (the runner, the key ring, the clock), for what the attributes
+            below do not cover.
         sessions: The session service: create, resolve, refresh, revoke, list.
         identity: Principals, passwords, logins and their throttle.
-        audit: The audit log, for events beyond those the session service records itself.
         storage: Reads and writes of the dialect's own tables, through the statement runner (rows that belong to
             a session are written with it: ``sessions.create(..., also_write=...)``).
         settings: The gateway's settings.
-        clock: "Now", as every service reads it.
     """
 
     __slots__ = (
-        "audit",
-        "clock",
         "dialect",
         "identity",
         "options",
@@ -72,7 +66,5 @@ class DialectContext(Generic[OptionsT_co]):
         self.services = services
         self.sessions: SessionService = services.sessions
         self.identity: IdentityService = services.identity
-        self.audit: AuditLog = services.sessions.audit or AuditLog(services.runner, services.clock)
         self.storage = DialectStorage(services.runner)
         self.settings: Settings = services.settings
-        self.clock: Clock = services.clock

@@ -56,7 +56,6 @@ __all__ = (
     "sqlite_pragmas",
     "sqlite_pragmas_for",
     "upgrade",
-    "where",
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
