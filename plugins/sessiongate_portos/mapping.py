@@ -15,13 +15,12 @@ from sessiongate.dialect import (
     GatewayError,
     InvalidRequest,
     RefreshRaced,
-    RegisteredDevice,
     SessionLimitReached,
-    exclusive_key,
     humanize,
 )
 from sessiongate.dialect import models as core
 from sessiongate_portos import wire
+from sessiongate_portos.devices import RegisteredDevice, exclusive_key
 from sessiongate_portos.ndata import BEARER
 
 __all__ = (

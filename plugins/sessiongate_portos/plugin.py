@@ -1,18 +1,22 @@
-"""``PortosDialect``: class attributes, dependencies and the problem-details body."""
+"""``PortosDialect``: class attributes (its routes, its devices' table, admin routes and commands), dependencies and
+the problem-details body."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from litestar import Request, Response
 from litestar.di import Provide
 
 from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
-from sessiongate_portos import mapping, routes
+from sessiongate_portos import device_commands, device_routes, mapping, routes
 from sessiongate_portos.context import PortosContext
 from sessiongate_portos.options import PortosOptions
 
 __all__ = ("PortosDialect", "PortosOptions")
+
+HERE = Path(__file__).parent
 
 
 class PortosDialect(DialectPlugin[PortosOptions]):
@@ -30,6 +34,9 @@ class PortosDialect(DialectPlugin[PortosOptions]):
         *routes.session_routes("/api/sessions", "Api"),
     ]
     Context = PortosContext
+    migrations = HERE / "migrations"  # its devices' table, sg_device (adopted where the core made it)
+    admin_controllers: ClassVar = device_routes.handlers  # {gateway prefix}/admin/devices…
+    commands: ClassVar = [device_commands.devices]  # sessiongate devices …
 
     def expiry_policy(self) -> ExpiryPolicy:
         """A fixed lifetime from login, extended only by a refresh; uses write ``lastAccessAt`` now and then."""

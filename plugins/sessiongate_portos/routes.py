@@ -12,9 +12,7 @@ from litestar.params import FromPath, QueryParameter
 
 from sessiongate.dialect import (
     AccountDisabled,
-    Devices,
     NotFound,
-    RegisteredDevice,
     Unauthenticated,
     bearer_token,
     client_address,
@@ -23,6 +21,7 @@ from sessiongate.dialect import (
 from sessiongate.dialect import models as core
 from sessiongate_portos import mapping, ndata, wire
 from sessiongate_portos.context import PortosContext as Context
+from sessiongate_portos.devices import Devices, RegisteredDevice
 
 __all__ = ("Caller", "authenticate", "list_sessions", "login", "logout", "profile", "refresh", "session_routes")
 

@@ -1,7 +1,9 @@
-"""The ``sessiongate`` command line: serve, dialects, db, and the groups in ``sessiongate.commands``.
+"""The ``sessiongate`` command line: serve, dialects, db, the groups in ``sessiongate.commands``, and those the enabled
+dialects add (``DialectPlugin.commands``: portos's ``devices``), found when named.
 
 A mistake gets one line on standard error, ``Error: …``, and an exit status an operator can act on
-(:class:`ExitStatus`, listed in the README): never a traceback, never a secret.
+(:class:`ExitStatus`, listed in the README): never a traceback, never a secret. A dialect's group named where that
+dialect is not enabled is such a mistake: exit status 2, as for any setting that cannot work.
 """
 
 from __future__ import annotations
@@ -37,7 +39,24 @@ log = logging.getLogger("sessiongate.cli")
 LISTEN_BACKLOG = 2048  # uvicorn's
 
 
-@click.group()
+class _WithDialectCommands(click.Group):
+    """The core's commands, then the command groups of the enabled dialects: these are found when named (knowing them
+    means importing the dialects, which reading the command line, ``--help`` included, never does)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        from sessiongate.commands._dialects import dialect_command
+
+        return dialect_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_WithDialectCommands,
+    epilog="Enabled dialects add command groups of their own (`sessiongate dialects` lists them), e.g. "
+    "`sessiongate devices --help`.",
+)
 @click.version_option(package_name="sessiongate")
 def cli() -> None:
     """sessiongate: one session store behind many vendor session APIs."""
@@ -134,7 +153,7 @@ def _run_uvicorn(listener: socket.socket, workers: int) -> None:
 
 @cli.command()
 def dialects() -> None:
-    """List installed dialects, whether each is enabled, and its spec."""
+    """List installed dialects, whether each is enabled, its spec, and the command groups it adds."""
     from sessiongate.dialects import registry
 
     settings = settings_from_env("none")
@@ -147,7 +166,8 @@ def dialects() -> None:
             spec = cls().spec_path(settings.spec_dir)  # a third-party dialect's is in its own package
         except TypeError:  # a class missing a hook or an attribute: `serve` refuses it, this lists it
             spec = settings.spec_dir / f"{name}.yaml"
-        click.echo(f"{name:<10} {state} {ep.value:<40} {spec}")
+        groups = ", ".join(sorted(c.name for c in getattr(cls, "commands", ()) if c.name))
+        click.echo(f"{name:<10} {state} {ep.value:<40} {spec}" + (f"  commands: {groups}" if groups else ""))
 
 
 @cli.group()

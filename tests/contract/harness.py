@@ -23,6 +23,7 @@ from litestar import Litestar
 from schemathesis.schemas import BaseSchema
 
 from sessiongate.app import create_app
+from sessiongate.dialects import registry
 from sessiongate.runtime import Services, open_services
 from sessiongate.settings import Settings
 from tests.conftest import ROOT
@@ -61,10 +62,12 @@ class Target:
         self.schema.app = self.app
 
     def provision(self, step: Callable[[Services], Awaitable[None]]) -> None:
-        """Run ``step`` against the target's database (migrated first), as an operator's CLI command would."""
+        """Run ``step`` against the target's database (migrated first, the enabled dialects' branches too), as an
+        operator's CLI command would."""
+        migrations = registry.migrations(self.app.state.dialects.values())
 
         async def run() -> None:
-            async with open_services(self.settings, migrate=True) as services:
+            async with open_services(self.settings, migrate=True, migrations=migrations) as services:
                 await step(services)
 
         asyncio.run(run())

@@ -6,9 +6,9 @@ from sqlalchemy import delete
 from sessiongate.gate.tokens import ApiTokens
 from sessiongate.runtime import Services
 from sessiongate.storage.api_token_tables import ApiTokenRecord
-from sessiongate.storage.device_tables import DeviceRecord
 from sessiongate.storage.identity_tables import AuthTokenRecord, principals
 from sessiongate.storage.tenant_tables import AUTH_TOKENS, KEYS, TENANTS
+from sessiongate_portos.device_store import DEVICES
 from tests.contract.harness import HYPOTHESIS, Target
 
 # The API token contracts/schemathesis.toml calls introspection and revocation with, imported as an operator would.
@@ -18,8 +18,9 @@ ADMIN_TOKEN = "sgt_contract-admin-0123456789abcdef0123456789abcdef"
 
 # The gateway is no dialect: its routes are served beside whichever dialects are enabled. zelf gives forward auth a
 # session (contracts/schemathesis.toml opens one through zelf's create); the create budget would refuse the fuzzer's
-# thousand creates from one address, which is tested elsewhere.
-TARGET = Target("gateway", dialects=("zelf",), create_rate_limit=0)
+# thousand creates from one address, which is tested elsewhere. portos serves the admin API's devices (its
+# admin_controllers): they exist only with it enabled.
+TARGET = Target("gateway", dialects=("zelf", "portos"), create_rate_limit=0)
 schema = TARGET.schema
 cleanup = TARGET.cleanup_fixture()
 
@@ -47,7 +48,7 @@ async def _forget_admin_changes(services: Services) -> None:
     # again, live even when a scenario revoked one (the admin API may revoke the token it is called with, decision 24).
     async with services.engine.begin() as conn:
         tables = (AUTH_TOKENS, KEYS, TENANTS, AuthTokenRecord.__table__, principals, ApiTokenRecord.__table__)
-        for table in (*tables, DeviceRecord.__table__):
+        for table in (*tables, DEVICES):
             await conn.execute(delete(table))
     await _provision(services)
 

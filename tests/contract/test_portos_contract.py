@@ -4,8 +4,9 @@ import schemathesis
 from hypothesis import settings
 from schemathesis.auths import reauth_and_replay
 
-from sessiongate.identity.devices import Devices
+from sessiongate.dialect import DialectStorage
 from sessiongate.runtime import Services
+from sessiongate_portos.devices import Devices
 from tests.conftest import ROOT
 from tests.contract.harness import CONFIG, HYPOTHESIS, Target
 
@@ -21,7 +22,7 @@ async def _provision(services: Services) -> None:
     await services.identity.add_principal(
         tenant="default", login=USER, roles=("admin",), permissions=("admin",), password=PASSWORD
     )
-    devices = Devices(services.runner)
+    devices = Devices(DialectStorage(services.runner))
     now = services.sessions.now()
     await devices.add(tenant="default", name="BackOffice", env="BackOffice", now=now)
     await devices.add(tenant="default", name="P01", env="CashRegister", now=now, settings={"MaxQuantity": "200"})

@@ -27,6 +27,7 @@ from tests.support.server import free_port, run_command
 
 BRANCH = Migrations.of({"memo": MemoDialect.migrations})  # type: ignore[dict-item]
 CORE_HEAD = "0013"
+PORTOS = "portos_0001"  # the branch of a dialect "*" enables: test databases are migrated with it
 
 
 def on_database(database_url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
@@ -251,14 +252,14 @@ def test_the_served_spec_is_the_one_memo_ships_and_names_every_route(make_client
 
 
 def test_enabling_memo_migrates_its_branch_on_a_database_at_the_cores_head(make_client, database_url):
-    # database_url is migrated to the core's head (0013), as every existing gateway's database is.
-    assert version_rows(database_url) == {CORE_HEAD}
+    # database_url is migrated to the core's head (0013), as every existing gateway's database is (portos's too).
+    assert version_rows(database_url) == {CORE_HEAD, PORTOS}
     assert notes(database_url) is None
     make_client(dialects=("memo",))
-    assert version_rows(database_url) == {CORE_HEAD, "memo_0001"}  # the core keeps its row: memo's is its own
+    assert version_rows(database_url) == {CORE_HEAD, PORTOS, "memo_0001"}  # the core keeps its row: memo's is its own
     assert notes(database_url) == []
     state = on_database(database_url, lambda engine: schema_state(engine, BRANCH))
-    assert (state.current, state.pending, state.unknown, state.others) == ((CORE_HEAD, "memo_0001"), (), (), ())
+    assert (state.current, state.pending, state.unknown, state.others) == ((CORE_HEAD, "memo_0001"), (), (), (PORTOS,))
 
 
 def test_disabling_memo_leaves_its_table_and_rows_alone(make_client, database_url):
@@ -267,12 +268,13 @@ def test_disabling_memo_leaves_its_table_and_rows_alone(make_client, database_ur
     assert client.get("/readyz").json() == {"status": "ok"}
     assert client.post("/memo/sessions", json={"subject": "a"}).status_code == 404
     assert notes(database_url) == [(created["id"], "buy milk")]
-    assert version_rows(database_url) == {CORE_HEAD, "memo_0001"}
+    assert version_rows(database_url) == {CORE_HEAD, PORTOS, "memo_0001"}
     state = on_database(database_url, lambda engine: schema_state(engine, CORE))
-    assert (state.current, state.pending, state.others, state.up_to_date) == ((CORE_HEAD,), (), ("memo_0001",), True)
+    assert (state.current, state.pending, state.up_to_date) == ((CORE_HEAD,), (), True)
+    assert set(state.others) == {PORTOS, "memo_0001"}
     # The core's own upgrade walks past the row it has no script of, and leaves it.
     on_database(database_url, upgrade)
-    assert version_rows(database_url) == {CORE_HEAD, "memo_0001"}
+    assert version_rows(database_url) == {CORE_HEAD, PORTOS, "memo_0001"}
     # Enabled again, it finds its table as it was.
     again = make_client(dialects=("memo",))
     assert again.get("/memo/session", headers=bearer(created["token"])).json()["note"] == "buy milk"
@@ -319,7 +321,7 @@ def test_db_commands_run_with_the_enabled_dialects(database_url, tmp_path):
     history = run_command(database_url, tmp_path, "db", "history", env=env).stdout
     assert "memo_0001  memo: a note per session" in history
     # Without memo, the core's status is up to date and names memo's row as another dialect's, left alone.
-    without = run_command(database_url, tmp_path, "db", "status", env={"SESSIONGATE_DIALECTS": "zelf"})
+    without = run_command(database_url, tmp_path, "db", "status", env={"SESSIONGATE_DIALECTS": "zelf,portos"})
     assert without.returncode == 0, without.stdout
     assert "others:  memo_0001 (of dialects not enabled: left alone)" in without.stdout
     assert (
@@ -330,10 +332,12 @@ def test_db_commands_run_with_the_enabled_dialects(database_url, tmp_path):
 
 def test_downgrading_to_base_refuses_while_a_disabled_dialects_tables_remain(database_url, tmp_path):
     assert run_command(database_url, tmp_path, "db", "upgrade", env={"SESSIONGATE_DIALECTS": "memo"}).returncode == 0
-    refused = run_command(database_url, tmp_path, "db", "downgrade", "base", env={"SESSIONGATE_DIALECTS": "zelf"})
+    refused = run_command(
+        database_url, tmp_path, "db", "downgrade", "base", env={"SESSIONGATE_DIALECTS": "zelf,portos"}
+    )
     assert refused.returncode != 0
     assert "memo_0001 of dialects not enabled" in refused.stderr
-    assert version_rows(database_url) == {CORE_HEAD, "memo_0001"}
+    assert version_rows(database_url) == {CORE_HEAD, PORTOS, "memo_0001"}
 
 
 def write_branch(folder: Path, name: str, body: str) -> Path:

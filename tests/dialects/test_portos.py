@@ -15,7 +15,6 @@ import yaml
 from argon2 import PasswordHasher
 
 from sessiongate.core import models as core
-from sessiongate.identity.devices import Devices
 from sessiongate.identity.passwords import Passwords
 from sessiongate.identity.tenants import TenantService
 from sessiongate_portos import mapping, ndata, wire
@@ -56,7 +55,7 @@ def add_user(client, login, password, *, roles=(), permissions=()):
 
 
 def add_device(client, name, env, **kw):
-    devices = Devices(client.app.state.services.runner)
+    devices = client.app.state.dialects["portos"].context.devices  # portos's own, in its own table
     return run(client, devices.add, tenant="default", name=name, env=env, now=client.app.state.services.clock(), **kw)
 
 

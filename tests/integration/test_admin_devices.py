@@ -1,7 +1,8 @@
 """The admin API's devices, in process on both databases: provisioned with the CLI's checks (a taken name 409, a name
 no URL can carry or text no database stores alike 400, nothing made), listed in keyset pages, read and removed; a
 device made through the API takes portos logins, a removed one refuses them at once while its live sessions run on;
-each change is an audit event; the CLI and the API see and make the same devices."""
+each change is an audit event; the CLI and the API see and make the same devices. The routes and the command group
+are portos's (``PortosDialect.admin_controllers`` and ``commands``): without portos enabled, neither exists."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sessiongate.cli import cli
 from sessiongate.identity.passwords import Passwords
 from tests.support.gate import LOGIN, PASSWORD, PREFIX, USER_ID, run
 from tests.support.gate import api_token as token
+from tests.support.server import run_command
 
 DEVICES = f"{PREFIX}/admin/devices"
 SESSIONS = f"{PREFIX}/admin/sessions"
@@ -275,3 +277,67 @@ def test_the_cli_refuses_the_names_the_api_refuses(client, admin, database_url, 
     assert client.post(DEVICES, json={"name": name, "env": "PDA"}, headers=admin).status_code == 400
     assert names(client, admin) == []
     assert events(client, admin, "device.created") == []
+
+
+def test_without_portos_the_admin_api_has_no_devices_and_the_rest_of_it_is_there(make_client):
+    client = make_client(dialects=("zelf",))
+    admin = {"Authorization": f"Bearer {token(client, 'admin')}"}
+    for method, path in (("GET", DEVICES), ("POST", DEVICES), ("GET", f"{DEVICES}/P01"), ("DELETE", f"{DEVICES}/P01")):
+        absent = client.request(method, path, json={"name": "P01", "env": "PDA"}, headers=admin)
+        assert absent.status_code == 404, absent.text
+        assert absent.headers["content-type"].startswith("application/problem+json")
+    assert client.get(SESSIONS, headers=admin).status_code == 200
+    assert client.get(AUDIT, headers=admin).status_code == 200
+
+
+def test_the_device_routes_are_the_gateways_behind_its_guard_failing_in_problem_details_not_portoss(client, admin):
+    refused = client.post(DEVICES, json={"name": "P01", "env": "Kiosk"}, headers=admin)
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["cache-control"] == "no-store"
+    body = refused.json()
+    assert body["instance"] == DEVICES
+    assert "traceId" not in body  # portos's own error body carries one; the admin API's problem details do not
+    assert client.get(DEVICES).status_code == 401
+
+
+CONFIGURATION = 2  # the README's exit status of a setting that cannot work
+
+
+def test_without_portos_sessiongate_devices_is_one_line_and_exit_status_2(database_url, tmp_path):
+    for args in (("devices", "list"), ("devices", "add", "--name", "P01", "--env", "PDA"), ("devices", "--help")):
+        done = run_command(database_url, tmp_path, *args, env={"SESSIONGATE_DIALECTS": "zelf,issp"})
+        assert done.returncode == CONFIGURATION, done.stderr
+        assert done.stdout == ""
+        assert done.stderr.splitlines() == [
+            "Error: `sessiongate devices` is a command of the portos dialect, which SESSIONGATE_DIALECTS does not "
+            "enable: enable portos to use it"
+        ]
+    unknown = run_command(database_url, tmp_path, "nonsense", env={"SESSIONGATE_DIALECTS": "zelf"})
+    assert unknown.returncode == CONFIGURATION
+    assert "No such command 'nonsense'" in unknown.stderr
+
+
+def test_with_portos_enabled_sessiongate_devices_is_there_and_dialects_names_it(database_url, tmp_path):
+    helped = run_command(database_url, tmp_path, "devices", "--help", env={"SESSIONGATE_DIALECTS": "portos"})
+    assert helped.returncode == 0, helped.stderr
+    assert all(command in helped.stdout for command in ("add", "list", "remove"))
+    listed = run_command(database_url, tmp_path, "dialects", env={"SESSIONGATE_DIALECTS": "zelf"})
+    assert listed.returncode == 0, listed.stderr
+    [portos] = [line for line in listed.stdout.splitlines() if line.startswith("portos ")]
+    assert "disabled" in portos
+    assert portos.endswith("commands: devices")
+    assert "commands:" not in "".join(line for line in listed.stdout.splitlines() if not line.startswith("portos "))
+    root = run_command(database_url, tmp_path, "--help")
+    assert "`sessiongate dialects` lists them" in " ".join(root.stdout.split())  # where the dialects' groups are
+
+
+def test_the_cli_refuses_what_the_database_lacks_before_portoss_branch_is_migrated(empty_database_url, tmp_path):
+    manual = {"SESSIONGATE_AUTO_MIGRATE": "false", "SESSIONGATE_DIALECTS": "zelf"}
+    assert run_command(empty_database_url, tmp_path, "db", "upgrade", env=manual).returncode == 0  # the core's only
+    refused = run_command(empty_database_url, tmp_path, "devices", "list", env=manual | {"SESSIONGATE_DIALECTS": "*"})
+    assert refused.returncode == 4, refused.stderr  # not migrated: the README's exit status 4
+    assert "1 migration pending" in refused.stderr
+    assert "sessiongate db upgrade" in refused.stderr
+    migrating = {"SESSIONGATE_AUTO_MIGRATE": "true"}  # as every command does, it migrates when told to: portos's too
+    assert run_command(empty_database_url, tmp_path, "devices", "list", env=migrating).returncode == 0

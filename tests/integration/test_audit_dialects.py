@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-from sessiongate.identity.devices import Devices
+from sessiongate.dialect import DialectStorage
+from sessiongate_portos.devices import Devices
 from tests.integration.test_audit import SESSIONS, api_token, events, prepared, run, session_id
 from tests.support.gate import AMITY_USER, API_KEY, LOGIN, PASSWORD, USER_ID, open_session, portos_refresh_token
 from tests.support.server import run_command
@@ -146,7 +147,14 @@ def test_another_user_taking_an_amity_device_over_is_recorded(client, admin):
 
 def test_a_new_login_on_a_portos_sale_device_records_the_session_it_ended(client, admin):
     services = client.app.state.services
-    run(client, Devices(services.runner).add, tenant="default", name="P01", env="CashRegister", now=services.clock())
+    run(
+        client,
+        Devices(DialectStorage(services.runner)).add,
+        tenant="default",
+        name="P01",
+        env="CashRegister",
+        now=services.clock(),
+    )
     body = {"UserName": LOGIN, "Password": PASSWORD, "DeviceName": "P01"}
     for _ in range(2):
         assert client.post("/api/auth", json=body, headers=AGENT).status_code == 200

@@ -11,7 +11,7 @@ import click
 import pytest
 
 from sessiongate.cli import cli
-from sessiongate.commands import admin_tokens, devices, sessions
+from sessiongate.commands import admin_tokens, sessions
 
 HEAVY = frozenset(
     {
@@ -70,8 +70,6 @@ def test_help_imports_neither_the_database_layer_nor_the_web_framework(path):
 def test_the_choices_written_out_for_the_command_line_are_the_gateways():
     from sessiongate.gate import admin
     from sessiongate.gate.tokens import SCOPES
-    from sessiongate.identity.devices import ENVIRONMENTS
 
     assert admin_tokens.SCOPES == SCOPES
-    assert devices.ENVIRONMENTS == ENVIRONMENTS
     assert (sessions.STATES, sessions.MAX_LIMIT) == (admin.STATES, admin.MAX_LIMIT)

@@ -14,9 +14,10 @@ import httpx
 import jwt
 import pytest
 
-from sessiongate.identity.devices import Devices
+from sessiongate.dialect import DialectStorage
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
+from sessiongate_portos.devices import Devices
 from tests.support.server import Server, running_server
 
 PORTOS_LOGIN = "/api/auth"
@@ -29,7 +30,9 @@ def add_user(database_url: str, login: str) -> None:
     async def go() -> None:
         async with open_services(Settings(database_url=database_url, sweep_interval=0), migrate=False) as services:
             await services.identity.add_principal(login=login, password=PASSWORD)
-            await Devices(services.runner).add(tenant="default", name="P01", env="BackOffice", now=services.clock())
+            await Devices(DialectStorage(services.runner)).add(
+                tenant="default", name="P01", env="BackOffice", now=services.clock()
+            )
 
     asyncio.run(go())
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessiongate.identity.devices import Devices
+from sessiongate.dialect import DialectStorage
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
+from sessiongate_portos.devices import Devices
 from tests.support.server import Server, running_server
 
 LOGIN = "/api/auth"
@@ -35,7 +36,9 @@ def provision(database_url: str) -> None:
         async with open_services(Settings(database_url=database_url, sweep_interval=0), migrate=False) as services:
             for login, password in PASSWORDS.items():
                 await services.identity.add_principal(login=login, password=password)
-            await Devices(services.runner).add(tenant="default", name=DEVICE, env="BackOffice", now=services.clock())
+            await Devices(DialectStorage(services.runner)).add(
+                tenant="default", name=DEVICE, env="BackOffice", now=services.clock()
+            )
 
     asyncio.run(go())
 

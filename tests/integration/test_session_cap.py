@@ -27,12 +27,13 @@ from litestar.exceptions import ImproperlyConfiguredException
 
 from sessiongate.core.errors import SessionLimitReached
 from sessiongate.core.models import NewSession, Page, PageRequest, SessionCap, SessionFilter, SessionQuery
+from sessiongate.dialect import DialectStorage
 from sessiongate.dialects import registry
-from sessiongate.identity.devices import Devices
 from sessiongate.identity.passwords import Passwords
 from sessiongate.runtime import open_services
 from sessiongate.sessions.audit import AuditFilter
 from sessiongate.settings import Settings
+from sessiongate_portos.devices import Devices
 from tests.conftest import ROOT
 from tests.support.gate import (
     AMITY_USER,
@@ -303,7 +304,9 @@ def test_a_refused_login_takes_no_device_over_from_its_other_user(make_capped, d
 
 
 async def _add_sale_device(services: Any) -> None:
-    await Devices(services.runner).add(tenant="default", name="P01", env="CashRegister", now=services.clock())
+    await Devices(DialectStorage(services.runner)).add(
+        tenant="default", name="P01", env="CashRegister", now=services.clock()
+    )
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

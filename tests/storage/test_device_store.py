@@ -1,4 +1,5 @@
-"""Every clause of ``DeviceStore``'s contract (``sessiongate.core.device_store``), on each database alike."""
+"""Every clause of portos's ``DeviceStore`` (``sessiongate_portos.device_store``), on each database alike: its
+statements on its own table, run by the gateway through the door every dialect has (``DialectStorage``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import uuid
 
 import pytest
 
-from sessiongate.core.device_store import RegisteredDevice
-from sessiongate.storage.device_store import SqlDeviceStore
+from sessiongate.dialect import DialectStorage
+from sessiongate_portos.device_store import DeviceStore, RegisteredDevice
 from tests.storage.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -17,11 +18,11 @@ SETTINGS = {"printer": "Epson ☃", "lines": "a\tb\nc", "": "empty key"}
 
 
 @pytest.fixture
-def store(backend: Backend) -> SqlDeviceStore:
-    return SqlDeviceStore(backend.runner)
+def store(backend: Backend) -> DeviceStore:
+    return DeviceStore(DialectStorage(backend.runner))
 
 
-async def add(store: SqlDeviceStore, backend: Backend, name: str, *, tenant: str = "shop", **fields):
+async def add(store: DeviceStore, backend: Backend, name: str, *, tenant: str = "shop", **fields):
     fields = {"env": "CashRegister", "description": None, "settings": {}} | fields
     return await store.add(tenant=tenant, name=name, now=backend.now, **fields)
 

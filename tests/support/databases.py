@@ -4,12 +4,14 @@ Two kinds of database are handed out:
 
 - :func:`database` gives an empty one, never migrated, for tests of what a first start or a migration does.
 - :func:`migrated_database` gives one with every migration applied and no rows, which is what almost every test
-  needs. Migrating costs a quarter to half a second and creating and dropping a PostgreSQL database another second
-  (both write and sync files), paid by every test of a suite of a thousand. So each process migrates one template
-  per kind once: SQLite databases are copies of its file; PostgreSQL databases are made from it
+  needs: the core's, and the branches of the dialects a gateway enables by default (``SESSIONGATE_DIALECTS=*``:
+  every installed one but the opt-in ones; portos's holds its devices), so that no app a test starts with them
+  migrates anything. Migrating costs a quarter to half a second and creating and dropping a PostgreSQL database
+  another second (both write and sync files), paid by every test of a suite of a thousand. So each process migrates
+  one template per kind once: SQLite databases are copies of its file; PostgreSQL databases are made from it
   (``CREATE DATABASE … TEMPLATE``) and, once a test is done with one, emptied and handed to the next
   test instead of being dropped. A database whose schema a test changed is dropped, never handed on. What is left
-  is dropped when the process exits.
+  is dropped when the process exits. An opt-in dialect's branch (memo's) is migrated by the tests that enable it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from sessiongate.storage.database import alchemy_config, upgrade
+from sessiongate.dialects import registry
+from sessiongate.storage.database import Migrations, alchemy_config, upgrade
 
 PG_ENV = "SESSIONGATE_TEST_DATABASE_URL"
 _VERSION_TABLE = "sg_alembic_version"
@@ -41,6 +44,13 @@ SELECT md5(coalesce(string_agg(item, ',' ORDER BY item), '')) FROM (
     UNION ALL SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace
 ) AS schema
 """
+
+
+def default_migrations() -> Migrations:
+    """The migrations a gateway with the default dialects (``*``) is held to: the core's and each one's own branch
+    (portos's). What :func:`migrated_database` applies, and what a test that migrates a database of its own and then
+    uses a dialect's tables (portos's devices) applies."""
+    return registry.migrations(registry.load(("*",), {}))
 
 
 def backends() -> list[str]:
@@ -140,7 +150,7 @@ def _postgres_pool() -> _PostgresPool:
 async def _migrate(url: str) -> None:
     engine = alchemy_config(url).get_engine()
     try:
-        await upgrade(engine)
+        await upgrade(engine, migrations=default_migrations())
     finally:
         await engine.dispose()
 

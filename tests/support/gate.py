@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from sessiongate.dialect import DialectStorage
 from sessiongate.gate.tokens import ApiTokens
-from sessiongate.identity.devices import Devices
 from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import Services
+from sessiongate_portos.devices import Devices
 
 DIALECTS = ("amity", "issp", "portos", "saymon", "zelf")
 USER_ID, LOGIN, PASSWORD = "ada-0001", "ada@example.com", "ada-secret-pass-1"
@@ -35,7 +36,7 @@ async def provision(services: Services) -> None:
     await services.identity.add_principal(
         tenant="default", login=LOGIN, principal_id=USER_ID, email=LOGIN, password=PASSWORD, roles=ROLES
     )
-    await Devices(services.runner).add(tenant="default", name=DEVICE, env=DEVICE, now=services.clock())
+    await Devices(DialectStorage(services.runner)).add(tenant="default", name=DEVICE, env=DEVICE, now=services.clock())
     tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
     await tenants.add_keys(NETWORK, api_key=API_KEY)
 

@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from sessiongate.identity.devices import Devices
+from sessiongate.dialect import DialectStorage
 from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
-from tests.support.databases import backends, database
+from sessiongate_portos.devices import Devices
+from tests.support.databases import backends, database, default_migrations
 from tests.support.server import Server, running_server
 
 LOGIN, PASSWORD = "edge.user", "edge-user-passphrase-1"
@@ -66,11 +67,14 @@ def provision(database_url: str) -> str:
     """
 
     async def go() -> str:
-        async with open_services(Settings(database_url=database_url, sweep_interval=0), migrate=True) as services:
+        settings = Settings(database_url=database_url, sweep_interval=0)
+        async with open_services(settings, migrate=True, migrations=default_migrations()) as services:
             await services.identity.add_principal(
                 login=LOGIN, principal_id=USER_ID, password=PASSWORD, roles=("admin",), permissions=("admin",)
             )
-            await Devices(services.runner).add(tenant="default", name=DEVICE, env="CashRegister", now=services.clock())
+            await Devices(DialectStorage(services.runner)).add(
+                tenant="default", name=DEVICE, env="CashRegister", now=services.clock()
+            )
             tenants = TenantService(services.engine, services.digester, services.clock, services.runner)
             await tenants.add_keys("edge", api_key=API_KEY)
             await tenants.add_keys(SECURE_TENANT, secure=True, server_key=SERVER_KEY)

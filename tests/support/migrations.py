@@ -1,4 +1,4 @@
-"""Whether the migrated database holds a table exactly as the code declares it."""
+"""Whether the migrated database holds a table exactly as the code declares it (the core's, or a dialect's own)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from alembic.migration import MigrationContext
 
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
-from sessiongate.storage.tables import metadata
+from sessiongate.storage.tables import metadata as core_metadata
 
 
-def differences_from_declared(database_url: str, table: str) -> list[Any]:
-    """Alembic's differences between ``table`` in the migrated database at ``database_url`` and its declaration."""
+def differences_from_declared(database_url: str, table: str, metadata: Any = core_metadata) -> list[Any]:
+    """Alembic's differences between ``table`` in the migrated database at ``database_url`` and its declaration in
+    ``metadata`` (the core's tables by default; a dialect's own ``MetaData`` for its tables)."""
 
     def ours(obj: Any, name: str, kind: str, reflected: bool, compare_to: Any) -> bool:
         return name == table if kind == "table" else obj.table.name == table

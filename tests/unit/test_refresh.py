@@ -13,7 +13,6 @@ from sqlalchemy import inspect, text
 
 from sessiongate.core.errors import RefreshRaced, RefreshTokenReused, SessionExpired, SessionRevoked, Unauthenticated
 from sessiongate.core.models import ExpiryPolicy, NewSession
-from sessiongate.identity import devices as _devices  # noqa: F401 - registers sg_device in the metadata
 from sessiongate.runtime import Services, open_services
 from sessiongate.sessions.service import SessionService
 from sessiongate.settings import Settings
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.anyio
 HOUR = 3600.0
 POLICY = ExpiryPolicy(ttl=12 * HOUR)
 GRACE = 10.0
-MINE = {"sg_refresh_token", "sg_device"}
+MINE = {"sg_refresh_token"}
 LISTING = {"ix_sg_session_live_created", "ix_sg_session_live_expires", "ix_sg_session_live_principal"}
 
 

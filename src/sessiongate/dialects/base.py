@@ -5,6 +5,10 @@ controllers (under the optional prefix), adds explicit ``OPTIONS`` handlers with
 (Litestar 2 lists only the first handler's method, litestar issue #4169), injects the plugin and its options,
 and registers the dialect's paths so that every error on them, including
 routing-level 404/405, is rendered in the dialect's own shape (see ``sessiongate.errors``).
+
+A dialect that administers something of its own (portos's devices) adds it to the gateway's admin API
+(``admin_controllers``, mounted by ``sessiongate.gate`` behind its guard) and to the command line (``commands``, groups
+``sessiongate`` finds when they are named); both exist only while the dialect is enabled.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_origin
 
+import click
 from litestar import Request, Response, Router, route
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
@@ -64,9 +69,20 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         Options: The dialect's options Struct: the type argument of ``DialectPlugin[...]``.
         migrations: The folder of the dialect's own Alembic branch, for the tables it owns (``None``: it owns none).
             Its revision ids start with the dialect's name and ``_`` (``acme_0001``); its first revision has
-            ``down_revision = None``, ``branch_labels = ("acme",)`` and ``depends_on`` the core revision it needs.
-            Enabling the dialect applies them (with the core's, at start when auto-migrating, and by
-            ``sessiongate db upgrade``), and readiness waits for them; disabling it leaves its tables alone.
+            ``down_revision = None``, ``branch_labels = ("acme",)`` and ``needs_core``, the core revision it needs
+            (``storage.database.Migrations``). Enabling the dialect applies them (with the core's, at start when
+            auto-migrating, and by ``sessiongate db upgrade``), and readiness waits for them; disabling it leaves its
+            tables alone.
+        admin_controllers: Routes the dialect adds to the gateway's admin API (``{gateway prefix}/admin/…``): the
+            gateway mounts them behind its admin-token guard, answers their failures in problem details (not in the
+            dialect's own error body) and marks them ``no-store``; they are given ``ctx`` as the dialect's own
+            routes are, and ``sessiongate.dialects.admin`` (the SDK's ``admin``) gives them the caller's audit
+            origin and the admin API's checks. None while the dialect is not enabled, nor when the gateway's routes
+            are turned off. Their contract is the gateway's spec (``openapi/gateway.yaml``).
+        commands: click command groups the dialect adds to ``sessiongate`` (``sessiongate <group> …``), found when
+            named among the enabled dialects; a command runs its work with ``run_command`` (the dialect's context,
+            over the gateway's services). With the dialect not enabled, ``sessiongate <group>`` is refused in one
+            line, exit status 2. Keep their names clear of the core's commands, which win.
         opt_in: Enabled only when named in ``SESSIONGATE_DIALECTS``, never by ``*`` (an example dialect, one installed
             for tests): ``*`` enables every other installed dialect.
         Context: What the dialect's handlers are given as ``ctx`` (:class:`DialectContext`, or a subclass adding what
@@ -78,6 +94,8 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
     controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]]
     Options: ClassVar[type[DialectOptions]] = DialectOptions
     migrations: ClassVar[Path | None] = None
+    admin_controllers: ClassVar[Sequence[type[Controller] | BaseRouteHandler]] = ()
+    commands: ClassVar[Sequence[click.Command]] = ()
     opt_in: ClassVar[bool] = False
     Context: ClassVar[type[DialectContext[Any]]] = DialectContext
 
@@ -197,6 +215,20 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         if no_store not in app_config.before_send:
             app_config.before_send.append(no_store)
         return app_config
+
+    def admin_router(self) -> Router | None:
+        """The dialect's admin routes (``admin_controllers``), given ``ctx`` as its own routes are, for the gateway to
+        mount in its admin router; ``None`` when it has none."""
+        if not self.admin_controllers:
+            return None
+        return Router(
+            path="/",
+            route_handlers=list(self.admin_controllers),
+            dependencies={"ctx": Provide(self._context_provider(), sync_to_thread=False)},
+            # Not "dialect": a failure of the admin API is problem details, whichever module serves the route.
+            opt={"admin_of": self.name},
+            include_in_schema=False,
+        )
 
     def _context_provider(self) -> Callable[[], DialectContext[OptionsT_co]]:
         # A function, not a bound method: Litestar deep-copies a router's dependencies, and a bound method's copy

@@ -18,23 +18,30 @@ from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from sessiongate.core.keyset import decode_cursor
-from sessiongate.dialects.base import bearer_token, client_address
+from sessiongate.dialects.admin import CALLER_KEY, Q, answer, caller, caller_event, page_size, text_filter
+from sessiongate.dialects.base import bearer_token
 from sessiongate.dialects.bodies import json_body
 from sessiongate.gate import admin
-from sessiongate.gate.tokens import SCOPES, ApiTokenInfo, ApiTokens
+from sessiongate.gate.tokens import SCOPES, ApiTokens
 from sessiongate.runtime import Services
-from sessiongate.sessions.audit import AuditFilter, AuditLog, Kind, NewEvent
+from sessiongate.sessions.audit import AuditFilter, AuditLog
 
-__all__ = ("CALLER_KEY", "admin_guard", "handlers")
+# What every admin route shares, the dialects' included (``DialectPlugin.admin_controllers``), is in
+# ``sessiongate.dialects.admin``; the gateway's own route modules import it from here as before.
+__all__ = (
+    "CALLER_KEY",
+    "admin_guard",
+    "answer",
+    "caller",
+    "caller_event",
+    "handlers",
+    "instant",
+    "page_size",
+    "services_of",
+    "text_filter",
+)
 
-CALLER_KEY = "sessiongate.admin_token"
-"""Where the guard leaves the caller's token (:class:`ApiTokenInfo`) in the request's state."""
-JSON = "application/json"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sessiongate"'}
-DEFAULT_LIMIT = 50
-_LONGEST_FILTER = 1024
-Q = Annotated[str | None, QueryParameter()]
-"""A query parameter read as text: each is checked here, so every refusal is worded and shaped alike."""
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -57,21 +64,10 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     connection.state[CALLER_KEY] = info
 
 
-def caller(request: Request[Any, Any, Any]) -> ApiTokenInfo:
-    """The admin token the guard let in."""
-    info: ApiTokenInfo = request.state[CALLER_KEY]
-    return info
-
-
 def services_of(request: Request[Any, Any, Any]) -> Services:
     """The process's services."""
     services: Services = request.app.state.services
     return services
-
-
-def answer(value: object, status: int = 200) -> Response[bytes]:
-    """``value`` as JSON."""
-    return Response(msgspec.json.encode(value), status_code=status, media_type=JSON)
 
 
 @get("/admin/sessions", operation_id="listSessions", status_code=200)
@@ -216,28 +212,6 @@ async def list_audit_events(
     return answer(page)
 
 
-def caller_event(request: Request[Any, Any, Any], kind: Kind = "session.revoked", **fields: Any) -> NewEvent:
-    """The event of a change made through the admin API: by its token, from its address, with its user agent."""
-    settings = services_of(request).settings
-    return NewEvent(
-        kind=kind,
-        actor=f"admin-token:{caller(request).name}",
-        client_address=client_address(request, trust_forwarded=settings.trust_forwarded),
-        user_agent=request.headers.get("user-agent"),
-        **fields,
-    )
-
-
-def text_filter(name: str, value: str | None) -> None:
-    """Refuse what no stored text can be (a NUL, which PostgreSQL's text cannot hold) or be that long.
-
-    Raises:
-        InvalidRequest: such a value.
-    """
-    if value is not None and ("\x00" in value or len(value) > _LONGEST_FILTER):
-        raise InvalidRequest(f"{name} must hold no NUL and at most {_LONGEST_FILTER} characters", field=name)
-
-
 def instant(name: str, value: str | None) -> datetime | None:
     """An RFC 3339 date-time with its offset.
 
@@ -254,19 +228,6 @@ def instant(name: str, value: str | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         raise InvalidRequest(f"{name} must be an RFC 3339 date-time with an offset", field=name)
     return moment
-
-
-def page_size(value: str | None, most: int) -> int:
-    """``limit``: 1 to ``most``, by default :data:`DEFAULT_LIMIT`.
-
-    Raises:
-        InvalidRequest: anything else.
-    """
-    if value is None:
-        return DEFAULT_LIMIT
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
-        raise InvalidRequest(f"limit must be an integer from 1 to {most}", field="limit")
-    return int(value)
 
 
 handlers = [list_sessions, get_session, revoke_session, revoke_principal_sessions, list_audit_events]

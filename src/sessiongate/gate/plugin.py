@@ -16,7 +16,6 @@ from sessiongate.gate import (
     admin_routes,
     api_token_routes,
     auth_token_routes,
-    device_routes,
     principal_routes,
     routes,
     tenant_key_routes,
@@ -40,11 +39,13 @@ WRITTEN_PREFIX = "/_sessiongate"
 
 class GatewayPlugin(InitPlugin):
     """The routes every deployment has whatever dialects it enables: forward auth, introspection, revocation, and
-    the admin API.
+    the admin API, with the admin routes the enabled dialects add (``DialectPlugin.admin_controllers``: portos's
+    devices).
 
     Args:
         settings: Whether and where to mount them.
-        dialects: The enabled dialects; none may serve a path under the prefix.
+        dialects: The enabled dialects; none may serve a path under the prefix (their admin routes are mounted here,
+            behind the admin API's guard, and are no paths of theirs).
 
     Raises:
         ImproperlyConfiguredException: a dialect serves a path under the gateway's prefix.
@@ -52,6 +53,7 @@ class GatewayPlugin(InitPlugin):
 
     def __init__(self, settings: GatewaySettings, dialects: Sequence[DialectPlugin]) -> None:
         self.settings = settings
+        self.dialects = tuple(dialects)
         for dialect in dialects:
             for method, path in sorted(dialect.claims):
                 if path == settings.prefix or path.startswith(f"{settings.prefix}/"):
@@ -86,8 +88,9 @@ class GatewayPlugin(InitPlugin):
                 *principal_routes.handlers,
                 *tenant_key_routes.handlers,
                 *api_token_routes.handlers,
-                *device_routes.handlers,
                 *auth_token_routes.handlers,
+                # Each enabled dialect's own (portos's devices): behind the same guard, failing in problem details.
+                *(own for own in (dialect.admin_router() for dialect in self.dialects) if own is not None),
             ],
             guards=[admin_routes.admin_guard],
             middleware=[refuse_empty_segments],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -10,7 +11,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script, ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import event, make_url, text
+from sqlalchemy import column, delete, event, insert, make_url, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +38,7 @@ from sessiongate.storage.urls import where
 __all__ = (
     "CORE",
     "MIGRATIONS_DIR",
+    "SET_ASIDE",
     "DatabaseProblem",
     "DatabaseUnusable",
     "Migrations",
@@ -311,6 +313,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads", migrations: Migr
 def _upgrade_on(connection: Connection, revision: str, migrations: Migrations) -> None:
     script = _scripts(migrations)
     for target in _targets(script, migrations, revision):
+        if not _upgrades(script, target, _ours(_current_heads(connection), migrations)):
+            continue  # already there (every start of a migrated gateway): no Alembic environment to run for it
 
         def steps(current: tuple[str, ...], _context: MigrationContext, target: str = target) -> list[MigrationStep]:
             return [
@@ -338,10 +342,14 @@ def _upgrades(script: ScriptDirectory, target: str, current: tuple[str, ...]) ->
     return list(reversed(list(script.iterate_revisions(target, current, implicit_base=True))))
 
 
-def _run_env(connection: Connection, script: ScriptDirectory, steps: Any, revision: str) -> None:
+def _run_env(
+    connection: Connection, script: ScriptDirectory, steps: Any, revision: str, *, set_aside: tuple[str, ...] = ()
+) -> None:
     # What alembic.command.upgrade/downgrade do, but only over the version table's rows that are the core's or an
     # enabled dialect's: alembic cannot place a row whose revision it has no script of (a disabled dialect's).
-    with EnvironmentContext(_alembic_config(connection), script, fn=steps, destination_rev=revision):
+    config = _alembic_config(connection)
+    config.attributes[SET_ASIDE] = set_aside
+    with EnvironmentContext(config, script, fn=steps, destination_rev=revision):
         script.run_env()
 
 
@@ -450,20 +458,43 @@ async def downgrade(engine: AsyncEngine, revision: str, migrations: Migrations =
 
 def _downgrade_on(connection: Connection, revision: str, migrations: Migrations) -> None:
     script = _scripts(migrations)
+    rows = _current_heads(connection)
+    others = sorted(set(rows) - set(_ours(rows, migrations)))
+    if revision == "base" and others:
+        # The core's tables would go while those dialects' stayed, their rows saying they are migrated.
+        msg = (
+            f"the database also holds the migrations {', '.join(others)} of dialects not enabled: enable them to "
+            "undo theirs as well, or downgrade to a revision other than base"
+        )
+        raise CommandError(msg)
 
     def steps(current: tuple[str, ...], _context: MigrationContext) -> list[MigrationStep]:
-        if revision == "base" and (others := sorted(set(current) - set(_ours(current, migrations)))):
-            # Alembic cannot remove the core's last row beside a row it has no script of; and the core's tables
-            # would go while those dialects' stayed.
-            msg = (
-                f"the database also holds the migrations {', '.join(others)} of dialects not enabled: enable them to "
-                "undo theirs as well, or downgrade to a revision other than base"
-            )
-            raise CommandError(msg)
-        found = script.iterate_revisions(_ours(current, migrations), revision, select_for_downgrade=True)
+        found = script.iterate_revisions(current, revision, select_for_downgrade=True)
         return [MigrationStep.downgrade_from_script(script.revision_map, rev) for rev in found]
 
-    _run_env(connection, script, steps, revision)
+    # Alembic places every row of the version table before each step it undoes, and cannot place a row it has no
+    # script of (a disabled dialect's): those rows are set aside while the steps run, and put back after them, all in
+    # the one transaction of the downgrade. A migration that asks whose a table is reads them in SET_ASIDE.
+    with _set_aside(connection, others):
+        _run_env(connection, script, steps, revision, set_aside=tuple(others))
+
+
+SET_ASIDE = "sessiongate.set_aside"
+"""The key, in the Alembic config's ``attributes`` (``op.get_context().config.attributes``), of the version table's
+rows of dialects not enabled, set aside while a downgrade runs: a migration that decides by the rows (core 0003: is
+``sg_device`` portos's?) counts them as rows all the same."""
+
+
+@contextlib.contextmanager
+def _set_aside(connection: Connection, revisions: list[str]) -> Iterator[None]:
+    """The version table without ``revisions`` meanwhile; they are back afterwards (a failure undoes both, with the
+    whole transaction)."""
+    versions = table(VERSION_TABLE, column("version_num"))
+    for revision in revisions:
+        connection.execute(delete(versions).where(versions.c.version_num == revision))
+    yield
+    for revision in revisions:
+        connection.execute(insert(versions).values(version_num=revision))
 
 
 @functools.cache

@@ -1,4 +1,10 @@
-"""PORTOS: refresh tokens, devices, and partial indexes of live sessions for listings.
+"""PORTOS: refresh tokens, and partial indexes of live sessions for listings.
+
+This revision used to make portos's devices too (``sg_device``). They are the portos dialect's now (issue 14): its own
+migration branch (``sessiongate_portos/migrations``) makes the table, or adopts it, rows and all, where this revision
+made it before. So a new database gets it only with portos enabled, and undoing this revision drops it only when it is
+still the one this revision made: present, and not taken over by portos's branch (no ``portos_`` row in the version
+table). A database that portos's branch holds keeps it until that branch is undone.
 
 Revision ID: 0003
 Revises: 0002
@@ -7,7 +13,7 @@ Revises: 0002
 from __future__ import annotations
 
 import sqlalchemy as sa
-from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
+from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "0003"
@@ -41,21 +47,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_sg_refresh_token_family", "sg_refresh_token", ["family_id"], unique=False)
     op.create_index("ix_sg_refresh_token_expires", "sg_refresh_token", ["expires_at"], unique=False)
-    op.create_table(
-        "sg_device",
-        sa.Column("id", GUID(length=16), nullable=False),
-        sa.Column("tenant", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("env", sa.String(length=32), nullable=False),
-        sa.Column("description", sa.String(length=256), nullable=True),
-        sa.Column("preferences", JsonB, nullable=False),
-        sa.Column("settings", JsonB, nullable=False),
-        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
-        sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
-        sa.Column("updated_at", DateTimeUTC(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sg_device")),
-        sa.UniqueConstraint("tenant", "name", name="uq_sg_device_tenant_name"),
-    )
     for name, columns in LISTING_INDEXES.items():
         op.create_index(
             name, "sg_session", columns, unique=False, sqlite_where=sa.text(LIVE), postgresql_where=sa.text(LIVE)
@@ -65,7 +56,19 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in LISTING_INDEXES:
         op.drop_index(name, table_name="sg_session")
-    op.drop_table("sg_device")
+    if _made_here():
+        op.drop_table("sg_device")
     op.drop_index("ix_sg_refresh_token_expires", table_name="sg_refresh_token")
     op.drop_index("ix_sg_refresh_token_family", table_name="sg_refresh_token")
     op.drop_table("sg_refresh_token")
+
+
+def _made_here() -> bool:
+    """Whether ``sg_device`` is the table this revision made before portos's branch took devices over: it is there,
+    and no row of the version table is of that branch (those of dialects not enabled, which a downgrade sets aside
+    while it runs, counted: ``storage.database.SET_ASIDE``)."""
+    if not sa.inspect(op.get_bind()).has_table("sg_device"):
+        return False
+    context = op.get_context()
+    aside = context.config.attributes.get("sessiongate.set_aside", ()) if context.config is not None else ()
+    return not any(row.startswith("portos_") for row in (*context.get_current_heads(), *aside))

@@ -14,12 +14,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, get_args
 
-from sessiongate.core.device_store import MAX_DESCRIPTION, MAX_NAME, DeviceStore, RegisteredDevice
-from sessiongate.core.errors import Conflict, InvalidRequest, NotFound
-from sessiongate.core.tenant_store import MAX_TENANT_NAME
-from sessiongate.storage.device_store import SqlDeviceStore
-from sessiongate.storage.runner import StatementRunner
-from sessiongate.storage.text import NUL_REFUSED, holds_nul
+from sessiongate.dialect import Conflict, DialectStorage, InvalidRequest, NotFound
+from sessiongate_portos.device_store import (
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_TENANT,
+    DeviceStore,
+    RegisteredDevice,
+    holds_nul,
+)
 
 __all__ = (
     "ENVIRONMENTS",
@@ -28,6 +31,7 @@ __all__ = (
     "MAX_SETTINGS",
     "MAX_SETTING_KEY",
     "MAX_SETTING_VALUE",
+    "NUL_REFUSED",
     "SALE_ENVIRONMENTS",
     "Devices",
     "Environment",
@@ -46,6 +50,8 @@ MAX_SETTING_KEY = 128
 MAX_SETTING_VALUE = 1024
 """A device's settings: at most this many, keys and values at most this long (a JSON column has no width of its own,
 so these bound what one ``devices add`` can store)."""
+NUL_REFUSED = "text must not contain NUL characters"
+"""The refusal of text holding NUL, worded as the gateway's own refusals of it."""
 _DOT_SEGMENTS = frozenset({".", ".."})
 _LINE_BREAKS = frozenset("\t\n\r")
 
@@ -60,16 +66,16 @@ def check_new_device(
     unassigned or separator character but the space), not padded with spaces, and never ``.``, ``..`` or holding
     ``/``: it is one path segment of ``/admin/devices/{name}``, and clients resolve dot segments away (RFC 3986
     5.2.4) while a ``/`` (even sent as ``%2F``) splits the segment, so no URL could name such a device. The tenant
-    is a tenant name (printable, unpadded, 1 to :data:`~sessiongate.identity.tenants.MAX_TENANT_NAME`); the
-    description printable and at most :data:`MAX_DESCRIPTION` characters; settings' keys printable, their values
-    text without NUL, lone surrogates or control characters but tab and line breaks. The widths are the columns':
-    PostgreSQL refuses a longer value where SQLite stores it, and neither may see text holding NUL.
+    is a tenant name (printable, unpadded, 1 to :data:`MAX_TENANT`); the description printable and at most
+    :data:`MAX_DESCRIPTION` characters; settings' keys printable, their values text without NUL, lone surrogates or
+    control characters but tab and line breaks. The widths are the columns': PostgreSQL refuses a longer value where
+    SQLite stores it, and neither may see text holding NUL.
 
     Raises:
         InvalidRequest: the first of these a device breaks, naming its field.
     """
-    if not _printable(tenant, MAX_TENANT_NAME):
-        raise InvalidRequest(f"tenant must be 1 to {MAX_TENANT_NAME} printable characters, unpadded", field="tenant")
+    if not _printable(tenant, MAX_TENANT):
+        raise InvalidRequest(f"tenant must be 1 to {MAX_TENANT} printable characters, unpadded", field="tenant")
     if not _printable(name, MAX_NAME):
         raise InvalidRequest(f"device name must be 1 to {MAX_NAME} printable characters, unpadded", field="name")
     if name in _DOT_SEGMENTS or "/" in name:
@@ -111,11 +117,11 @@ class Devices:
     """Provision, find and remove devices.
 
     Args:
-        runner: Where statements run (the gateway's shared runner).
+        storage: The dialect's door to its own tables (``ctx.storage``).
     """
 
-    def __init__(self, runner: StatementRunner) -> None:
-        self.store: DeviceStore = SqlDeviceStore(runner)
+    def __init__(self, storage: DialectStorage) -> None:
+        self.store = DeviceStore(storage)
 
     async def add(
         self,

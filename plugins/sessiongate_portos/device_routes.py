@@ -1,10 +1,14 @@
-"""The admin API's devices (``{prefix}/admin/devices…``): the PORTOS devices of a tenant listed, read, provisioned
-and removed, as ``sessiongate devices`` does, with its checks, each change an audit event.
+"""portos's routes in the gateway's admin API, ``{prefix}/admin/devices…`` (``PortosDialect.admin_controllers``): a
+tenant's devices listed, read, provisioned and removed, as ``sessiongate devices`` does, with its checks, each change an
+audit event.
 
-A device is named as ``devices`` names it: by its name in a tenant (``?tenant=``, ``default`` when not given), one
-path segment (:func:`~sessiongate.identity.devices.check_new_device` refuses a name no URL can carry). Listings are
-paged by keyset on the device's id (a UUIDv7): newest first, stable while devices come and go. Removing a device
-refuses new logins on it at once; its live sessions run until they expire or are ended (a session is no device's).
+The gateway mounts them behind its admin API's guard (a live ``admin``-scope API token), and their failures are its
+problem details, not portos's error body; they exist only while portos is enabled. Their contract is the gateway's
+spec (``openapi/gateway.yaml``, decision 25). A device is named as ``devices`` names it: by its name in a tenant
+(``?tenant=``, ``default`` when not given), one path segment (:func:`~sessiongate_portos.devices.check_new_device`
+refuses a name no URL can carry). Listings are paged by keyset on the device's id (a UUIDv7): newest first, stable
+while devices come and go. Removing a device refuses new logins on it at once; its live sessions run until they
+expire or are ended (a session is no device's).
 """
 
 from __future__ import annotations
@@ -15,18 +19,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, route
+from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter
 
-from sessiongate.core.keyset import decode_cursor, encode_cursor
-from sessiongate.dialects.bodies import json_body
-from sessiongate.gate import admin, device_admin
-from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of, text_filter
-from sessiongate.identity.devices import RegisteredDevice
+from sessiongate.dialect import admin, json_body
+from sessiongate_portos import device_admin
+from sessiongate_portos.context import PortosContext as Context
+from sessiongate_portos.devices import RegisteredDevice
 
 __all__ = ("handlers",)
 
-Q = Annotated[str | None, QueryParameter()]
 Name = Annotated[str, PathParameter()]
 
 
@@ -72,55 +75,55 @@ def _view(device: RegisteredDevice) -> Device:
 
 
 def _tenant(tenant: str | None) -> str:
-    text_filter("tenant", tenant)
+    admin.text_filter("tenant", tenant)
     return tenant if tenant is not None else "default"
 
 
 @get("/admin/devices", operation_id="listDevices", status_code=200)
 async def list_devices(
-    request: Request[Any, Any, Any], *, tenant: Q = None, limit: Q = None, cursor: Q = None
+    ctx: NamedDependency[Context], *, tenant: admin.Q = None, limit: admin.Q = None, cursor: admin.Q = None
 ) -> Response[bytes]:
     """A tenant's devices, newest first, one page at a time (keyset)."""
     where = _tenant(tenant)
-    size = page_size(limit, admin.MAX_LIMIT)
-    after = decode_cursor(cursor) if cursor is not None else None
-    found, more = await device_admin.devices(services_of(request)).page(tenant=where, limit=size, after=after)
-    next_cursor = encode_cursor(uuid.UUID(found[-1].id)) if more and found else None
-    return answer(DevicePage(items=[_view(d) for d in found], next_cursor=next_cursor))
+    size = admin.page_size(limit, admin.MAX_LIMIT)
+    after = admin.decode_cursor(cursor) if cursor is not None else None
+    found, more = await ctx.devices.page(tenant=where, limit=size, after=after)
+    next_cursor = admin.encode_cursor(uuid.UUID(found[-1].id)) if more and found else None
+    return admin.answer(DevicePage(items=[_view(d) for d in found], next_cursor=next_cursor))
 
 
 @post("/admin/devices", operation_id="createDevice", status_code=201)
-async def create_device(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def create_device(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[bytes]:
     """Provision a device, as ``devices add`` does, with its checks."""
     body = await json_body(request, NewDevice)
     device = await device_admin.add_device(
-        services_of(request),
-        caller_event(request, "device.created"),
+        ctx,
+        admin.caller_event(request, "device.created"),
         tenant=body.tenant,
         name=body.name,
         env=body.env,
         description=body.description,
         settings=body.settings,
     )
-    return answer(_view(device), status=201)
+    return admin.answer(_view(device), status=201)
 
 
 @get("/admin/devices/{name:str}", operation_id="getDevice", status_code=200)
-async def get_device(request: Request[Any, Any, Any], name: Name, tenant: Q = None) -> Response[bytes]:
+async def get_device(ctx: NamedDependency[Context], name: Name, tenant: admin.Q = None) -> Response[bytes]:
     """One device of a tenant, by its name."""
     where = _tenant(tenant)
-    text_filter("name", name)
-    return answer(_view(await device_admin.devices(services_of(request)).get(tenant=where, name=name)))
+    admin.text_filter("name", name)
+    return admin.answer(_view(await ctx.devices.get(tenant=where, name=name)))
 
 
 @delete("/admin/devices/{name:str}", operation_id="removeDevice", status_code=204)
-async def remove_device(request: Request[Any, Any, Any], name: Name, tenant: Q = None) -> None:
+async def remove_device(
+    request: Request[Any, Any, Any], ctx: NamedDependency[Context], name: Name, tenant: admin.Q = None
+) -> None:
     """Remove a device, as ``devices remove`` does: new logins on it are refused, its live sessions run on."""
     where = _tenant(tenant)
-    text_filter("name", name)
-    await device_admin.remove_device(
-        services_of(request), caller_event(request, "device.removed"), tenant=where, name=name
-    )
+    admin.text_filter("name", name)
+    await device_admin.remove_device(ctx, admin.caller_event(request, "device.removed"), tenant=where, name=name)
 
 
 @route("/admin/devices", http_method=[HttpMethod.OPTIONS], status_code=204)
@@ -143,4 +146,4 @@ handlers = [
     get_device,
     remove_device,
 ]
-"""The devices' handlers, mounted beside :data:`sessiongate.gate.admin_routes.handlers` behind its guard."""
+"""The devices' admin handlers: ``PortosDialect.admin_controllers``."""

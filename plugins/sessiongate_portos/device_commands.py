@@ -1,35 +1,28 @@
-"""``sessiongate devices``: provision the devices users log in to (PORTOS), list and remove them.
+"""``sessiongate devices`` (``PortosDialect.commands``): provision the devices users log in to, list and remove them.
 
-Each change goes through :mod:`sessiongate.gate.device_admin`, as the admin API's do, so both make it with the same
-checks and record the same audit event (actor ``cli`` here).
+The group is portos's: ``sessiongate`` finds it among the enabled dialects, and refuses ``sessiongate devices`` in one
+line (exit status 2) where portos is not enabled. Each change goes through :mod:`sessiongate_portos.device_admin`,
+as the admin API's do, so both make it with the same checks and record the same audit event (actor ``cli`` here).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from sessiongate.commands._shared import with_services
+from sessiongate.dialect import by_command, run_command
+from sessiongate_portos import device_admin
+from sessiongate_portos.context import PortosContext
+from sessiongate_portos.devices import ENVIRONMENTS, RegisteredDevice
 
-# What the commands run with is imported when they run: the command line is read (`--help`) without the gateway.
-if TYPE_CHECKING:
-    from sessiongate.identity.devices import RegisteredDevice
-    from sessiongate.sessions.audit import NewEvent
-
-__all__ = ("ENVIRONMENTS", "command")
-
-ENVIRONMENTS = ("BackOffice", "CashRegister", "PDA", "Tool")
-"""``sessiongate.identity.devices.ENVIRONMENTS``, written out so that reading the command line imports no gateway
-module (a test keeps the two equal)."""
+__all__ = ("devices",)
 
 
 @click.group(name="devices")
-def command() -> None:
-    """Devices of a tenant, each in an environment (a cash register or PDA holds one session at a time)."""
+def devices() -> None:
+    """Devices of a tenant (portos), each in an environment (a cash register or PDA holds one session at a time)."""
 
 
-@command.command()
+@devices.command()
 @click.option(
     "--name",
     required=True,
@@ -41,35 +34,40 @@ def command() -> None:
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="A device setting (repeatable).")
 def add(name: str, env: str, tenant: str, description: str | None, settings: tuple[str, ...]) -> None:
     """Provision a device."""
-    from sessiongate.gate import device_admin
-
     values = dict(_pair(item) for item in settings)
-    device = with_services(
-        lambda services: device_admin.add_device(
-            services, _by_cli(), tenant=tenant, name=name, env=env, description=description, settings=values
+
+    async def step(ctx: PortosContext) -> RegisteredDevice:
+        origin = by_command("device.created")
+        return await device_admin.add_device(
+            ctx, origin, tenant=tenant, name=name, env=env, description=description, settings=values
         )
-    )
+
+    device = run_command(step)
     click.echo(f"added device {device.name!r} ({device.env}) to tenant {device.tenant!r}")
 
 
-@command.command(name="list")
+@devices.command(name="list")
 @click.option("--tenant", default="default", show_default=True)
 def list_(tenant: str) -> None:
     """List a tenant's devices."""
-    from sessiongate.gate import device_admin
 
-    for device in with_services(lambda services: device_admin.devices(services).list(tenant=tenant)):
+    async def step(ctx: PortosContext) -> list[RegisteredDevice]:
+        return await ctx.devices.list(tenant=tenant)
+
+    for device in run_command(step):
         click.echo(_line(device))
 
 
-@command.command()
+@devices.command()
 @click.option("--name", required=True)
 @click.option("--tenant", default="default", show_default=True)
 def remove(name: str, tenant: str) -> None:
     """Remove a device (its live sessions run until they expire or are deleted)."""
-    from sessiongate.gate import device_admin
 
-    with_services(lambda services: device_admin.remove_device(services, _by_cli(), tenant=tenant, name=name))
+    async def step(ctx: PortosContext) -> RegisteredDevice:
+        return await device_admin.remove_device(ctx, by_command("device.removed"), tenant=tenant, name=name)
+
+    run_command(step)
     click.echo(f"removed device {name!r} from tenant {tenant!r}")
 
 
@@ -83,10 +81,3 @@ def _pair(item: str) -> tuple[str, str]:
 def _line(device: RegisteredDevice) -> str:
     settings = " ".join(f"{k}={v}" for k, v in sorted(device.settings.items()))
     return "\t".join([device.name, device.env, device.description or "", settings]).rstrip()
-
-
-def _by_cli() -> NewEvent:
-    """Where the CLI's changes come from, as their audit events say."""
-    from sessiongate.sessions.audit import NewEvent
-
-    return NewEvent(kind="device.created", actor="cli")
