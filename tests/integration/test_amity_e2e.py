@@ -15,6 +15,9 @@ import pytest
 from tests.support.databases import backends, database
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 V3, V4, V5 = "/api/v3/sessions", "/api/v4/sessions", "/api/v5/sessions"
 UNAUTHORIZED = b'{"status":"error","code":400100,"message":"Unauthorized"}'
 FORBIDDEN = b'{"status":"error","code":400300,"message":"Forbidden error."}'

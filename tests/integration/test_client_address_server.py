@@ -19,6 +19,9 @@ from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 PORTOS_LOGIN = "/api/auth"
 ZELF_CREATE = "/api/sessions"
 PASSWORD = "correct horse battery staple"

@@ -23,6 +23,9 @@ from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 LOGIN = "/api/auth"
 DEVICE = "P01"
 PASSWORDS = {"ada": "ada's correct horse battery staple", "bob": "bob's correct horse battery staple"}
