@@ -32,9 +32,11 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole pytest suite (PostgreSQL too when SESSIONGATE_TEST_DATABASE_URL is set)."""
+    """The whole pytest suite: the quick part, then the tests that start processes (``slow``); PostgreSQL too when
+    SESSIONGATE_TEST_DATABASE_URL is set."""
     _install(session)
     session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "slow", *session.posargs)
 
 
 @nox.session(python=PYTHON)

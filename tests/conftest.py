@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,33 @@ PAUSES = pauses.watch()
 gc.set_threshold(700, 10, 40)
 
 
+_RUNNING: list[pytest.Item] = []
+"""The test being run, while one is."""
+_start_process = subprocess.Popen.__init__
+
+
+def _start_process_in_a_slow_test(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+    """Only a test marked ``slow`` (or ``clients``) may start a process: the README's test line leaves those out to
+    stay quick, so a process started elsewhere would make it slow again unnoticed."""
+    if _RUNNING and not any(_RUNNING[-1].get_closest_marker(mark) for mark in ("slow", "clients")):
+        command = args[0] if args else kwargs.get("args")
+        pytest.fail(f"{_RUNNING[-1].nodeid} starts a process ({command!r}): mark it slow")
+    _start_process(self, *args, **kwargs)
+
+
+subprocess.Popen.__init__ = _start_process_in_a_slow_test  # type: ignore[method-assign]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Note which servers were started before ``item``, so that its report can show those it started."""
     item.stash[_SERVERS_BEFORE] = len(servers.STARTED)
     PAUSES.recent.clear()
-    return (yield)
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -647,6 +647,7 @@ def served_id(name: str, where: str, status: int) -> str:
     return "-".join([name, str(status), at, *([parts[-2]] if parts[-1] == "value" else [])])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "where", "status", "send"), [pytest.param(*case, id=served_id(*case[:3])) for case in SERVED]
 )
@@ -711,6 +712,7 @@ LOCKED_OUT = [
 ]
 
 
+@pytest.mark.slow
 def test_the_specs_examples_of_a_database_outage_are_what_a_real_server_answers(tmp_path):
     with database("sqlite", tmp_path) as url:
         auth_token = provision(url)

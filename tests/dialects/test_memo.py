@@ -300,6 +300,7 @@ def test_readiness_waits_for_the_enabled_dialects_branch(database_url):
     assert with_memo.status == without.status == "ok"
 
 
+@pytest.mark.slow
 def test_a_gateway_with_memo_enabled_refuses_to_start_on_a_database_without_its_table(database_url, tmp_path):
     env = {"SESSIONGATE_DIALECTS": "memo", "SESSIONGATE_AUTO_MIGRATE": "false"}
     refused = run_command(database_url, tmp_path, "serve", "--port", str(free_port()), env=env)
@@ -308,6 +309,7 @@ def test_a_gateway_with_memo_enabled_refuses_to_start_on_a_database_without_its_
     assert notes(database_url) is None
 
 
+@pytest.mark.slow
 def test_db_commands_run_with_the_enabled_dialects(database_url, tmp_path):
     env = {"SESSIONGATE_DIALECTS": "memo", "SESSIONGATE_AUTO_MIGRATE": "false"}
     status = run_command(database_url, tmp_path, "db", "status", env=env)
@@ -330,6 +332,7 @@ def test_db_commands_run_with_the_enabled_dialects(database_url, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_downgrading_to_base_refuses_while_a_disabled_dialects_tables_remain(database_url, tmp_path):
     assert run_command(database_url, tmp_path, "db", "upgrade", env={"SESSIONGATE_DIALECTS": "memo"}).returncode == 0
     refused = run_command(

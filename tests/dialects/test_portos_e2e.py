@@ -17,6 +17,9 @@ from tests.conftest import ROOT
 from tests.support.databases import backends, migrated_database
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 ADMIN, PASSWORD = "999", "portos-999-secret"
 PROBLEM = "application/problem+json"
 DAY = 86400

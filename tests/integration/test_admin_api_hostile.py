@@ -20,6 +20,9 @@ from sessiongate.settings import Settings
 from tests.support.gateways import Gateway, comparable, provisioned_gateways
 from tests.support.parallel import at_once
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 LIMIT = 64 * 1024
 ADMIN = "/_sessiongate/admin"
 PROBLEM = {"type", "title", "status", "detail", "instance"}

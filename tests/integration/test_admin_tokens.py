@@ -25,6 +25,7 @@ def add(database_url, tmp_path, name, *scope):
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_tokens_are_shown_once_listed_without_their_value_and_revoked_by_name(database_url, tmp_path):
     first = add(database_url, tmp_path, "resource-server")
     second = add(database_url, tmp_path, "operator", "--scope", "admin")
@@ -43,6 +44,7 @@ def test_tokens_are_shown_once_listed_without_their_value_and_revoked_by_name(da
     assert "revoked " in run_command(database_url, tmp_path, "admin-tokens", "list").stdout.splitlines()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -62,6 +64,7 @@ def test_mistakes_are_one_clear_line(database_url, tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_revoked_token_is_refused_by_every_server_process_on_its_next_request(database_url, tmp_path):
     token = add(database_url, tmp_path, "resource-server")
     headers = {"Authorization": f"Bearer {token}", **FORM}
@@ -84,6 +87,7 @@ def test_migration_0009_creates_what_the_table_declares(database_url):
     assert differences_from_declared(database_url, ApiTokenRecord.__tablename__) == []
 
 
+@pytest.mark.slow
 def test_an_existing_token_is_imported_and_never_echoed(database_url, tmp_path):
     value = "sgt_" + "k" * 40
     args = ("admin-tokens", "add", "--name", "imported", "--from-stdin")

@@ -178,6 +178,7 @@ def test_a_retention_under_a_day_is_a_settings_error():
         GatewaySettings(audit_retention_days=0)
 
 
+@pytest.mark.slow
 def test_admin_token_changes_are_recorded_and_listed_by_the_audit_command(database_url, tmp_path):
     added = run_command(database_url, tmp_path, "admin-tokens", "add", "--name", "ops", "--scope", "admin")
     assert added.returncode == 0, added.stderr

@@ -168,6 +168,7 @@ def test_a_new_login_on_a_portos_sale_device_records_the_session_it_ended(client
     assert taken["principal_id"] is not None
 
 
+@pytest.mark.slow
 def test_disabling_a_principal_from_the_cli_records_the_sessions_it_ended(client, admin, database_url, tmp_path):
     open_session(client, "saymon")
     done = run_command(database_url, tmp_path, "users", "disable", "--login", LOGIN)

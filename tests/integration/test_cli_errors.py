@@ -38,6 +38,7 @@ def spelled(database_url: str, scheme: str) -> str:
     return make_url(database_url).set(drivername=scheme).render_as_string(hide_password=False)
 
 
+@pytest.mark.slow
 def test_the_usual_spellings_of_a_database_url_reach_the_database(database_url, tmp_path):
     spellings = (
         ["sqlite", "sqlite+pysqlite"]
@@ -50,6 +51,7 @@ def test_the_usual_spellings_of_a_database_url_reach_the_database(database_url, 
         assert "pending: none" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "url",
     ["mysql://admin:hunter2-secret@db.example/sessions", "/var/lib/sessiongate/gateway.db", "not a url at all"],
@@ -68,6 +70,7 @@ def test_a_database_url_the_gateway_cannot_use_is_one_line_naming_the_variable(u
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["serve"], ["users", "list"]])
 def test_an_unreachable_database_is_one_line_naming_host_and_port(command, tmp_path):
     port = free_port()  # nothing listens there
@@ -82,6 +85,7 @@ def test_an_unreachable_database_is_one_line_naming_host_and_port(command, tmp_p
     assert "listening" not in done.stderr
 
 
+@pytest.mark.slow
 def test_an_unmigrated_database_says_how_to_migrate_and_the_db_commands_move_it(empty_database_url, tmp_path):
     url = empty_database_url  # SQLite: a file that does not exist yet, which serve makes (and then refuses to go on)
     refused = run_command(url, tmp_path, "serve", "--port", str(free_port()), env=MANUAL)
@@ -117,6 +121,7 @@ def test_an_unmigrated_database_says_how_to_migrate_and_the_db_commands_move_it(
     assert run_command(url, tmp_path, "users", "list", env=CORE_ONLY).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_missing_table_stops_serve_in_one_line_without_the_statement_or_its_parameters(database_url, tmp_path):
     # The schema says "migrated", but the table of the keys is gone: the generated signing key is made and its INSERT
     # fails. Its parameters (the key) must appear nowhere: not in the line, not in a traceback.
@@ -148,6 +153,7 @@ def test_no_engine_puts_statement_parameters_in_its_errors(database_url):
     assert secret not in said
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
 def test_serve_refuses_a_port_outside_1_to_65535_in_one_line(port, tmp_path):
     done = run_command("sqlite:///gateway.db", tmp_path, "serve", "--port", port)
@@ -156,6 +162,7 @@ def test_serve_refuses_a_port_outside_1_to_65535_in_one_line(port, tmp_path):
     assert not (tmp_path / "gateway.db").exists()
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_taken_port_before_anything_says_it_started(database_url, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -170,12 +177,14 @@ def test_serve_refuses_a_taken_port_before_anything_says_it_started(database_url
     assert "listening" not in done.stderr
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_host_that_is_not_an_address_of_this_host(tmp_path):
     done = run_command("sqlite:///gateway.db", tmp_path, "serve", "--host", "no-such-host.invalid")
     assert done.returncode == CONFIGURATION
     assert "--host" in one_line(done)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_says_once_what_listens_where_and_on_which_database(database_url, tmp_path, workers):
     with running_server(database_url, tmp_path, workers=workers) as server:
@@ -190,12 +199,14 @@ def test_serve_says_once_what_listens_where_and_on_which_database(database_url, 
     assert expected in listening[0]["database"]
 
 
+@pytest.mark.slow
 def test_an_empty_variable_is_an_unset_one(database_url, tmp_path):
     empty = dict.fromkeys(("SESSIONGATE_LOG_LEVEL", "SESSIONGATE_JWT_KEYS", "SESSIONGATE_DIALECTS"), "")
     done = run_command(database_url, tmp_path, "users", "list", env=empty)
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
@@ -214,6 +225,7 @@ def test_a_bad_setting_stops_serve_and_commands_in_one_line_naming_it(database_u
         assert named in one_line(done)
 
 
+@pytest.mark.slow
 def test_the_configuration_file_takes_dialect_options_under_dialect_options(database_url, tmp_path):
     config = tmp_path / "sessiongate.toml"
     config.write_text('dialects = ["zelf"]\n\n[dialect_options.zelf]\nprefix = "/zelf"\n')
@@ -223,6 +235,7 @@ def test_the_configuration_file_takes_dialect_options_under_dialect_options(data
         assert httpx.post(f"{server.base_url}/api/sessions", json={"identifier": "device-1"}).status_code == 404
 
 
+@pytest.mark.slow
 def test_options_of_an_installed_dialect_that_is_not_enabled_let_serve_start(database_url, tmp_path):
     config = tmp_path / "sessiongate.toml"
     config.write_text("[dialect_options.issp]\nlifetime = 60\n")
@@ -232,6 +245,7 @@ def test_options_of_an_installed_dialect_that_is_not_enabled_let_serve_start(dat
         assert created.status_code == 200, created.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("toml", "named"),
     [
@@ -252,6 +266,7 @@ def test_a_configuration_file_mistake_is_one_line_naming_the_right_spelling(data
         assert named in one_line(done)
 
 
+@pytest.mark.slow
 def test_an_administrative_command_never_creates_a_database_and_says_which_it_works_on(database_url, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -275,6 +290,7 @@ def test_an_administrative_command_never_creates_a_database_and_says_which_it_wo
         assert url.password is None or url.password not in named
 
 
+@pytest.mark.slow
 def test_users_add_refuses_a_piped_password_without_password_stdin(database_url, tmp_path):
     done = run_command(database_url, tmp_path, "users", "add", "--login", "ada", stdin="a-forgotten-flag-pass\n")
     assert done.returncode == CONFIGURATION
@@ -284,6 +300,7 @@ def test_users_add_refuses_a_piped_password_without_password_stdin(database_url,
     assert run_command(database_url, tmp_path, "users", "add", "--login", "bea", stdin="").returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("password", "env", "said"),
     [
@@ -304,6 +321,7 @@ def test_passwords_set_through_the_cli_follow_the_policy(database_url, tmp_path,
     assert login not in run_command(database_url, tmp_path, "users", "list").stdout
 
 
+@pytest.mark.slow
 def test_the_common_password_check_can_be_turned_off(database_url, tmp_path):
     env = {"SESSIONGATE_PASSWORD_CHECK_COMMON": "false"}
     done = run_command(
@@ -328,6 +346,7 @@ def test_the_pool_settings_size_the_engine():
     assert (pool.size(), pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_serve_sizes_each_workers_pool_from_the_workers(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         pytest.skip("a PostgreSQL pool")

@@ -60,6 +60,7 @@ def imported(*args: str) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", command_paths(cli), ids=lambda path: " ".join(("sessiongate", *path)))
 def test_help_imports_neither_the_database_layer_nor_the_web_framework(path):
     names = imported(*path, "--help")

@@ -16,6 +16,9 @@ from sessiongate.settings import Settings
 from sessiongate.storage.identity_tables import auth_tokens, principals
 from tests.support.server import running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 FIXED = ExpiryPolicy(ttl=3600, touch_interval=0)
 ADDRESS = "192.0.2.10"
 SERVER_ENV = {"SESSIONGATE_DIALECTS": "zelf"}  # the server only shares the database here; any dialect will do

@@ -20,6 +20,9 @@ from sessiongate.settings import Settings
 from sessiongate_portos.devices import Devices
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 PORTOS_LOGIN = "/api/auth"
 ZELF_CREATE = "/api/sessions"
 PASSWORD = "correct horse battery staple"

@@ -20,6 +20,9 @@ from sessiongate.settings import Settings
 from sessiongate.storage.tables import SessionRecord
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 ISSP_USER = "1234eigh89b02749e3a41c34"  # the seed's sample user id
 
 

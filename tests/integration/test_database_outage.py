@@ -30,6 +30,9 @@ from tests.support.gateways import (
 from tests.support.proxy import cuttable_proxy
 from tests.support.server import running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 RETRY_AFTER = "7"
 ENV = {"SESSIONGATE_UNAVAILABLE_RETRY_AFTER": RETRY_AFTER}
 needs_postgresql = pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set")

@@ -16,6 +16,9 @@ from sessiongate.dialects import registry
 from sessiongate.settings import Settings
 from tests.support.server import running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 DIALECTS = sorted(registry.available())
 PREFIXES = {name: f"/{name}" for name in DIALECTS} | {"amity": "/social/amity"}
 ENV = {f"SESSIONGATE_{name.upper()}__PREFIX": prefix for name, prefix in PREFIXES.items()}

@@ -25,6 +25,9 @@ from tests.support.gateways import (
     provisioned_gateways,
 )
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 LIMIT = 1024 * 1024  # max_body_bytes of these servers: large enough for a body nested 100 000 deep to be read
 JSON = {"content-type": "application/json"}
 

@@ -90,6 +90,7 @@ def request(target: str = "/healthz", headers: list[tuple[str, str]] | None = No
     return "\r\n".join(lines).encode()
 
 
+@pytest.mark.slow
 def test_a_32_mib_header_gets_431_at_once_the_connection_closes_and_memory_stays_flat(server):
     before = rss_kib(server)
     with connection(server) as sock:
@@ -104,6 +105,7 @@ def test_a_32_mib_header_gets_431_at_once_the_connection_closes_and_memory_stays
     assert rss_kib(server) - before < 16 * 1024  # uvicorn alone held the whole header, several times over
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_headers_get_431_and_the_connection_closes(server):
     before = rss_kib(server)
     with connection(server) as sock:
@@ -114,6 +116,7 @@ def test_a_hundred_thousand_headers_get_431_and_the_connection_closes(server):
     assert rss_kib(server) - before < 16 * 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
@@ -133,6 +136,7 @@ def test_headers_up_to_the_limits_are_served_and_past_them_get_431(server, heade
     assert status_of(answer) == status, answer[:200]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 414)])
 def test_a_request_target_up_to_8_kib_is_served_and_a_longer_one_gets_414(server, extra, status):
     target = "/healthz?pad="
@@ -163,17 +167,20 @@ def closed_after(sock: socket.socket) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_half_a_request_line_and_then_silence_is_dropped_within_the_header_timeout(server):
     with connection(server) as sock:
         sock.sendall(b"GET /heal")
         assert HEADER_TIMEOUT / 2 < closed_after(sock) < HEADER_TIMEOUT + SLACK
 
 
+@pytest.mark.slow
 def test_a_client_that_never_sends_anything_is_dropped_within_the_header_timeout(server):
     with connection(server) as sock:
         assert closed_after(sock) < HEADER_TIMEOUT + SLACK
 
 
+@pytest.mark.slow
 def test_headers_trickling_in_a_byte_at_a_time_are_dropped_at_the_header_timeout_all_the_same(server):
     with connection(server) as sock:
         started = time.monotonic()
@@ -186,6 +193,7 @@ def test_headers_trickling_in_a_byte_at_a_time_are_dropped_at_the_header_timeout
         assert time.monotonic() - started < HEADER_TIMEOUT + SLACK + 1
 
 
+@pytest.mark.slow
 def test_a_body_that_stops_arriving_is_dropped_within_the_body_timeout_and_is_no_server_error(server):
     head = request("/api/sessions", [("Content-Type", "application/json"), ("Content-Length", "100")])
     with connection(server) as sock:
@@ -197,6 +205,7 @@ def test_a_body_that_stops_arriving_is_dropped_within_the_body_timeout_and_is_no
     assert not [line for line in server.logs().splitlines() if line.startswith("{") and '"level":"error"' in line]
 
 
+@pytest.mark.slow
 def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(server):
     with connection(server) as sock:
         sock.sendall(request())
@@ -216,6 +225,7 @@ def paused(server: Server, seconds: float) -> Iterator[None]:
         os.kill(server.process.pid, signal.SIGCONT)
 
 
+@pytest.mark.slow
 def test_a_request_sent_on_a_keep_alive_connection_while_the_server_stalls_past_the_timeout_is_answered(server):
     with connection(server) as sock:
         sock.sendall(request())
@@ -227,6 +237,7 @@ def test_a_request_sent_on_a_keep_alive_connection_while_the_server_stalls_past_
         assert closed_after(sock) < KEEP_ALIVE + SLACK / 2  # and idle afterwards, it still closes
 
 
+@pytest.mark.slow
 def test_a_head_completed_in_time_while_the_server_stalls_past_the_header_timeout_is_answered(server):
     whole = request(headers=[("Connection", "close")])
     with connection(server) as sock:
@@ -237,6 +248,7 @@ def test_a_head_completed_in_time_while_the_server_stalls_past_the_header_timeou
         assert status_of(read_until_closed(sock)) == 200
 
 
+@pytest.mark.slow
 def test_a_head_still_unfinished_after_a_stall_past_the_header_timeout_is_dropped(server):
     with connection(server) as sock:
         sock.sendall(b"GET /heal")
@@ -246,6 +258,7 @@ def test_a_head_still_unfinished_after_a_stall_past_the_header_timeout_is_droppe
         assert closed_after(sock) < SLACK
 
 
+@pytest.mark.slow
 def test_past_the_connection_cap_silent_clients_make_room_and_whole_requests_are_served(capped):
     server = capped
     silent = [socket.create_connection(address(server), timeout=30) for _ in range(3 * MAX_CONNECTIONS)]
@@ -271,6 +284,7 @@ def test_past_the_connection_cap_silent_clients_make_room_and_whole_requests_are
             sock.close()
 
 
+@pytest.mark.slow
 def test_past_the_connection_cap_with_every_request_in_progress_a_new_connection_gets_503(capped):
     server = capped
     head = request("/api/sessions", [("Content-Type", "application/json"), ("Content-Length", "100")])
@@ -290,6 +304,7 @@ def test_past_the_connection_cap_with_every_request_in_progress_a_new_connection
             sock.close()
 
 
+@pytest.mark.slow
 def test_with_few_file_descriptors_the_cap_is_lowered_to_fit_and_whole_requests_are_still_served(tmp_path):
     # 256 descriptors for a cap of 1000 (the default): without the cap lowered, the server would stop accepting.
     env = {"SESSIONGATE_DIALECTS": "zelf", "SESSIONGATE_HEADER_TIMEOUT": "300"}
@@ -309,6 +324,7 @@ def test_with_few_file_descriptors_the_cap_is_lowered_to_fit_and_whole_requests_
         assert [(entry["max_connections"], entry["descriptor_limit"]) for entry in lowered] == [(192, 256)]
 
 
+@pytest.mark.slow
 def test_a_websocket_upgrade_stays_plain_http_under_the_same_limits(server):
     # No route is a WebSocket; an upgrade used to hand the connection to uvicorn's WebSocket protocol, out of reach.
     upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]

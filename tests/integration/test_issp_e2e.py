@@ -109,6 +109,7 @@ def attributes(response: httpx.Response) -> dict[str, str]:
     return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
 
 
+@pytest.mark.slow
 def test_an_httpx_cookie_jar_stores_the_cookie_and_sends_it_back_unchanged(server):
     with httpx.Client(base_url=server.base_url) as client:
         created = client.post(CREATE, json={"userID": SAMPLE_USER})
@@ -133,6 +134,7 @@ def test_an_httpx_cookie_jar_stores_the_cookie_and_sends_it_back_unchanged(serve
         assert (replayed.status_code, replayed.json()) == (400, VALIDATE_ERROR)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "path", "cookie", "body"),
     [
@@ -169,6 +171,7 @@ def test_a_refused_cookie_gets_the_seeds_400_and_sentence_byte_for_byte(server, 
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.slow
 def test_the_cookie_expires_with_the_session_two_hours_ahead_on_the_real_clock(server):
     before = time.time()
     created = httpx.post(f"{server.base_url}{CREATE}", json={"userId": SAMPLE_USER})
@@ -186,6 +189,7 @@ def test_the_cookie_expires_with_the_session_two_hours_ahead_on_the_real_clock(s
     assert header.endswith("; HttpOnly; SameSite=Lax")
 
 
+@pytest.mark.slow
 def test_the_default_maximum_lifetime_caps_the_session_and_its_cookie_at_twelve_hours(day_long_server):
     with httpx.Client(base_url=day_long_server.base_url) as client:
         before = time.time()
@@ -203,6 +207,7 @@ def test_the_default_maximum_lifetime_caps_the_session_and_its_cookie_at_twelve_
     assert json.loads(unquote(cookie_value(validated.headers["set-cookie"])).removeprefix("j:"))["expires"] == expiry
 
 
+@pytest.mark.slow
 def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_back(server):
     spec = yaml.safe_load((ROOT / "openapi" / "issp.yaml").read_text())
     validate = spec["paths"][VALIDATE]["post"]
@@ -221,6 +226,7 @@ def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_ba
         assert re.fullmatch(parameter["schema"]["pattern"], cookie_value(validated.headers["set-cookie"]))
 
 
+@pytest.mark.slow
 def test_a_session_stored_before_the_maximum_lifetime_existed_ends_twelve_hours_after_creation(server):
     # A row written by a gateway without issp's cap (absolute_expires_at NULL), created 13 hours ago and validated
     # an hour ago, so its sliding expiry is an hour ahead: the cap still ends it.
@@ -246,6 +252,7 @@ def test_a_session_stored_before_the_maximum_lifetime_existed_ends_twelve_hours_
     assert (response.status_code, response.content) == (403, b'{"message":"Session is expired"}')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "foreign",
     [{"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}],
@@ -266,6 +273,7 @@ def test_a_browser_on_another_site_can_neither_create_nor_delete_a_session(serve
         assert client.delete(DELETE, headers=own).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_dashboard_on_a_configured_origin_creates_validates_and_deletes(dashboard_server):
     dashboard = {"Origin": DASHBOARD, "Sec-Fetch-Site": "cross-site"}
     with httpx.Client(base_url=dashboard_server.base_url, headers=dashboard) as client:
@@ -305,6 +313,7 @@ def test_tough_cookie_stores_the_cookie_and_sends_it_back_unchanged(server):
     assert (steps["validate-after-delete"]["status"], steps["validate-after-delete"]["body"]) == (400, COOKIE_REQUIRED)
 
 
+@pytest.mark.slow
 def test_no_session_id_or_digest_reaches_the_server_log(server):
     with httpx.Client(base_url=server.base_url) as client:
         secret = client.post(CREATE, json={"userID": SAMPLE_USER}).json()["text"]["sessionId"]

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.server import run_command, running_server
+
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
 
 CREATE, VALIDATE, DELETE = "/api/session/createSession", "/api/session/validateSession", "/api/session/deleteSession"
 USER, LOGIN = "kept-rows-user", "kept-rows@example.com"

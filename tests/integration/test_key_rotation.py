@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 
 from tests.integration.test_secrets_at_rest import (
     MASTER,
@@ -19,6 +20,9 @@ from tests.integration.test_secrets_at_rest import (
     provision,
 )
 from tests.support.server import Server, run_command, running_server
+
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
 
 FAST = {"SESSIONGATE_KEY_REFRESH_INTERVAL": "1"}  # every process reads the key ring each second
 PATIENCE = 60.0  # seconds: a generous bound for what servers re-reading each second do on their own, on a busy machine

@@ -24,6 +24,9 @@ from sessiongate.settings import Settings
 from sessiongate_portos.devices import Devices
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 LOGIN = "/api/auth"
 DEVICE = "P01"
 PASSWORDS = {"ada": "ada's correct horse battery staple", "bob": "bob's correct horse battery staple"}

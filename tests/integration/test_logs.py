@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.gateways import API_KEY, LOGIN, PASSWORD, provision
 from tests.support.server import Server, running_server
+
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
 
 COOKIE = "cookie-secret-5f2b9c"
 BEARER = "bearer-secret-8d1e4a"

@@ -8,10 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.gateways import DEVICE, LOGIN, PASSWORD, provision
 from tests.support.server import Server, free_port, running_server
+
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
 
 TOKEN = "metrics-token-0123456789abcdef"
 BEARER = {"authorization": f"Bearer {TOKEN}"}

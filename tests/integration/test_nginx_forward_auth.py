@@ -29,10 +29,13 @@ from tests.support.server import free_port, running_server
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None)
 # Skipped where nginx is missing, except where SESSIONGATE_TEST_REQUIRE_NGINX is set (.ci/run sets it after installing
 # nginx), so a failed install fails CI instead of passing it without the test.
-pytestmark = pytest.mark.skipif(
-    NGINX is None and not os.environ.get("SESSIONGATE_TEST_REQUIRE_NGINX"),
-    reason="nginx is not installed (.ci/run installs the Debian package)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        NGINX is None and not os.environ.get("SESSIONGATE_TEST_REQUIRE_NGINX"),
+        reason="nginx is not installed (.ci/run installs the Debian package)",
+    ),
+]
 COPIED = ("x-session-id", "x-subject", "x-dialect", "x-tenant", "x-roles", "x-session-expires")
 SUBJECTS = {"amity": AMITY_USER, "issp": USER_ID, "portos": USER_ID, "saymon": USER_ID, "zelf": "device-0001"}
 

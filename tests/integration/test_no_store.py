@@ -13,6 +13,9 @@ import pytest
 from tests.support.databases import backends, database
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 ISSP_USER = "1234eigh89b02749e3a41c34"
 SAYMON_LOGIN, SAYMON_PASSWORD = "saymon.user@example.com", "saymon-passphrase-1"
 PORTOS_LOGIN, PORTOS_PASSWORD = "999", "portos-999-secret"

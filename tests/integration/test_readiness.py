@@ -19,6 +19,9 @@ from tests.support.databases import PG_ENV, database
 from tests.support.proxy import cuttable_proxy
 from tests.support.server import Server, run_command, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 needs_postgresql = pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set")
 # Migrations are the operator's (not applied at start), and the running server does not read the key ring meanwhile.
 # The core's migrations alone (zelf owns no branch): the test undoes them with alembic, which knows no dialect's.

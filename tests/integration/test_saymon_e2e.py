@@ -20,6 +20,9 @@ from tests.conftest import ROOT
 from tests.support.databases import backends, database
 from tests.support.server import Server, running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 SESSION = "/node/api/users/session"
 CURRENT = "/node/api/users/current"
 VERIFY = "/node/api/users/session/verify/"

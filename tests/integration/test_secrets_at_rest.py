@@ -13,9 +13,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import jwt
+import pytest
 from sqlalchemy import make_url
 
 from tests.support.server import Server, free_port, run_command, running_server
+
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
 
 
 @contextmanager

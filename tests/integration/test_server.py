@@ -7,6 +7,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import running_server
 
+# Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def server(database_url, tmp_path):

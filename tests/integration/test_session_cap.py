@@ -325,6 +325,7 @@ def test_every_dialect_takes_the_cap_options_uncapped_by_default_and_refuses_bad
             registry.load((dialect,), {dialect: bad})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
@@ -376,6 +377,7 @@ async def _live_count(database_url: str) -> int:
         return len((await live_sessions(services, "issp")).items)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["evict_oldest", "refuse"])
 def test_parallel_logins_through_two_processes_never_leave_more_live_sessions_than_the_cap(
     database_url, tmp_path, action

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sessiongate.identity.tenants import TenantService
 from sessiongate.runtime import Services, open_services
@@ -56,6 +57,7 @@ def register(base_url: str, api_key: str, n: int = 0) -> httpx.Response:
     return httpx.post(f"{base_url}/api/v4/sessions", json=body, headers={"x-api-key": api_key}, timeout=60)
 
 
+@pytest.mark.slow
 def test_a_revoked_or_expired_key_is_refused_by_every_process_on_the_next_request(database_url, tmp_path):
     with running_server(database_url, tmp_path, ENV) as one, running_server(database_url, tmp_path, ENV) as two:
         (first, first_id), (second, second_id) = provision(database_url)
@@ -90,6 +92,7 @@ def test_a_revoked_or_expired_key_is_refused_by_every_process_on_the_next_reques
     assert first not in listed.stdout
 
 
+@pytest.mark.slow
 def test_a_key_given_a_later_expiry_works_until_then_and_unknown_ids_are_refused(database_url, tmp_path):
     (value, key_id), _ = provision(database_url)
     later = cli(database_url, tmp_path, "keys", "expire", "--id", key_id, "--at", "2999-01-01T00:00:00+00:00")
@@ -109,6 +112,7 @@ def test_migration_0012_creates_what_the_key_table_declares(database_url):
     assert differences_from_declared(database_url, TenantKeyRecord.__tablename__) == []
 
 
+@pytest.mark.slow
 def test_migration_0012_goes_down_and_up_again(database_url, tmp_path):
     down = cli(database_url, tmp_path, "db", "downgrade", "0011")
     assert down.returncode == 0, down.stderr
