@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
@@ -128,6 +129,7 @@ def a_database_of_before_issue_14(database_url: str) -> list[RegisteredDevice]:
     return devices
 
 
+@pytest.mark.slow
 def test_a_database_migrated_before_portos_owned_its_devices_keeps_every_one_when_portos_migrates(
     empty_database_url, tmp_path
 ):
@@ -159,6 +161,7 @@ def test_a_database_migrated_before_portos_owned_its_devices_keeps_every_one_whe
     assert f"{CORE_HEAD}  " in "\n".join(history)
 
 
+@pytest.mark.slow
 def test_a_gateway_of_today_without_portos_makes_no_device_table_and_enabling_portos_makes_it(
     empty_database_url, tmp_path
 ):
@@ -190,6 +193,7 @@ def test_a_gateway_of_today_without_portos_makes_no_device_table_and_enabling_po
     assert differences_from_declared(empty_database_url, "sg_device", portos_metadata) == []
 
 
+@pytest.mark.slow
 def test_undoing_the_cores_0003_drops_the_device_table_only_where_the_core_still_holds_it(empty_database_url, tmp_path):
     # Never taken over (portos never enabled since): 0003 made it, and undoing 0003 drops it, as it always did.
     a_database_of_before_issue_14(empty_database_url)

@@ -304,6 +304,7 @@ def test_the_device_routes_are_the_gateways_behind_its_guard_failing_in_problem_
 CONFIGURATION = 2  # the README's exit status of a setting that cannot work
 
 
+@pytest.mark.slow
 def test_without_portos_sessiongate_devices_is_one_line_and_exit_status_2(database_url, tmp_path):
     for args in (("devices", "list"), ("devices", "add", "--name", "P01", "--env", "PDA"), ("devices", "--help")):
         done = run_command(database_url, tmp_path, *args, env={"SESSIONGATE_DIALECTS": "zelf,issp"})
@@ -318,6 +319,7 @@ def test_without_portos_sessiongate_devices_is_one_line_and_exit_status_2(databa
     assert "No such command 'nonsense'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_with_portos_enabled_sessiongate_devices_is_there_and_dialects_names_it(database_url, tmp_path):
     helped = run_command(database_url, tmp_path, "devices", "--help", env={"SESSIONGATE_DIALECTS": "portos"})
     assert helped.returncode == 0, helped.stderr
@@ -332,6 +334,7 @@ def test_with_portos_enabled_sessiongate_devices_is_there_and_dialects_names_it(
     assert "`sessiongate dialects` lists them" in " ".join(root.stdout.split())  # where the dialects' groups are
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_what_the_database_lacks_before_portoss_branch_is_migrated(empty_database_url, tmp_path):
     manual = {"SESSIONGATE_AUTO_MIGRATE": "false", "SESSIONGATE_DIALECTS": "zelf"}
     assert run_command(empty_database_url, tmp_path, "db", "upgrade", env=manual).returncode == 0  # the core's only
