@@ -69,7 +69,7 @@ LAYERS = (
     {"storage"},  # the only code that knows SQL: every table, the session store, the runners
     {"tokens"},  # token formats and key material (kept in storage)
     {"sessions"},  # the session service and the audit log, over storage and tokens
-    {"identity"},  # principals, passwords, tenants, devices, throttles: they end sessions through the service
+    {"identity"},  # principals, passwords, tenants, throttles: they end sessions through the service
     {"runtime"},  # the composition root: the services built from the settings
     {"dialects", "dialect"},  # the dialect plugin base every dialect builds on, and the SDK that exports it
     {"docs", "errors", "readiness", "health"},  # the app's shared HTTP parts

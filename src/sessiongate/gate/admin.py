@@ -17,6 +17,7 @@ from sessiongate.core.errors import NotFound
 from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Session
 from sessiongate.core.store import SessionsFilter, SessionState
+from sessiongate.dialects.admin import MAX_LIMIT
 from sessiongate.runtime import Services
 from sessiongate.sessions.audit import AuditLog, NewEvent
 
@@ -36,7 +37,6 @@ __all__ = (
 
 State = SessionState
 STATES: tuple[State, ...] = ("live", "revoked", "expired")
-MAX_LIMIT = 200
 
 
 class DeviceView(msgspec.Struct, frozen=True, kw_only=True):
