@@ -6,8 +6,6 @@ branch."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.dialects import registry
 from sessiongate.readiness import ReadinessCheck
-from sessiongate.storage.database import CORE, Migrations, alchemy_config, schema_state, upgrade
+from sessiongate.storage.database import CORE, Migrations, schema_state, upgrade
 from tests.conftest import ROOT
+from tests.support.databases import on_database
 from tests.support.server import free_port, run_command
 
 BRANCH = Migrations.of({"memo": MemoDialect.migrations})  # type: ignore[dict-item]
 CORE_HEAD = "0013"
 PORTOS = "portos_0001"  # the branch of a dialect "*" enables: test databases are migrated with it
-
-
-def on_database(database_url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        engine = alchemy_config(database_url).get_engine()
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def notes(database_url: str) -> list[tuple[str, str]] | None:

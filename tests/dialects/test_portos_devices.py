@@ -7,7 +7,6 @@ real migrations through the real commands (``sessiongate db …``, ``sessiongate
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +22,12 @@ from sessiongate.dialect import DialectStorage
 from sessiongate.dialects import registry
 from sessiongate.runtime import open_services
 from sessiongate.settings import Settings
-from sessiongate.storage.database import CORE, alchemy_config, upgrade
+from sessiongate.storage.database import CORE, upgrade
 from sessiongate_portos import PortosDialect
 from sessiongate_portos.device_store import metadata as portos_metadata
 from sessiongate_portos.devices import Devices, RegisteredDevice
 from tests.conftest import ROOT
+from tests.support.databases import on_database
 from tests.support.migrations import differences_from_declared
 from tests.support.server import run_command
 
@@ -35,17 +35,6 @@ CORE_HEAD = "0013"
 WITHOUT_PORTOS = {"SESSIONGATE_DIALECTS": "amity,issp,saymon,zelf"}
 MANUAL = {"SESSIONGATE_AUTO_MIGRATE": "false"}
 NOT_READY = 4  # the README's exit status of a database not migrated to this version
-
-
-def on_database(database_url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        engine = alchemy_config(database_url).get_engine()
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def version_rows(database_url: str) -> set[str]:

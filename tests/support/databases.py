@@ -22,12 +22,14 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongate.dialects import registry
 from sessiongate.storage.database import Migrations, alchemy_config, upgrade
@@ -70,6 +72,19 @@ def database(kind: str, directory: Path) -> Iterator[str]:
         yield _pg_url(name)
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def on_database(database_url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
+    """``work``'s answer on an engine of ``database_url``, disposed of afterwards (a test's look into its database)."""
+
+    async def run() -> Any:
+        engine = alchemy_config(database_url).get_engine()
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 @contextmanager
