@@ -288,7 +288,7 @@ def _default_pool_for(workers: int) -> None:
         return bool(os.environ.get(f"{PREFIX}{name}", "").strip() or os.environ.get(f"{PREFIX}{name}_FILE", "").strip())
 
     if given("DB_POOL_SIZE"):
-        return  # the overflow, when not given too, follows the size given (storage.database.pool_of)
+        return  # the overflow, when not given too, is storage.database.pool_of's: none
     size, overflow = default_pool(workers)
     os.environ[f"{PREFIX}DB_POOL_SIZE"] = str(size)
     if not given("DB_MAX_OVERFLOW"):

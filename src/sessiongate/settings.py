@@ -243,7 +243,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """PostgreSQL only: connections each process keeps open. Default: from ``serve --workers`` (:func:`default_pool`),
     so that all the workers stay under PostgreSQL's default ``max_connections`` of 100."""
     db_max_overflow: int | None = None
-    """PostgreSQL only: connections each process may open beyond ``db_pool_size`` under load. Default: as the pool."""
+    """PostgreSQL only: connections each process may open beyond ``db_pool_size`` under load, each closed as soon as it
+    is given back. Default: none (``storage.database.MAX_OVERFLOW`` says why)."""
     password_min_length: int = 12
     """Fewest characters of a password set through the CLI (``users add``, ``users set-password``)."""
     password_check_common: bool = True
@@ -518,10 +519,10 @@ def _each(values: str | tuple[str, ...]) -> tuple[str, ...]:
 def default_pool(workers: int) -> tuple[int, int]:
     """The PostgreSQL pool of each of ``workers`` processes: its size and overflow, together at most
     :data:`MAX_POOL_PER_PROCESS` and, over all the workers, at most :data:`POSTGRES_CONNECTIONS` (but never fewer than
-    two a process: past 40 workers, give PostgreSQL more connections or set the pool)."""
+    two a process: past 40 workers, give PostgreSQL more connections or set the pool). All of it is pool, none
+    overflow: an overflow connection is opened for one request and closed after it (``database.MAX_OVERFLOW``)."""
     per_process = max(2, min(MAX_POOL_PER_PROCESS, POSTGRES_CONNECTIONS // max(1, workers)))
-    size = max(1, per_process * 2 // 3)
-    return size, per_process - size
+    return per_process, 0
 
 
 def _read_config_file(path: str, fields: set[str]) -> dict[str, Any]:

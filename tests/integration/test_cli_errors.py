@@ -335,7 +335,8 @@ def test_the_default_pool_keeps_every_worker_under_postgresql_default_connection
         size, overflow = default_pool(workers)
         assert size >= 1
         assert workers * (size + overflow) <= POSTGRES_CONNECTIONS
-    assert default_pool(1) == (20, 10)  # one process: as before
+    assert default_pool(1) == (30, 0)  # one process: 30 connections kept, none opened and closed per request
+    assert default_pool(4) == (20, 0)
 
 
 def test_the_pool_settings_size_the_engine():
@@ -357,7 +358,7 @@ def test_serve_sizes_each_workers_pool_from_the_workers(database_url, tmp_path):
     assert 4 * (size + overflow) <= POSTGRES_CONNECTIONS
     with running_server(database_url, tmp_path, env={"SESSIONGATE_DB_POOL_SIZE": "5"}) as server:
         said = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-    assert next(entry["pool"] for entry in said if entry["message"] == "listening") == [5, 2]
+    assert next(entry["pool"] for entry in said if entry["message"] == "listening") == [5, 0]
 
 
 async def _execute(database_url: str, statement: str) -> None:
