@@ -234,11 +234,19 @@ async def test_a_session_looked_up_by_id_is_kept_until_another_process_revokes_i
         await one.sessions.get(created.session.id)
 
 
-async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(two_processes):
-    # A lookup that misses what was kept runs precompiled SQL on a reader's DBAPI connection, converting the row with
-    # SQLAlchemy's own type processors: the session must come out as SQLAlchemy's execution of the query makes it.
-    one, _ = two_processes
+@pytest.fixture
+async def services(database_url) -> AsyncIterator[Services]:
+    async with open_services(Settings(database_url=database_url, sweep_interval=0), migrate=True) as opened:
+        yield opened
+
+
+async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(services):
+    # A lookup that misses what was kept runs precompiled SQL on the driver's connection (a SQLite reader thread's,
+    # asyncpg's), converting the row with SQLAlchemy's own type processors: the session must come out as SQLAlchemy's
+    # execution of the query makes it.
+    one = services
     store = one.sessions.store
+    assert store._driver_lookups is not None
     device = Device(id="d-1", name="Till 1", kind="web", model="m", sdk_version="v1", env="CashRegister")
     new = NewSession(
         tenant="t",

@@ -42,8 +42,10 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from sessiongate import meters
 
@@ -174,6 +176,40 @@ class AsyncEngineRunner:
                 return list((await conn.execute(statement, params)).all())
         finally:
             meters.DB_READ.observe(time.perf_counter() - start)
+
+    async def read_driver(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        """As :meth:`read`, for SQL asyncpg runs as it is: ``statement.params`` are its ``$1``, ``$2``… in order.
+
+        For the lookups every validate runs on PostgreSQL (``storage.store``): SQLAlchemy's execution of the query
+        (building it, its cache key, the execution context, the cursor adapter) cost as much of a worker's time as
+        asyncpg's own work on it (issue 17). The connection is the pool's, checked out and in as SQLAlchemy does (the
+        idle ping included); asyncpg prepares the statement once per connection and keeps it.
+
+        Raises:
+            DBAPIError: the statement failed; ``connection_invalidated`` when the connection was lost (it is dropped
+                from the pool, as SQLAlchemy drops one), so the failure counts as an outage.
+        """
+        start = time.perf_counter()
+        try:
+            return await greenlet_spawn(self._fetch, statement)
+        finally:
+            meters.DB_READ.observe(time.perf_counter() - start)
+
+    def _fetch(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        fairy = self.engine.sync_engine.raw_connection()  # in the greenlet: a new connection may be opened
+        driver: Any = fairy.driver_connection  # asyncpg's Connection (untyped)
+        try:
+            records = await_only(driver.fetch(statement.sql, *statement.params.values()))
+        except Exception as exc:
+            lost = driver.is_closed() or _connection_lost(exc)  # SQLAlchemy's asyncpg dialect asks is_closed too
+            if lost:
+                # What SQLAlchemy's Connection does on a disconnect: this connection is dropped, and every pooled
+                # one older than the failure is replaced at its next checkout (the server restarted: all are dead).
+                self.engine.sync_engine.pool._invalidate(fairy, exc)
+            raise DBAPIError(statement.sql, None, exc, hide_parameters=True, connection_invalidated=lost) from exc
+        finally:
+            fairy.close()
+        return [tuple(record) for record in records]
 
     def data_version(self) -> DataVersion | None:
         """PostgreSQL has no cheap, synchronous change counter (LISTEN/NOTIFY would be the way): nothing is kept."""
@@ -498,6 +534,16 @@ class SqliteRunner:
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether asyncpg's ``exc`` says its connection is gone (closed, reset, never made), not the statement wrong."""
+    import asyncpg  # type: ignore[import-untyped]  # only with the engine that uses it
+
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError | TimeoutError):
+        return True
+    # A backend terminated or the server shutting down (class 57): the connection goes with it.
+    return str(getattr(exc, "sqlstate", None) or "")[:2] in {"08", "57"}
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:

@@ -41,7 +41,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
@@ -142,9 +141,11 @@ class SqlSessionStore:
         )
         postgres = engine.dialect.name == "postgresql"
         self._audited_inserts = _audited_insert_statements(self._plain_insert, self._upsert) if postgres else None
+        # Every PostgreSQL URL runs on asyncpg (storage.urls); an AsyncEngineRunner on SQLite is aiosqlite's.
+        driver = isinstance(self.runner, SqliteRunner) or (postgres and isinstance(self.runner, AsyncEngineRunner))
         self._driver_lookups = (
-            (_DriverLookup(C.token_digest, self.runner.dialect), _DriverLookup(C.id, self.runner.dialect))
-            if isinstance(self.runner, SqliteRunner)
+            (_DriverLookup(C.token_digest, self.runner), _DriverLookup(C.id, self.runner))
+            if driver and isinstance(self.runner, SqliteRunner | AsyncEngineRunner)
             else None
         )
         self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS, lambda found: found[0].id)
@@ -801,23 +802,30 @@ class _DriverInsert:
 
 
 class _DriverLookup:
-    """The ``SELECT`` of one session by a unique column, run by a SQLite reader thread on its DBAPI connection.
+    """The ``SELECT`` of one session by a unique column on the driver's connection: a SQLite reader thread's, or one
+    of the PostgreSQL pool's (asyncpg).
 
     As :class:`_DriverInsert`: the same SQL SQLAlchemy would send, compiled once, with the parameter and the row
     converted by the type processors SQLAlchemy itself applies, so what comes back is what the Core query returns
-    (tests/unit/test_read_cache.py compares the two).
+    (tests/unit/test_read_cache.py compares the two on both databases).
     """
 
     __slots__ = ("_bind", "_results", "_sql")
 
-    def __init__(self, column: Any, dialect: Dialect) -> None:
+    def __init__(self, column: Any, runner: SqliteRunner | AsyncEngineRunner) -> None:
         query = select(*SESSION_COLUMNS).where(column == bindparam("key", type_=column.type))
-        self._sql = str(query.compile(dialect=sqlite.dialect(paramstyle="named")))
+        if isinstance(runner, SqliteRunner):
+            dialect = runner.dialect
+            self._sql = str(query.compile(dialect=sqlite.dialect(paramstyle="named")))
+        else:
+            dialect = runner.engine.dialect
+            self._sql = str(query.compile(dialect=dialect))  # asyncpg's $1
         self._bind = column.type.dialect_impl(dialect).bind_processor(dialect)
         self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in SESSION_COLUMNS]
 
     async def run(self, runner: StatementRunner, key: Any) -> Session | None:
-        """The session whose column is ``key``, read by ``runner`` (a :class:`SqliteRunner`, or what stands for one)."""
+        """The session whose column is ``key``, read by ``runner`` (the runner it was made for, or what stands for
+        it)."""
         params = {"key": key if self._bind is None else self._bind(key)}
         rows = await type_cast("SqliteRunner", runner).read_driver(DriverStatement(self._sql, params))
         if not rows:
