@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 KEY = b"lean-anchor-digest-key"  # a benchmark's key, not a secret
 URL_ENV = "LEAN_DATABASE_URL"
+POOL_SIZE = 20
+"""Connections per worker, no overflow: the gateway's pool in the same run (``run.PG_POOL_PER_WORKER``)."""
 metadata = MetaData()
 sessions = Table(
     "lean_session",
@@ -73,7 +75,7 @@ async def readyz() -> dict[str, str]:
 
 
 async def _start() -> None:
-    _State.engine = create_async_engine(os.environ[URL_ENV], pool_size=20, max_overflow=10)
+    _State.engine = create_async_engine(os.environ[URL_ENV], pool_size=POOL_SIZE, max_overflow=0)
 
 
 async def _stop() -> None:

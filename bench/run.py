@@ -77,6 +77,9 @@ GOAL_CREATE_RATIO = 0.25
 GOAL_MIX_RATIO = 0.35
 GOAL_PG_VALIDATE_RATIO = 0.15
 PG_ENV = ("SESSIONGATE_BENCH_PG_URL", "SESSIONGATE_TEST_DATABASE_URL")
+PG_POOL_PER_WORKER = 20
+"""The PostgreSQL pool of each worker of the gateway and of the lean anchor (``lean_app.POOL_SIZE``): 2 x 2 x 20 = 80
+connections at most, under PostgreSQL's default 100 less the superuser's 3."""
 
 
 class HarnessError(RuntimeError):
@@ -1284,6 +1287,10 @@ def start_targets(bench: Bench, stack: contextlib.ExitStack, scenarios: Sequence
             pg_env = env | {
                 "SESSIONGATE_DATABASE_URL": pg_database(pg_url, stack, "gateway"),
                 "SESSIONGATE_AUTO_MIGRATE": "true",
+                # It and the lean anchor share one server of PostgreSQL's default 100 connections: each gets
+                # PG_POOL_PER_WORKER per worker, no overflow, so neither is refused a connection the other holds.
+                "SESSIONGATE_DB_POOL_SIZE": str(PG_POOL_PER_WORKER),
+                "SESSIONGATE_DB_MAX_OVERFLOW": "0",
             }
             commands["pg"] = (gateway_command(port, bench.args.target_cmd, workers=2), pg_env), port
         if "lean" in wanted:
