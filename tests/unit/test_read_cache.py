@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,7 +19,7 @@ from sessiongate.settings import Settings
 from sessiongate.storage import store as store_module
 from sessiongate.storage.database import sqlite_pragmas
 from sessiongate.storage.read_cache import ReadCache
-from sessiongate.storage.runner import SqliteRunner
+from sessiongate.storage.runner import DriverStatement, SqliteRunner
 from sessiongate.storage.store import session_from_row
 from sessiongate.storage.tables import SessionRecord
 
@@ -282,3 +284,30 @@ async def test_lookups_in_one_turn_of_the_event_loop_read_the_version_once(two_p
     await other.sessions.revoke(created.session.id)  # acknowledged in a later turn than its commit...
     assert (await one.sessions.store.by_id(created.session.id)).revoked_at is not None  # ...and seen at once
     assert len(read) == 2
+
+
+async def test_a_lookup_while_another_process_holds_the_database_waits_for_it_instead_of_failing(tmp_path):
+    # Lookups run on the event loop's own connection, which must never block the loop waiting for a lock: it is
+    # opened on a reader thread, and a lookup that finds the database busy goes to one; there they wait as long as
+    # every connection of the gateway does (busy_timeout).
+    path = tmp_path / "held.db"
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (a INTEGER)")
+    setup.execute("INSERT INTO t VALUES (7)")
+    setup.close()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")  # no other connection may read until it lets go
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE t SET a = 8")
+    runner = SqliteRunner(f"sqlite+aiosqlite:///{path}", sqlite_pragmas)
+    try:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, holder.execute, "COMMIT")  # its commit is what the lookup then reads
+        loop.call_later(0.3, holder.close)
+        started = time.monotonic()
+        assert await runner.read_driver(DriverStatement("SELECT a FROM t", {})) == [(8,)]
+        assert time.monotonic() - started >= 0.25  # it waited for the lock: it did not fail, nor read around it
+        assert await runner.read_driver(DriverStatement("SELECT a FROM t", {})) == [(8,)]  # and goes on
+    finally:
+        await runner.close()
