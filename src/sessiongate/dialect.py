@@ -2,7 +2,7 @@
 
 Every dialect, the five shipped in ``plugins/`` included, imports sessiongate only through this module
 (``tests/contract/test_layers.py`` holds them to it), so what a third party builds on is exactly what is listed
-here, typed (the package ships ``py.typed``). A name leaves this list only with a note in the changelog.
+here, typed (the package ships ``py.typed``). A name leaves this list only with a note in CHANGELOG.md.
 
 - the plugin: :class:`DialectPlugin` (subclass it: ``name``, ``title``, controllers, options, ``render_error``; for a
   dialect that owns tables, ``migrations``, the folder of its own Alembic branch; for one that administers something
