@@ -16,7 +16,7 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
   settings; subclass it for what a dialect's handlers share); and the tenants (:class:`TenantService`), which are the
   gateway's, not a dialect's: principals of every dialect belong to them;
 - a dialect's own tables: :class:`DialectStorage` (``ctx.storage``: reads and writes through the statement runner),
-  :data:`DialectWrites` (the rows a session's create or revoke writes in its transaction: ``also_write=``) and
+  :data:`DialectWrites` (the rows a session's create, takeover or revoke writes in its transaction: ``also_write=``) and
   ``columns``, the column types of the core's own tables (ids, instants and JSON stored as the core stores them);
 - the audit log: :class:`AuditLog` and :class:`NewEvent` (a dialect records its own changes' events);
 - a dialect's admin routes and commands: ``admin`` (the caller's audit origin, the admin API's checks, its page

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -181,6 +182,32 @@ async def test_replace_ends_the_live_holder_of_the_key(services):
     assert second.session.id != first.session.id
     with pytest.raises(NotFound):
         await services.sessions.get(first.session.id)
+
+
+async def test_replace_and_hand_over_write_the_dialects_rows_with_the_new_session_only(services):
+    # A dialect's own rows (also_write) come with a session made by a takeover as with a plain create: once, for the
+    # session created, never for one the key was found with.
+    notes = sa.Table(
+        "test_note",
+        sa.MetaData(),
+        sa.Column("session_id", sa.String(36), primary_key=True),
+        sa.Column("note", sa.String(20)),
+    )
+
+    def keeping(note: str):
+        return lambda session: [sa.insert(notes).values(session_id=session.id, note=note)]
+
+    await services.runner.transaction(notes.create)
+    try:
+        await services.sessions.create(new(reuse_key="k", principal_id="p"), FIXED)
+        replaced = await services.sessions.replace(new(reuse_key="k", principal_id="p"), FIXED, also_write=keeping("r"))
+        handed = await services.sessions.hand_over(new(reuse_key="k", principal_id="q"), FIXED, also_write=keeping("h"))
+        rows = await services.runner.read(sa.select(notes.c.session_id, notes.c.note))
+        assert sorted(map(tuple, rows)) == sorted([(replaced.session.id, "r"), (handed.session.id, "h")])
+        with pytest.raises(NotFound):
+            await services.sessions.get(replaced.session.id)  # handed over: the key's holder is another principal
+    finally:
+        await services.runner.transaction(notes.drop)  # not handed on with the database
 
 
 async def test_revoke_all_for_principal_spares_the_excepted_session(services):

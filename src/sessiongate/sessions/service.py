@@ -204,8 +204,18 @@ class SessionService:
         if await self.store.count_live(new, now=self.clock(), idle=policy.idle, spared=spared) >= cap.most:
             raise SessionLimitReached("session limit reached")
 
-    async def replace(self, new: NewSession, policy: ExpiryPolicy, *, with_secret: bool = False) -> Created:
+    async def replace(
+        self,
+        new: NewSession,
+        policy: ExpiryPolicy,
+        *,
+        with_secret: bool = False,
+        also_write: DialectWrites | None = None,
+    ) -> Created:
         """End the live session holding ``new.reuse_key`` (if any) and create a fresh one.
+
+        ``also_write``: the dialect's own rows to keep with the new session, as in :meth:`create`. A failing one fails
+        the create; the holder ended before it stays ended, as when the insert itself fails.
 
         Raises:
             SessionLimitReached: the dialect's cap refuses; then nothing was ended either.
@@ -217,7 +227,7 @@ class SessionService:
             for holder in ended:  # the device's session, whoever held it, is taken over
                 if self.audit is not None:
                     await self.audit.note("session.revoked", actor="takeover", session=holder)
-        return await self._create(new, policy, with_secret=with_secret)
+        return await self._create(new, policy, with_secret=with_secret, also_write=also_write)
 
     async def retire(self, reuse_key: str, *, principal_id: str | None, grace: float) -> int:
         """Take ``reuse_key`` from its live holder (see :meth:`_retire`); how many gave the key up."""
@@ -258,14 +268,22 @@ class SessionService:
         return released
 
     async def hand_over(
-        self, new: NewSession, policy: ExpiryPolicy, *, grace: float = 0.0, spared: Sequence[str] = ()
+        self,
+        new: NewSession,
+        policy: ExpiryPolicy,
+        *,
+        grace: float = 0.0,
+        spared: Sequence[str] = (),
+        also_write: DialectWrites | None = None,
     ) -> Created:
         """Create a session that takes ``new.reuse_key`` over from its live holder (see :meth:`retire`).
 
         Unlike :meth:`create`, never returns another session. The insert is tried first, so a key nobody holds
         costs one statement; a live holder is retired and the insert tried again (a few times, should concurrent
         requests keep taking the key). A holder of the same principal, left its grace period, is the new session's
-        predecessor, and the session cap does not count it (nor ``spared``).
+        predecessor, and the session cap does not count it (nor ``spared``). ``also_write``: the dialect's own rows
+        to keep with the new session, as in :meth:`create`; written once, with the insert that creates it (an insert
+        that finds the key held writes none).
 
         Raises:
             Conflict: the key kept being taken by concurrent requests.
@@ -274,7 +292,7 @@ class SessionService:
         succeeded = list(spared)
         await self._refuse_early(new, policy, succeeded)
         for _ in range(3):
-            created = await self._create(new, policy, spared=succeeded)
+            created = await self._create(new, policy, spared=succeeded, also_write=also_write)
             if not created.reused or new.reuse_key is None:
                 return created
             released = await self._retire(new.reuse_key, principal_id=new.principal_id, grace=grace)
