@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from uuid_utils.compat import uuid7
 
-from sessiongate.dialect import DialectStorage, columns
+from sessiongate.dialect import DialectStorage, columns, is_unique_violation
 
 __all__ = ("DEVICES", "MAX_DESCRIPTION", "MAX_NAME", "MAX_TENANT", "DeviceStore", "RegisteredDevice", "holds_nul")
 
@@ -100,7 +100,9 @@ class DeviceStore:
         }
         try:
             await self.storage.write(sa.insert(D).values(values))
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):  # a refusal of another kind is the caller's error, not a taken name
+                raise
             return None
         return _device(values)
 

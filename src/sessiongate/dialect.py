@@ -16,8 +16,9 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
   settings; subclass it for what a dialect's handlers share); and the tenants (:class:`TenantService`), which are the
   gateway's, not a dialect's: principals of every dialect belong to them;
 - a dialect's own tables: :class:`DialectStorage` (``ctx.storage``: reads and writes through the statement runner),
-  :data:`DialectWrites` (the rows a session's create, takeover or revoke writes in its transaction: ``also_write=``) and
-  ``columns``, the column types of the core's own tables (ids, instants and JSON stored as the core stores them);
+  :data:`DialectWrites` (the rows a session's create, takeover or revoke writes in its transaction: ``also_write=``),
+  ``columns``, the column types of the core's own tables (ids, instants and JSON stored as the core stores them), and
+  :func:`is_unique_violation` (a refused write that is a taken key, told from any other refusal);
 - the audit log: :class:`AuditLog` and :class:`NewEvent` (a dialect records its own changes' events);
 - a dialect's admin routes and commands: ``admin`` (the caller's audit origin, the admin API's checks, its page
   cursors and answers), :func:`run_command` and :func:`by_command` (a command's work with the dialect's context, and
@@ -66,6 +67,7 @@ from sessiongate.sessions.audit import AuditLog, NewEvent
 from sessiongate.sessions.service import Refreshed, SessionService
 from sessiongate.settings import Settings
 from sessiongate.storage import columns
+from sessiongate.storage.integrity import is_unique_violation
 from sessiongate.tokens.opaque import new_secret
 
 __all__ = (
@@ -110,6 +112,7 @@ __all__ = (
     "errors",
     "expired_cookie",
     "humanize",
+    "is_unique_violation",
     "json_body",
     "models",
     "new_secret",

@@ -15,6 +15,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.api_token_store import ApiTokenInfo
 from sessiongate.storage.api_token_tables import API_TOKENS as T
+from sessiongate.storage.integrity import is_unique_violation
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.text import holds_nul
 
@@ -49,7 +50,9 @@ class SqlApiTokenStore:
         }
         try:
             await self.runner.write(insert(T).values(row))
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
             return None
         return _info(row)
 

@@ -23,6 +23,7 @@ from sessiongate.core.identity_store import PrincipalDraft, StoredPrincipal, Tok
 from sessiongate.core.models import Principal
 from sessiongate.storage.engine import Database
 from sessiongate.storage.identity_tables import auth_tokens, principals
+from sessiongate.storage.integrity import is_unique_violation
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
 
@@ -59,7 +60,9 @@ class SqlPrincipalStore:
         """Store a new principal; ``None`` when its login or id is taken in its tenant."""
         try:
             rows = (await self.runner.write(insert(P).values(_values(draft)).returning(*_PUBLIC))).rows
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
             return None
         return _principal(rows[0])
 
@@ -84,7 +87,9 @@ class SqlPrincipalStore:
         ).returning(*_PUBLIC)
         try:
             rows = (await self.runner.write(stmt)).rows
-        except IntegrityError:  # the (tenant, login) constraint: the id was free, the login was not
+        except IntegrityError as exc:  # the (tenant, login) constraint: the id was free, the login was not
+            if not is_unique_violation(exc):
+                raise
             return Upserted(outcome="login_taken")
         if not rows:
             return Upserted(outcome="other_realm")

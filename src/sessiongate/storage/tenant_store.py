@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 from sessiongate.core.tenant_store import NETWORK_REALM, HeldKey, KeyInfo, KeysAdded, KeyTaken, NewKey, Tenant
 from sessiongate.storage.engine import Database
 from sessiongate.storage.identity_tables import principals
+from sessiongate.storage.integrity import is_unique_violation
 from sessiongate.storage.runner import AsyncEngineRunner, StatementRunner
 from sessiongate.storage.tenant_tables import AUTH_TOKENS, KEYS, TENANTS
 
@@ -230,7 +231,9 @@ async def _insert_keys(conn: AsyncConnection, rows: builtins.list[dict[str, Any]
     """
     try:
         await conn.execute(insert(KEYS), rows)
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise KeyTaken from None
 
 
