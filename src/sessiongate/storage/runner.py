@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception classes are used
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
@@ -455,19 +456,15 @@ class SqliteRunner:
         (``busy_timeout`` 0): where SQLite answers busy (a database being recovered after a crash), the lookup goes
         to a reader thread, which waits as every other connection does.
         """
-        start = time.perf_counter()
-        try:
-            loop = asyncio.get_running_loop()
-            if self._inline_thread in (0, threading.get_ident()):  # one loop's thread keeps the connection
-                inline = self._inline
-                if inline is None:
-                    # Opened on a reader, where its pragmas may wait for a lock as any connection's do.
-                    inline = self._keep_inline(await loop.run_in_executor(self._readers, self._open_inline))
-                with contextlib.suppress(_Busy):
-                    return self._run_read_inline(inline, statement)
-            return await loop.run_in_executor(self._readers, self._run_read_driver, statement)
-        finally:
-            meters.DB_READ.observe(time.perf_counter() - start)
+        loop = asyncio.get_running_loop()
+        if self._inline_thread in (0, threading.get_ident()):  # one loop's thread keeps the connection
+            inline = self._inline
+            if inline is None:
+                # Opened on a reader, where its pragmas may wait for a lock as any connection's do.
+                inline = self._keep_inline(await loop.run_in_executor(self._readers, self._open_inline))
+            with contextlib.suppress(_Busy):
+                return self._run_read_inline(inline, statement)
+        return await loop.run_in_executor(self._readers, self._run_read_driver, statement)
 
     def _open_inline(self) -> PoolProxiedConnection:
         inline = self._engine.raw_connection()  # the pragmas of every connection (file databases: any thread's)
@@ -597,8 +594,6 @@ class SqliteRunner:
 
 def _connection_lost(exc: BaseException) -> bool:
     """Whether asyncpg's ``exc`` says its connection is gone (closed, reset, never made), not the statement wrong."""
-    import asyncpg  # type: ignore[import-untyped]  # only with the engine that uses it
-
     if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError | TimeoutError):
         return True
     # A backend terminated or the server shutting down (class 57): the connection goes with it.

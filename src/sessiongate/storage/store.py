@@ -142,10 +142,10 @@ class SqlSessionStore:
         postgres = engine.dialect.name == "postgresql"
         self._audited_inserts = _audited_insert_statements(self._plain_insert, self._upsert) if postgres else None
         # Every PostgreSQL URL runs on asyncpg (storage.urls); an AsyncEngineRunner on SQLite is aiosqlite's.
-        driver = isinstance(self.runner, SqliteRunner) or (postgres and isinstance(self.runner, AsyncEngineRunner))
+        runner = self.runner
         self._driver_lookups = (
-            (_DriverLookup(C.token_digest, self.runner), _DriverLookup(C.id, self.runner))
-            if driver and isinstance(self.runner, SqliteRunner | AsyncEngineRunner)
+            (_DriverLookup(C.token_digest, runner), _DriverLookup(C.id, runner))
+            if isinstance(runner, SqliteRunner) or (postgres and isinstance(runner, AsyncEngineRunner))
             else None
         )
         self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS, lambda found: found[0].id)
