@@ -43,6 +43,21 @@ async def test_add_returns_a_live_token_exactly_as_stored(store, backend):
     assert info.created_at.microsecond == 654_321
 
 
+async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(store, backend):
+    # by_digest runs precompiled SQL on the driver's connection (every forward auth and introspection asks it),
+    # converting the row with SQLAlchemy's own type processors: it must come out as the Core query makes it.
+    live = await add(store, backend, "ci-runner", "introspect")
+    revoked = await add(store, backend, "old", "admin")
+    await store.revoke(revoked.id, now=backend.now)
+    await store.note_use(live.id, now=backend.now)
+    assert store._by_digest is not None
+    core = SqlApiTokenStore(backend.runner)
+    core._by_digest = None
+    for digest in ("digest-ci-runner", "digest-old", "digest-none"):
+        assert await store.by_digest(digest) == await core.by_digest(digest)
+    assert (await store.by_digest("digest-old"))[0].revoked_at == backend.now
+
+
 async def test_a_token_of_a_name_or_digest_already_stored_is_refused_and_nothing_written(store, backend):
     first = await add(store, backend, "one")
     await store.revoke(first.id, now=backend.now)

@@ -10,6 +10,7 @@ import pytest
 
 from sessiongate.core.models import Session
 from sessiongate.core.store import StoredRefreshToken
+from sessiongate.storage.refresh_store import SqlRefreshStore
 from tests.storage.conftest import TTL, Backend
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +68,21 @@ async def test_an_issued_token_is_stored_as_issued_and_an_unknown_one_is_not_fou
         revoked_at=None,
     )
     assert await backend.refresh.by_digest("never") is None
+
+
+async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(backend):
+    # by_digest runs precompiled SQL on the driver's connection, converting the row with SQLAlchemy's own type
+    # processors: each state of a token must come out as SQLAlchemy's execution of the query makes it.
+    session = await login(backend)
+    await rotate(backend, "rt")
+    await backend.refresh.issue(session.id, digest="later", now=backend.now, expires_at=session.expires_at)
+    driver = backend.refresh
+    assert driver._by_digest is not None
+    core = SqlRefreshStore(backend.runner)
+    core._by_digest = None
+    for digest in ("rt", "next", "later", "never"):
+        assert await driver.by_digest(digest) == await core.by_digest(digest)
+    assert (await driver.by_digest("rt")).rotated_at == backend.now
 
 
 async def test_a_rotation_claims_the_token_extends_its_session_and_stores_the_successor_to_expire_with_it(backend):

@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 from sessiongate.core.models import Session
 from sessiongate.core.store import Rotation, StoredRefreshToken
 from sessiongate.storage.audit_table import AUDIT
+from sessiongate.storage.driver_query import driver_query
 from sessiongate.storage.refresh_tables import RefreshTokenRecord
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.store import SESSION_COLUMNS, session_from_row
@@ -44,6 +45,7 @@ class SqlRefreshStore:
 
     def __init__(self, runner: StatementRunner) -> None:
         self.runner = runner
+        self._by_digest = driver_query(_BY_DIGEST, runner)
 
     async def issue(
         self, session_id: str, *, digest: str, now: datetime, expires_at: datetime, family_id: str | None = None
@@ -127,18 +129,22 @@ class SqlRefreshStore:
 
     async def by_digest(self, digest: str) -> StoredRefreshToken | None:
         """The token stored under ``digest``, in whatever state."""
-        rows = await self.runner.read(_BY_DIGEST, {"presented": digest})
-        if not rows:
+        if self._by_digest is not None:  # introspection asks this of every opaque token
+            found = await self._by_digest.rows(self.runner, {"presented": digest})
+            row: Any = dict(zip(self._by_digest.names, found[0], strict=True)) if found else None
+        else:
+            rows = await self.runner.read(_BY_DIGEST, {"presented": digest})
+            row = rows[0]._mapping if rows else None
+        if row is None:
             return None
-        row = rows[0]
-        sid = row.session_id if isinstance(row.session_id, uuid.UUID) else uuid.UUID(str(row.session_id))
+        sid = row["session_id"]
         return StoredRefreshToken(
-            session_id=str(sid),
-            digest=row.digest,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            rotated_at=row.rotated_at,
-            revoked_at=row.revoked_at,
+            session_id=str(sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid))),
+            digest=row["digest"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            rotated_at=row["rotated_at"],
+            revoked_at=row["revoked_at"],
         )
 
     async def delete_expired(self, *, now: datetime, batch: int) -> int:

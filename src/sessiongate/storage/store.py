@@ -60,6 +60,7 @@ from sessiongate.core.models import (
 )
 from sessiongate.core.store import DialectWrites, SessionsFilter, reuse_key_digest
 from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
+from sessiongate.storage.driver_query import DriverQuery, driver_query
 from sessiongate.storage.identity_tables import principals
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
@@ -141,12 +142,12 @@ class SqlSessionStore:
         )
         postgres = engine.dialect.name == "postgresql"
         self._audited_inserts = _audited_insert_statements(self._plain_insert, self._upsert) if postgres else None
-        # Every PostgreSQL URL runs on asyncpg (storage.urls); an AsyncEngineRunner on SQLite is aiosqlite's.
-        runner = self.runner
+        by_digest, by_id = (
+            select(*SESSION_COLUMNS).where(c == bindparam("key", type_=c.type)) for c in (C.token_digest, C.id)
+        )
+        lookups = (driver_query(by_digest, self.runner), driver_query(by_id, self.runner))
         self._driver_lookups = (
-            (_DriverLookup(C.token_digest, runner), _DriverLookup(C.id, runner))
-            if isinstance(runner, SqliteRunner) or (postgres and isinstance(runner, AsyncEngineRunner))
-            else None
+            (_DriverLookup(lookups[0]), _DriverLookup(lookups[1])) if lookups[0] and lookups[1] else None
         )
         self._by_digest: ReadCache[str, tuple[Session, str]] = ReadCache(KEPT_ROWS, lambda found: found[0].id)
         self._by_id: ReadCache[uuid.UUID, Session] = ReadCache(KEPT_ROWS, lambda session: session.id)
@@ -802,36 +803,19 @@ class _DriverInsert:
 
 
 class _DriverLookup:
-    """The ``SELECT`` of one session by a unique column on the driver's connection: a SQLite reader thread's, or one
-    of the PostgreSQL pool's (asyncpg).
+    """The ``SELECT`` of one session by a unique column, as a :class:`DriverQuery` (a SQLite connection's, or one of
+    the PostgreSQL pool's); tests/unit/test_read_cache.py compares what it returns with the Core query's."""
 
-    As :class:`_DriverInsert`: the same SQL SQLAlchemy would send, compiled once, with the parameter and the row
-    converted by the type processors SQLAlchemy itself applies, so what comes back is what the Core query returns
-    (tests/unit/test_read_cache.py compares the two on both databases).
-    """
+    __slots__ = ("_query",)
 
-    __slots__ = ("_bind", "_results", "_sql")
-
-    def __init__(self, column: Any, runner: SqliteRunner | AsyncEngineRunner) -> None:
-        query = select(*SESSION_COLUMNS).where(column == bindparam("key", type_=column.type))
-        if isinstance(runner, SqliteRunner):
-            dialect = runner.dialect
-            self._sql = str(query.compile(dialect=sqlite.dialect(paramstyle="named")))
-        else:
-            dialect = runner.engine.dialect
-            self._sql = str(query.compile(dialect=dialect))  # asyncpg's $1
-        self._bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in SESSION_COLUMNS]
+    def __init__(self, query: DriverQuery) -> None:
+        self._query = query
 
     async def run(self, runner: StatementRunner, key: Any) -> Session | None:
         """The session whose column is ``key``, read by ``runner`` (the runner it was made for, or what stands for
         it)."""
-        params = {"key": key if self._bind is None else self._bind(key)}
-        rows = await type_cast("SqliteRunner", runner).read_driver(DriverStatement(self._sql, params))
-        if not rows:
-            return None
-        pairs = zip(rows[0], self._results, strict=True)
-        return session_from_row(_PublicRow._make(value if result is None else result(value) for value, result in pairs))
+        rows = await self._query.rows(runner, {"key": key})
+        return session_from_row(_PublicRow._make(rows[0])) if rows else None
 
 
 _DEFAULT_SORT = (SortKey(field="created_at"),)

@@ -1,0 +1,80 @@
+"""A Core query compiled once and run on the driver's own connection: the lookups on the request path.
+
+SQLAlchemy's execution of a query (building it, its cache key, the execution context, the cursor adapter) costs more
+than the database's own work on a lookup by a unique index, and on SQLite the hop to a reader thread and back costs
+more than both (issue 17). A :class:`DriverQuery` is the same SQL SQLAlchemy would send, its parameters and rows
+converted by the type processors SQLAlchemy itself applies for that database, so a row comes back as the Core query
+returns it (tests compare the two on both databases).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from sqlalchemy import Select
+from sqlalchemy.dialects import sqlite
+
+from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
+
+__all__ = ("DriverQuery", "driver_query")
+
+_Convert = Callable[[Any], Any] | None
+
+
+_MADE: weakref.WeakKeyDictionary[object, dict[Select[Any], DriverQuery | None]] = weakref.WeakKeyDictionary()
+
+
+def driver_query(query: Select[Any], runner: StatementRunner) -> DriverQuery | None:
+    """``query`` ready for ``runner``'s driver, or ``None`` where the runner has no driver path (aiosqlite through an
+    engine: the query runs through SQLAlchemy there).
+
+    Compiled once per runner: a store made for each request (the gate's token stores are) asks again every time.
+    """
+    made = _MADE.setdefault(runner, {})
+    if query not in made:
+        if isinstance(runner, SqliteRunner):
+            made[query] = DriverQuery(query, runner)
+        elif isinstance(runner, AsyncEngineRunner) and runner.engine.dialect.name == "postgresql":
+            made[query] = DriverQuery(query, runner)  # every PostgreSQL URL runs on asyncpg (storage.urls)
+        else:
+            made[query] = None
+    return made[query]
+
+
+class DriverQuery:
+    """One ``SELECT`` with named parameters, compiled for ``runner``'s database: SQLite's ``:name``, asyncpg's ``$1``
+    (its parameters passed in the order the SQL numbers them)."""
+
+    __slots__ = ("_binds", "_order", "_results", "_sql", "names")
+
+    def __init__(self, query: Select[Any], runner: SqliteRunner | AsyncEngineRunner) -> None:
+        if isinstance(runner, SqliteRunner):
+            dialect = runner.dialect
+            compiled = query.compile(dialect=sqlite.dialect(paramstyle="named"))
+        else:
+            dialect = runner.engine.dialect
+            compiled = query.compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._order: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
+        self._binds: dict[str, _Convert] = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+        }
+        columns = list(query.selected_columns)
+        self.names: tuple[str, ...] = tuple(str(c.key) for c in columns)
+        """The selected columns' keys, in the order a row holds them."""
+        self._results: list[_Convert] = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    async def rows(self, runner: StatementRunner, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows ``params`` select, read by ``runner`` (the runner it was made for, or what stands for it)."""
+        bound: dict[str, Any] = {}
+        for name in self._order:
+            bind = self._binds[name]
+            bound[name] = params[name] if bind is None else bind(params[name])
+        found = await cast("SqliteRunner", runner).read_driver(DriverStatement(self._sql, bound))
+        results = self._results
+        return [
+            tuple(value if result is None else result(value) for value, result in zip(row, results, strict=True))
+            for row in found
+        ]
