@@ -73,9 +73,13 @@ class Target:
         asyncio.run(run())
 
     def cleanup_fixture(self) -> Any:
-        """A module-scoped autouse fixture that drops the target's database after the module's tests."""
+        """An autouse fixture that drops the target's database when the test session ends.
 
-        @pytest.fixture(scope="module", autouse=True)
+        Not when the module's tests end: a worker of pytest-xdist may run them interleaved with other modules' tests,
+        and a module-scoped fixture is then torn down between them, while the target stays the one the module made
+        (its database dropped, the next test of the module failed to open it)."""
+
+        @pytest.fixture(scope="session", autouse=True)
         def cleanup() -> Iterator[None]:
             yield
             self._stack.close()
