@@ -162,6 +162,26 @@ async def test_reads_find_a_principal_by_id_by_login_and_in_its_realm_only(store
     assert await store.stored(tenant="default", public_id="nobody") is None
 
 
+async def test_a_read_by_id_on_the_driver_returns_what_the_core_query_does(store, backend):
+    # get runs precompiled SQL on the driver's connection (saymon's and amity's validates ask it on every request),
+    # converting the row with SQLAlchemy's own type processors: it must come out as the Core query makes it.
+    ada = await add(store, backend, "ada", roles=["admin", "ops ☃"], permissions=["p1"], last_used_at=backend.now)
+    bea = await add(store, backend, "bea", realm=REALM, email="bea@example.org", display_name=None)
+    assert store._by_public_id is not None
+    core = SqlPrincipalStore(backend.engine, backend.runner)
+    core._by_public_id = core._by_public_id_in_realm = None
+    for tenant, public_id, realm in [
+        ("default", ada.id, None),
+        ("default", ada.id, GATEWAY_REALM),
+        ("default", bea.id, REALM),
+        ("default", bea.id, GATEWAY_REALM),
+        ("other", ada.id, None),
+    ]:
+        read = {"tenant": tenant, "public_id": public_id, "realm": realm}
+        assert await store.get(**read) == await core.get(**read)
+    assert await store.get(tenant="default", public_id=ada.id) == ada
+
+
 async def test_logins_answers_those_of_the_tenant_that_exist(store, backend):
     ada, bea = await add(store, backend, "ada"), await add(store, backend, "bea")
     eve = await add(store, backend, "eve", tenant="other")

@@ -47,7 +47,7 @@ class DriverQuery:
     """One ``SELECT`` with named parameters, compiled for ``runner``'s database: SQLite's ``:name``, asyncpg's ``$1``
     (its parameters passed in the order the SQL numbers them)."""
 
-    __slots__ = ("_binds", "_order", "_results", "_sql", "names")
+    __slots__ = ("_binds", "_order", "_results", "_sql", "columns", "names")
 
     def __init__(self, query: Select[Any], runner: SqliteRunner | AsyncEngineRunner) -> None:
         if isinstance(runner, SqliteRunner):
@@ -62,8 +62,10 @@ class DriverQuery:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
         }
         columns = list(query.selected_columns)
+        self.columns: tuple[Any, ...] = tuple(columns)
+        """The selected columns, in the order a row holds them."""
         self.names: tuple[str, ...] = tuple(str(c.key) for c in columns)
-        """The selected columns' keys, in the order a row holds them."""
+        """The selected columns' keys, in the same order."""
         self._results: list[_Convert] = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
 
     async def rows(self, runner: StatementRunner, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -10,7 +10,7 @@ login or id already taken is answered as a result (``None``, ``Upserted.outcome`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.identity_store import PrincipalDraft, StoredPrincipal, TokenHolder, Upserted
 from sessiongate.core.models import Principal
+from sessiongate.storage.driver_query import driver_query
 from sessiongate.storage.engine import Database
 from sessiongate.storage.identity_tables import auth_tokens, principals
 from sessiongate.storage.integrity import is_unique_violation
@@ -35,6 +36,8 @@ A = auth_tokens
 S = cast("Table", SessionRecord.__table__).c
 _PUBLIC = [c for c in P.c if c.name not in {"password_hash", "sa_orm_sentinel"}]
 _STORED = [*_PUBLIC, P.c.password_hash]
+_BY_PUBLIC_ID = select(*_PUBLIC).where(P.c.tenant == bindparam("tenant"), P.c.public_id == bindparam("public_id"))
+_BY_PUBLIC_ID_IN_REALM = _BY_PUBLIC_ID.where(P.c.realm == bindparam("realm"))
 _CREDENTIALS = select(*_STORED).where(P.c.tenant == bindparam("tenant"), P.c.login == bindparam("login"))
 _TOKEN_HOLDER = (
     select(*_PUBLIC, A.c.id.label("token_id"), A.c.digest, A.c.last_used_at)
@@ -54,6 +57,9 @@ class SqlPrincipalStore:
 
     def __init__(self, engine: Database, runner: StatementRunner | None = None) -> None:
         self.runner = runner or AsyncEngineRunner(engine)
+        # saymon's and amity's validates read their principal on every request
+        self._by_public_id = driver_query(_BY_PUBLIC_ID, self.runner)
+        self._by_public_id_in_realm = driver_query(_BY_PUBLIC_ID_IN_REALM, self.runner)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     async def insert(self, draft: PrincipalDraft) -> Principal | None:
@@ -98,10 +104,16 @@ class SqlPrincipalStore:
 
     async def get(self, *, tenant: str, public_id: str, realm: str | None = None) -> Principal | None:
         """The principal with this public id (in ``realm``, when given)."""
-        stmt = select(*_PUBLIC).where(P.c.tenant == tenant, P.c.public_id == public_id)
-        if realm is not None:
-            stmt = stmt.where(P.c.realm == realm)
-        rows = await self.runner.read(stmt)
+        params = {"tenant": tenant, "public_id": public_id} | ({} if realm is None else {"realm": realm})
+        query, stmt = (
+            (self._by_public_id, _BY_PUBLIC_ID)
+            if realm is None
+            else (self._by_public_id_in_realm, _BY_PUBLIC_ID_IN_REALM)
+        )
+        if query is not None:
+            found = await query.rows(self.runner, params)
+            return _principal_of(dict(zip(query.columns, found[0], strict=True))) if found else None
+        rows = await self.runner.read(stmt, params)
         return _principal(rows[0]) if rows else None
 
     async def by_login(self, *, tenant: str, login: str) -> Principal | None:
@@ -279,7 +291,11 @@ def _stored(row: Row[Any]) -> StoredPrincipal:
 def _principal(row: Row[Any]) -> Principal:
     """The core principal a row of the public columns (and maybe others) makes: read by column, so a joined
     table's column of the same name (an auth token's ``last_used_at``) is never taken for the principal's."""
-    m = row._mapping
+    return _principal_of(row._mapping)
+
+
+def _principal_of(m: Mapping[Any, Any]) -> Principal:
+    """The core principal of a row's values by column."""
     return Principal(
         id=m[P.c.public_id],
         tenant=m[P.c.tenant],
