@@ -49,6 +49,7 @@ DEVICES = sa.Table(
 )
 """What the migration makes (it spells the table out itself, as migrations do: it must not change later)."""
 D = DEVICES
+_BY_NAME = sa.select(D).where(D.c.tenant == sa.bindparam("tenant"), D.c.name == sa.bindparam("name"))
 
 
 class RegisteredDevice(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,8 +111,8 @@ class DeviceStore:
         """The tenant's device called ``name``, or ``None``: one read by the unique (tenant, name) index."""
         if holds_nul(name):
             return None
-        rows = await self.storage.read(sa.select(D).where(D.c.tenant == tenant, D.c.name == name))
-        return _device(rows[0]._mapping) if rows else None
+        rows = await self.storage.lookup(_BY_NAME, {"tenant": tenant, "name": name})  # every profile asks this
+        return _device(rows[0]) if rows else None
 
     async def list(self, *, tenant: str) -> builtins.list[RegisteredDevice]:
         """Every device of a tenant, by name: one read."""

@@ -11,7 +11,11 @@ The statements are SQLAlchemy Core on the dialect's own tables (``memo_…``, ne
 
 from __future__ import annotations
 
-from sessiongate.storage.runner import Outcome, ResultRow, Statement, StatementRunner
+from collections.abc import Mapping
+from typing import Any
+
+from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.runner import Outcome, Query, ResultRow, Statement, StatementRunner
 
 __all__ = ("DialectStorage",)
 
@@ -31,6 +35,22 @@ class DialectStorage:
     async def read(self, statement: Statement) -> list[ResultRow]:
         """The rows of a query, read from one snapshot: every write acknowledged before it is seen."""
         return await self._runner.read(statement)
+
+    async def lookup(self, query: Query, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of ``query`` as :meth:`read` returns them, each a dict by column key, for the reads a dialect makes
+        on every request (a row by a unique key).
+
+        ``query`` is built once, a module's constant, with named ``bindparam``s that ``params`` give. It is compiled
+        once per process and run on the driver's own connection, without SQLAlchemy's execution around it: on SQLite
+        on the event loop's connection rather than a reader thread, on PostgreSQL on a pooled asyncpg connection (the
+        gateway's own lookups run so: the hop to a reader thread and back cost more than the read). A query built
+        anew for each call is compiled each time: correct, and slower than :meth:`read`.
+        """
+        compiled = driver_query(query, self._runner)
+        if compiled is None:  # a runner without a driver path (aiosqlite through an engine)
+            return [dict(row._mapping) for row in await self._runner.read(query, dict(params))]
+        names = compiled.names
+        return [dict(zip(names, row, strict=True)) for row in await compiled.rows(self._runner, params)]
 
     async def write(self, statement: Statement) -> Outcome:
         """Run a changing statement and commit it before returning: its rows (``RETURNING``) and how many rows it

@@ -24,6 +24,9 @@ _Convert = Callable[[Any], Any] | None
 
 
 _MADE: weakref.WeakKeyDictionary[object, dict[Select[Any], DriverQuery | None]] = weakref.WeakKeyDictionary()
+KEPT_PER_RUNNER = 256
+"""Queries kept compiled per runner. They are module constants, a few dozen in all; a caller that builds a new query
+for every call (what the SDK's ``lookup`` asks dialects not to do) gets it compiled each time, never a growing memo."""
 
 
 def driver_query(query: Select[Any], runner: StatementRunner) -> DriverQuery | None:
@@ -33,14 +36,16 @@ def driver_query(query: Select[Any], runner: StatementRunner) -> DriverQuery | N
     Compiled once per runner: a store made for each request (the gate's token stores are) asks again every time.
     """
     made = _MADE.setdefault(runner, {})
-    if query not in made:
-        if isinstance(runner, SqliteRunner):
-            made[query] = DriverQuery(query, runner)
-        elif isinstance(runner, AsyncEngineRunner) and runner.engine.dialect.name == "postgresql":
-            made[query] = DriverQuery(query, runner)  # every PostgreSQL URL runs on asyncpg (storage.urls)
-        else:
-            made[query] = None
-    return made[query]
+    if query in made:
+        return made[query]
+    compiled: DriverQuery | None = None
+    if isinstance(runner, SqliteRunner):
+        compiled = DriverQuery(query, runner)
+    elif isinstance(runner, AsyncEngineRunner) and runner.engine.dialect.name == "postgresql":
+        compiled = DriverQuery(query, runner)  # every PostgreSQL URL runs on asyncpg (storage.urls)
+    if len(made) < KEPT_PER_RUNNER:
+        made[query] = compiled
+    return compiled
 
 
 class DriverQuery:

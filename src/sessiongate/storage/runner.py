@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception classes are used
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, Select, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -56,6 +56,7 @@ __all__ = (
     "DataVersion",
     "DriverStatement",
     "Outcome",
+    "Query",
     "ResultRow",
     "SqliteRunner",
     "Statement",
@@ -76,6 +77,8 @@ T = TypeVar("T")
 Statement: TypeAlias = Executable
 """A SQLAlchemy Core statement, as the layers above storage name one without importing SQLAlchemy (a dialect's
 statements on its own tables: ``sessiongate.dialects.storage``)."""
+Query: TypeAlias = Select[Any]
+"""A SQLAlchemy Core ``SELECT``, as :data:`Statement` names a statement (``DialectStorage.lookup`` takes one)."""
 ResultRow: TypeAlias = Row[Any]
 """A row a statement returned."""
 DataVersion = tuple[int, int]
