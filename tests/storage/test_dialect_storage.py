@@ -31,6 +31,8 @@ async def test_a_lookup_returns_the_rows_a_read_of_the_same_query_returns_as_dic
         (BY_NAME, {"tenant": "shop", "name": "Kassa ☃"}),
         (BY_NAME, {"tenant": "shop", "name": "nobody"}),
         (BY_TENANT.order_by(DEVICES.c.name), {"tenant": "shop"}),
+        (BY_TENANT.where(DEVICES.c.env == "PDA").order_by(DEVICES.c.name.desc()).limit(1), {"tenant": "shop"}),
+        (BY_TENANT.where(DEVICES.c.name.in_(["P02", "P01"])), {"tenant": "shop"}),  # an IN: compiled per call
     ]:
         read = [dict(row._mapping) for row in await storage.read(query.params(params))]
         assert await storage.lookup(query, params) == read

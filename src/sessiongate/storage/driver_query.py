@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 
-__all__ = ("DriverQuery", "driver_query")
+__all__ = ("DriverQuery", "RenderedPerCall", "driver_query")
 
 _Convert = Callable[[Any], Any] | None
 
@@ -39,20 +39,28 @@ def driver_query(query: Select[Any], runner: StatementRunner) -> DriverQuery | N
     if query in made:
         return made[query]
     compiled: DriverQuery | None = None
-    if isinstance(runner, SqliteRunner):
-        compiled = DriverQuery(query, runner)
-    elif isinstance(runner, AsyncEngineRunner) and runner.engine.dialect.name == "postgresql":
-        compiled = DriverQuery(query, runner)  # every PostgreSQL URL runs on asyncpg (storage.urls)
+    try:
+        if isinstance(runner, SqliteRunner):
+            compiled = DriverQuery(query, runner)
+        elif isinstance(runner, AsyncEngineRunner) and runner.engine.dialect.name == "postgresql":
+            compiled = DriverQuery(query, runner)  # every PostgreSQL URL runs on asyncpg (storage.urls)
+    except RenderedPerCall:
+        compiled = None
     if len(made) < KEPT_PER_RUNNER:
         made[query] = compiled
     return compiled
+
+
+class RenderedPerCall(Exception):
+    """The query's SQL depends on its parameters (an expanding ``IN``, a parameter rendered into the text): it cannot
+    be compiled once, and runs through SQLAlchemy."""
 
 
 class DriverQuery:
     """One ``SELECT`` with named parameters, compiled for ``runner``'s database: SQLite's ``:name``, asyncpg's ``$1``
     (its parameters passed in the order the SQL numbers them)."""
 
-    __slots__ = ("_binds", "_order", "_results", "_sql", "columns", "names")
+    __slots__ = ("_binds", "_defaults", "_order", "_results", "_sql", "columns", "names")
 
     def __init__(self, query: Select[Any], runner: SqliteRunner | AsyncEngineRunner) -> None:
         if isinstance(runner, SqliteRunner):
@@ -61,7 +69,11 @@ class DriverQuery:
         else:
             dialect = runner.engine.dialect
             compiled = query.compile(dialect=dialect)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise RenderedPerCall(str(query))
         self._sql = str(compiled)
+        self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        """The values the query holds itself (``== "x"``, ``.limit(1)``), used where ``params`` do not name them."""
         self._order: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
         self._binds: dict[str, _Convert] = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
@@ -77,8 +89,9 @@ class DriverQuery:
         """The rows ``params`` select, read by ``runner`` (the runner it was made for, or what stands for it)."""
         bound: dict[str, Any] = {}
         for name in self._order:
+            value = params[name] if name in params or name not in self._defaults else self._defaults[name]
             bind = self._binds[name]
-            bound[name] = params[name] if bind is None else bind(params[name])
+            bound[name] = value if bind is None else bind(value)
         found = await cast("SqliteRunner", runner).read_driver(DriverStatement(self._sql, bound))
         results = self._results
         return [
