@@ -27,4 +27,6 @@ async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[C
     sessions = ctx.sessions
     create = sessions.replace if data.kill_session else sessions.create
     created = await create(new, ctx.policy)
-    return mapping.session_out(created.session, sessions.issue_jwt(created.session, mapping.claims(created.session)))
+    session = created.session
+    issued_at = None if created.reused else session.created_at  # iat is the activatedAt a new session answers
+    return mapping.session_out(session, sessions.issue_jwt(session, mapping.claims(session), issued_at=issued_at))

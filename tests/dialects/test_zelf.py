@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
+from litestar.testing import TestClient
 
+from sessiongate.app import create_app
 from tests.conftest import ROOT
+from tests.support.clock import FakeClock
 
 EXAMPLES = ROOT / "contracts" / "zelf" / "examples"
 
@@ -40,6 +44,23 @@ def test_create_returns_hs256_jwt_with_vendor_claims_and_unix_times(client, cloc
     assert {"session", "identifier", "iat", "exp"} <= set(claims)
     assert header_of(data["token"])["alg"] == "HS256"
     assert header_of(data["token"])["kid"]
+
+
+class TickingClock(FakeClock):
+    """A clock that moves 0.6 s every time it is read: the second turns between any two readings of a request."""
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=0.6)
+        return self.now
+
+
+def test_a_new_sessions_token_was_issued_at_its_activated_at_even_when_the_second_turns_meanwhile(make_settings):
+    # The seed's axios example reads activatedAt beside the token's iat; a create whose insert and signing fell on
+    # either side of a second answered them one apart (seen in CI on PostgreSQL).
+    with TestClient(create_app(make_settings(dialects=("zelf",)), clock=TickingClock())) as client:
+        data = client.post("/api/sessions", json={"identifier": "dev-1"}).json()["data"]
+    claims = claims_of(data["token"])
+    assert (claims["iat"], claims["exp"]) == (data["activatedAt"], data["expiresAt"])
 
 
 def test_token_is_signed_with_the_configured_key(make_client):

@@ -396,9 +396,16 @@ class SessionService:
             raise RuntimeError("this session service keeps no refresh tokens (SessionService.refresh_tokens)")
         return self.refresh_tokens
 
-    def issue_jwt(self, session: Session, claims: Mapping[str, Any]) -> IssuedToken:
-        """A JWT for ``session`` carrying ``claims``; it expires with the session."""
-        value = self.keys.encode(claims, issued_at=self.clock(), expires_at=session.expires_at)
+    def issue_jwt(
+        self, session: Session, claims: Mapping[str, Any], *, issued_at: datetime | None = None
+    ) -> IssuedToken:
+        """A JWT for ``session`` carrying ``claims``; it expires with the session.
+
+        ``issued_at`` (``iat``) is now unless given: a dialect answering a create gives the new session's
+        ``created_at``, so the token's ``iat`` is the instant its answer names (zelf's ``activatedAt``, amity's
+        ``issuedAt``) even when the second turned between the insert and the signing.
+        """
+        value = self.keys.encode(claims, issued_at=issued_at or self.clock(), expires_at=session.expires_at)
         return IssuedToken(kind="jwt", value=value, expires_at=session.expires_at)
 
     async def resolve_jwt(
