@@ -252,8 +252,7 @@ async def _register(request: Request[Any, Any, Any], network: Tenant, ctx: Conte
     if renewed is not None and moved:
         with contextlib.suppress(NotFound):  # ended meanwhile: nothing left to shorten
             await sessions.shorten(renewed.id, tenant=network.name, within=options.renewal_grace)
-    issued_at = None if created.reused else created.session.created_at  # iat is the issuedAt a new session answers
-    token = sessions.issue_jwt(created.session, mapping.claims(created.session), issued_at=issued_at)
+    token = sessions.issue_jwt(created.session, mapping.claims(created.session), issued_at=created.token_issued_at)
     return mapping.session_out(created.session, token, refresh, principal, options.last_cache_purge)
 
 

@@ -28,5 +28,5 @@ async def create_session(request: Request[Any, Any, Any], ctx: NamedDependency[C
     create = sessions.replace if data.kill_session else sessions.create
     created = await create(new, ctx.policy)
     session = created.session
-    issued_at = None if created.reused else session.created_at  # iat is the activatedAt a new session answers
-    return mapping.session_out(session, sessions.issue_jwt(session, mapping.claims(session), issued_at=issued_at))
+    token = sessions.issue_jwt(session, mapping.claims(session), issued_at=created.token_issued_at)
+    return mapping.session_out(session, token)

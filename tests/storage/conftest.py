@@ -191,5 +191,16 @@ async def committed_rows(backend: Backend, sql: str) -> list[tuple[Any, ...]]:
         await engine.dispose()
 
 
+class ThroughSqlAlchemy:
+    """A runner the driver path does not know (as aiosqlite's through an engine is): every call goes to ``runner``, so
+    a lookup runs through SQLAlchemy, for tests that compare the two paths."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+
 def device(name: str) -> Device:
     return Device(id=name, name=f"{name} name")

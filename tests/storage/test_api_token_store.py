@@ -9,8 +9,9 @@ import msgspec
 import pytest
 
 from sessiongate.core.api_token_store import ApiTokenInfo
-from sessiongate.storage.api_token_store import SqlApiTokenStore
-from tests.storage.conftest import Backend
+from sessiongate.storage.api_token_store import _BY_DIGEST, SqlApiTokenStore
+from sessiongate.storage.driver_query import driver_query
+from tests.storage.conftest import Backend, ThroughSqlAlchemy
 
 pytestmark = pytest.mark.anyio
 
@@ -50,9 +51,8 @@ async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(store, ba
     revoked = await add(store, backend, "old", "admin")
     await store.revoke(revoked.id, now=backend.now)
     await store.note_use(live.id, now=backend.now)
-    assert store._by_digest is not None
-    core = SqlApiTokenStore(backend.runner)
-    core._by_digest = None
+    assert driver_query(_BY_DIGEST, backend.runner) is not None
+    core = SqlApiTokenStore(ThroughSqlAlchemy(backend.runner))
     for digest in ("digest-ci-runner", "digest-old", "digest-none"):
         assert await store.by_digest(digest) == await core.by_digest(digest)
     assert (await store.by_digest("digest-old"))[0].revoked_at == backend.now

@@ -3,14 +3,12 @@ returns what the same query read through SQLAlchemy returns."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import sqlalchemy as sa
 
 from sessiongate.dialect import DialectStorage
 from sessiongate_portos.device_store import DEVICES, DeviceStore
-from tests.storage.conftest import Backend
+from tests.storage.conftest import Backend, ThroughSqlAlchemy
 
 pytestmark = pytest.mark.anyio
 
@@ -38,16 +36,6 @@ async def test_a_lookup_returns_the_rows_a_read_of_the_same_query_returns_as_dic
         assert await storage.lookup(query, params) == read
     [found] = await storage.lookup(BY_NAME, {"tenant": "shop", "name": "Kassa ☃"})
     assert (found["settings"], found["created_at"]) == ({"a": [1, None]}, backend.now)
-
-
-class ThroughSqlAlchemy:
-    """A runner the driver path does not know (as aiosqlite's through an engine is): every call goes to ``runner``."""
-
-    def __init__(self, runner: Any) -> None:
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runner, name)
 
 
 async def test_a_runner_without_a_driver_path_answers_a_lookup_through_sqlalchemy_alike(backend):

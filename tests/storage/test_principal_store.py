@@ -12,8 +12,9 @@ import pytest
 
 from sessiongate.core.identity_store import GATEWAY_REALM, PrincipalDraft, PrincipalStore, StoredPrincipal, Upserted
 from sessiongate.core.models import Principal
-from sessiongate.storage.principal_store import SqlPrincipalStore
-from tests.storage.conftest import Backend
+from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.principal_store import _BY_PUBLIC_ID, SqlPrincipalStore
+from tests.storage.conftest import Backend, ThroughSqlAlchemy
 from tests.storage.test_faults import assert_clean
 
 pytestmark = pytest.mark.anyio
@@ -167,9 +168,8 @@ async def test_a_read_by_id_on_the_driver_returns_what_the_core_query_does(store
     # converting the row with SQLAlchemy's own type processors: it must come out as the Core query makes it.
     ada = await add(store, backend, "ada", roles=["admin", "ops ☃"], permissions=["p1"], last_used_at=backend.now)
     bea = await add(store, backend, "bea", realm=REALM, email="bea@example.org", display_name=None)
-    assert store._by_public_id is not None
-    core = SqlPrincipalStore(backend.engine, backend.runner)
-    core._by_public_id = core._by_public_id_in_realm = None
+    assert driver_query(_BY_PUBLIC_ID, backend.runner) is not None
+    core = SqlPrincipalStore(backend.engine, ThroughSqlAlchemy(backend.runner))
     for tenant, public_id, realm in [
         ("default", ada.id, None),
         ("default", ada.id, GATEWAY_REALM),

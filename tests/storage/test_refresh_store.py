@@ -10,8 +10,9 @@ import pytest
 
 from sessiongate.core.models import Session
 from sessiongate.core.store import StoredRefreshToken
-from sessiongate.storage.refresh_store import SqlRefreshStore
-from tests.storage.conftest import TTL, Backend
+from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.refresh_store import _BY_DIGEST, SqlRefreshStore
+from tests.storage.conftest import TTL, Backend, ThroughSqlAlchemy
 
 pytestmark = pytest.mark.anyio
 
@@ -77,9 +78,8 @@ async def test_a_lookup_on_the_driver_returns_what_the_core_query_does(backend):
     await rotate(backend, "rt")
     await backend.refresh.issue(session.id, digest="later", now=backend.now, expires_at=session.expires_at)
     driver = backend.refresh
-    assert driver._by_digest is not None
-    core = SqlRefreshStore(backend.runner)
-    core._by_digest = None
+    assert driver_query(_BY_DIGEST, backend.runner) is not None
+    core = SqlRefreshStore(ThroughSqlAlchemy(backend.runner))
     for digest in ("rt", "next", "later", "never"):
         assert await driver.by_digest(digest) == await core.by_digest(digest)
     assert (await driver.by_digest("rt")).rotated_at == backend.now

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.driver_query import lookup
 from sessiongate.storage.runner import Outcome, Query, ResultRow, Statement, StatementRunner
 
 __all__ = ("DialectStorage",)
@@ -46,11 +46,7 @@ class DialectStorage:
         gateway's own lookups run so: the hop to a reader thread and back cost more than the read). A query built
         anew for each call is compiled each time: correct, and slower than :meth:`read`.
         """
-        compiled = driver_query(query, self._runner)
-        if compiled is None:  # a runner without a driver path (aiosqlite through an engine)
-            return [dict(row._mapping) for row in await self._runner.read(query, dict(params))]
-        names = compiled.names
-        return [dict(zip(names, row, strict=True)) for row in await compiled.rows(self._runner, params)]
+        return await lookup(query, self._runner, params)
 
     async def write(self, statement: Statement) -> Outcome:
         """Run a changing statement and commit it before returning: its rows (``RETURNING``) and how many rows it

@@ -49,6 +49,13 @@ class Created(msgspec.Struct, frozen=True, kw_only=True):
     secret: str | None
     reused: bool
 
+    @property
+    def token_issued_at(self) -> datetime | None:
+        """The ``iat`` of a JWT answering this create (``SessionService.issue_jwt``): a new session's ``created_at``,
+        the instant the answer names as its start even when the second turns before the signing; ``None`` (now) for
+        a reused one."""
+        return None if self.reused else self.session.created_at
+
 
 class Refreshed(msgspec.Struct, frozen=True, kw_only=True):
     """The result of a refresh: the session as extended, and the refresh token that replaces the one presented
@@ -401,9 +408,8 @@ class SessionService:
     ) -> IssuedToken:
         """A JWT for ``session`` carrying ``claims``; it expires with the session.
 
-        ``issued_at`` (``iat``) is now unless given: a dialect answering a create gives the new session's
-        ``created_at``, so the token's ``iat`` is the instant its answer names (zelf's ``activatedAt``, amity's
-        ``issuedAt``) even when the second turned between the insert and the signing.
+        ``issued_at`` (``iat``) is now unless given: a dialect answering a create gives ``Created.token_issued_at``,
+        so the token's ``iat`` is the instant its answer names (zelf's ``activatedAt``, amity's ``issuedAt``).
         """
         value = self.keys.encode(claims, issued_at=issued_at or self.clock(), expires_at=session.expires_at)
         return IssuedToken(kind="jwt", value=value, expires_at=session.expires_at)

@@ -15,7 +15,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.api_token_store import ApiTokenInfo
 from sessiongate.storage.api_token_tables import API_TOKENS as T
-from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.driver_query import lookup
 from sessiongate.storage.integrity import is_unique_violation
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.text import holds_nul
@@ -35,7 +35,6 @@ class SqlApiTokenStore:
 
     def __init__(self, runner: StatementRunner) -> None:
         self.runner = runner
-        self._by_digest = driver_query(_BY_DIGEST, runner)  # every forward auth and introspection asks this
 
     async def add(self, *, name: str, scope: str, digest: str, prefix: str, now: datetime) -> ApiTokenInfo | None:
         """One ``INSERT``; the unique name and digest columns refuse a second token of either."""
@@ -94,14 +93,9 @@ class SqlApiTokenStore:
         return (await self.runner.write(stmt.values(revoked_at=now, updated_at=now))).rowcount == 1
 
     async def by_digest(self, digest: str) -> tuple[ApiTokenInfo, str] | None:
-        """One indexed read by digest."""
-        if self._by_digest is not None:
-            found = await self._by_digest.rows(self.runner, {"presented": digest})
-            mapping: Any = dict(zip(self._by_digest.names, found[0], strict=True)) if found else None
-        else:
-            rows = await self.runner.read(_BY_DIGEST, {"presented": digest})
-            mapping = rows[0]._mapping if rows else None
-        return (_info(mapping), mapping["digest"]) if mapping is not None else None
+        """One indexed read by digest, on the driver (every forward auth and introspection asks this)."""
+        rows = await lookup(_BY_DIGEST, self.runner, {"presented": digest})
+        return (_info(rows[0]), rows[0]["digest"]) if rows else None
 
     async def replace_digest(self, old: str, new: str) -> None:
         """One ``UPDATE`` where the digest is still ``old``."""

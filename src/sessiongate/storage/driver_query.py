@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 
-__all__ = ("DriverQuery", "RenderedPerCall", "driver_query")
+__all__ = ("DriverQuery", "RenderedPerCall", "driver_query", "lookup")
 
 _Convert = Callable[[Any], Any] | None
 
@@ -51,6 +51,16 @@ def driver_query(query: Select[Any], runner: StatementRunner) -> DriverQuery | N
     return compiled
 
 
+async def lookup(query: Select[Any], runner: StatementRunner, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``query`` (named bind parameters, which ``params`` give), each a dict by column key: on the driver
+    where ``runner`` has that path, else through SQLAlchemy (:meth:`StatementRunner.read`), alike."""
+    compiled = driver_query(query, runner)
+    if compiled is None:
+        return [dict(row._mapping) for row in await runner.read(query, dict(params))]
+    names = compiled.names
+    return [dict(zip(names, row, strict=True)) for row in await compiled.rows(runner, params)]
+
+
 class RenderedPerCall(Exception):
     """The query's SQL depends on its parameters (an expanding ``IN``, a parameter rendered into the text): it cannot
     be compiled once, and runs through SQLAlchemy."""
@@ -60,7 +70,7 @@ class DriverQuery:
     """One ``SELECT`` with named parameters, compiled for ``runner``'s database: SQLite's ``:name``, asyncpg's ``$1``
     (its parameters passed in the order the SQL numbers them)."""
 
-    __slots__ = ("_binds", "_defaults", "_order", "_results", "_sql", "columns", "names")
+    __slots__ = ("_binds", "_defaults", "_order", "_results", "_sql", "names")
 
     def __init__(self, query: Select[Any], runner: SqliteRunner | AsyncEngineRunner) -> None:
         if isinstance(runner, SqliteRunner):
@@ -79,10 +89,8 @@ class DriverQuery:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
         }
         columns = list(query.selected_columns)
-        self.columns: tuple[Any, ...] = tuple(columns)
-        """The selected columns, in the order a row holds them."""
         self.names: tuple[str, ...] = tuple(str(c.key) for c in columns)
-        """The selected columns' keys, in the same order."""
+        """The selected columns' keys, in the order a row holds them."""
         self._results: list[_Convert] = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
 
     async def rows(self, runner: StatementRunner, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -21,7 +21,7 @@ from uuid_utils.compat import uuid7
 
 from sessiongate.core.identity_store import PrincipalDraft, StoredPrincipal, TokenHolder, Upserted
 from sessiongate.core.models import Principal
-from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.driver_query import lookup
 from sessiongate.storage.engine import Database
 from sessiongate.storage.identity_tables import auth_tokens, principals
 from sessiongate.storage.integrity import is_unique_violation
@@ -57,9 +57,6 @@ class SqlPrincipalStore:
 
     def __init__(self, engine: Database, runner: StatementRunner | None = None) -> None:
         self.runner = runner or AsyncEngineRunner(engine)
-        # saymon's and amity's validates read their principal on every request
-        self._by_public_id = driver_query(_BY_PUBLIC_ID, self.runner)
-        self._by_public_id_in_realm = driver_query(_BY_PUBLIC_ID_IN_REALM, self.runner)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     async def insert(self, draft: PrincipalDraft) -> Principal | None:
@@ -104,17 +101,11 @@ class SqlPrincipalStore:
 
     async def get(self, *, tenant: str, public_id: str, realm: str | None = None) -> Principal | None:
         """The principal with this public id (in ``realm``, when given)."""
-        params = {"tenant": tenant, "public_id": public_id} | ({} if realm is None else {"realm": realm})
-        query, stmt = (
-            (self._by_public_id, _BY_PUBLIC_ID)
-            if realm is None
-            else (self._by_public_id_in_realm, _BY_PUBLIC_ID_IN_REALM)
-        )
-        if query is not None:
-            found = await query.rows(self.runner, params)
-            return _principal_of(dict(zip(query.columns, found[0], strict=True))) if found else None
-        rows = await self.runner.read(stmt, params)
-        return _principal(rows[0]) if rows else None
+        # on the driver: saymon's and amity's validates read their principal on every request
+        params = {"tenant": tenant, "public_id": public_id}
+        query = _BY_PUBLIC_ID if realm is None else _BY_PUBLIC_ID_IN_REALM
+        rows = await lookup(query, self.runner, params if realm is None else params | {"realm": realm})
+        return _principal_of(rows[0]) if rows else None
 
     async def by_login(self, *, tenant: str, login: str) -> Principal | None:
         """The principal with this login."""
@@ -291,22 +282,23 @@ def _stored(row: Row[Any]) -> StoredPrincipal:
 def _principal(row: Row[Any]) -> Principal:
     """The core principal a row of the public columns (and maybe others) makes: read by column, so a joined
     table's column of the same name (an auth token's ``last_used_at``) is never taken for the principal's."""
-    return _principal_of(row._mapping)
+    m = row._mapping
+    return _principal_of({c.key: m[c] for c in _PUBLIC})
 
 
-def _principal_of(m: Mapping[Any, Any]) -> Principal:
-    """The core principal of a row's values by column."""
+def _principal_of(m: Mapping[str, Any]) -> Principal:
+    """The core principal of the public columns' values by key."""
     return Principal(
-        id=m[P.c.public_id],
-        tenant=m[P.c.tenant],
-        login=m[P.c.login],
-        email=m[P.c.email],
-        display_name=m[P.c.display_name],
-        roles=tuple(m[P.c.roles] or ()),
-        permissions=tuple(m[P.c.permissions] or ()),
-        created_at=m[P.c.created_at],
-        updated_at=m[P.c.updated_at],
-        disabled=bool(m[P.c.disabled]),
-        realm=m[P.c.realm],
-        last_used_at=m[P.c.last_used_at],
+        id=m["public_id"],
+        tenant=m["tenant"],
+        login=m["login"],
+        email=m["email"],
+        display_name=m["display_name"],
+        roles=tuple(m["roles"] or ()),
+        permissions=tuple(m["permissions"] or ()),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        disabled=bool(m["disabled"]),
+        realm=m["realm"],
+        last_used_at=m["last_used_at"],
     )

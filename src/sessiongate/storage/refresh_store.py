@@ -21,7 +21,7 @@ from uuid_utils.compat import uuid7
 from sessiongate.core.models import Session
 from sessiongate.core.store import Rotation, StoredRefreshToken
 from sessiongate.storage.audit_table import AUDIT
-from sessiongate.storage.driver_query import driver_query
+from sessiongate.storage.driver_query import lookup
 from sessiongate.storage.refresh_tables import RefreshTokenRecord
 from sessiongate.storage.runner import StatementRunner
 from sessiongate.storage.store import SESSION_COLUMNS, session_from_row
@@ -45,7 +45,6 @@ class SqlRefreshStore:
 
     def __init__(self, runner: StatementRunner) -> None:
         self.runner = runner
-        self._by_digest = driver_query(_BY_DIGEST, runner)
 
     async def issue(
         self, session_id: str, *, digest: str, now: datetime, expires_at: datetime, family_id: str | None = None
@@ -129,14 +128,10 @@ class SqlRefreshStore:
 
     async def by_digest(self, digest: str) -> StoredRefreshToken | None:
         """The token stored under ``digest``, in whatever state."""
-        if self._by_digest is not None:  # introspection asks this of every opaque token
-            found = await self._by_digest.rows(self.runner, {"presented": digest})
-            row: Any = dict(zip(self._by_digest.names, found[0], strict=True)) if found else None
-        else:
-            rows = await self.runner.read(_BY_DIGEST, {"presented": digest})
-            row = rows[0]._mapping if rows else None
-        if row is None:
+        rows = await lookup(_BY_DIGEST, self.runner, {"presented": digest})  # introspection asks every opaque token
+        if not rows:
             return None
+        row = rows[0]
         sid = row["session_id"]
         return StoredRefreshToken(
             session_id=str(sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid))),
