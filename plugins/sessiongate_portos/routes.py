@@ -74,6 +74,7 @@ async def refresh(request: Request[Any, Any, Any], ctx: NamedDependency[Context]
         grace=ctx.options.refresh_grace,
         session_id=session.id,
         mint=mapping.mint_refresh,
+        seen=session,
     )
     token = sessions.issue_jwt(refreshed.session, mapping.claims(refreshed.session))
     return wire.RefreshTokenResult(

@@ -3,20 +3,25 @@ of a rotation returns, changes and leaves alone."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from typing import cast
 
 import msgspec
 import pytest
+from sqlalchemy import Table, update
 
 from sessiongate.core.models import Session
 from sessiongate.core.store import StoredRefreshToken
 from sessiongate.storage.driver_query import driver_query
 from sessiongate.storage.refresh_store import _BY_DIGEST, SqlRefreshStore
+from sessiongate.storage.tables import SessionRecord
 from tests.storage.conftest import TTL, Backend, ThroughSqlAlchemy
 
 pytestmark = pytest.mark.anyio
 
 GRACE = 10.0
+S = cast("Table", SessionRecord.__table__)
 
 
 async def login(backend: Backend, token: str = "rt", *, ttl: timedelta = TTL, **fields) -> Session:
@@ -26,10 +31,11 @@ async def login(backend: Backend, token: str = "rt", *, ttl: timedelta = TTL, **
 
 
 async def rotate(
-    backend: Backend, *digests: str, successor: str = "next", session_id=None, expiry="extend", events=None
+    backend: Backend, *digests: str, successor: str = "next", session_id=None, expiry="extend", events=None, seen=None
 ):
-    """``rotate`` as the service calls it: the session extended by an hour, the reuse's rows made by ``events``."""
-    extend = (lambda s: backend.now + TTL) if expiry == "extend" else None
+    """``rotate`` as the service calls it: the session extended by an hour (or by ``expiry`` when it is a function of
+    the session), the reuse's rows made by ``events``."""
+    extend = (lambda s: backend.now + TTL) if expiry == "extend" else expiry
     made: list[tuple[str, Session | None]] = []
 
     def reuse_events(sid: str, session: Session | None) -> list[dict]:
@@ -44,6 +50,7 @@ async def rotate(
         expiry=extend,
         session_id=session_id,
         reuse_events=reuse_events,
+        seen=seen,
     )
     return rotation, made
 
@@ -112,6 +119,41 @@ async def test_a_rotation_without_an_expiry_claims_and_succeeds_but_leaves_the_s
     assert (rotation.outcome, rotation.session) == ("rotated", session)
     assert await backend.sessions.by_id(session.id) == session
     assert (await backend.refresh.by_digest("next")).expires_at == session.expires_at
+
+
+async def test_a_rotation_given_its_session_as_just_read_extends_it_as_a_rotation_that_reads_it_does(backend):
+    read = await login(backend)
+    other = await login(backend, "other-rt")
+    backend.clock.advance(100.25)
+    rotation, _ = await rotate(backend, "rt", session_id=read.id, seen=read)
+    extended = msgspec.structs.replace(read, expires_at=backend.now + TTL, last_seen_at=backend.now, version=2)
+    assert (rotation.outcome, rotation.session) == ("rotated", extended)
+    assert await backend.sessions.by_id(read.id) == extended
+    assert (await backend.refresh.by_digest("next")).expires_at == extended.expires_at
+    assert await backend.sessions.by_id(other.id) == other
+
+
+@pytest.mark.parametrize("hint", ["an older version of it", "another session"])
+async def test_a_rotation_given_a_stale_or_wrong_read_extends_the_session_as_stored_never_as_read(backend, hint):
+    # The new expiry is a function of the session: computed from a read the store no longer holds, it would undo
+    # what changed since. A hint that is not the stored row's version is read again, never trusted.
+    read = await login(backend)
+    other = await login(backend, "other-rt")
+    later = read.expires_at + timedelta(minutes=7)
+    await backend.runner.write(update(S).where(S.c.id == uuid.UUID(read.id)).values(expires_at=later))
+    await backend.runner.write(update(S).values(version=S.c.version + 1))
+    stored = await backend.sessions.by_id(read.id)
+    assert (stored.expires_at, stored.version) == (later, 2)
+    backend.clock.advance(5)
+    seen = read if hint == "an older version of it" else msgspec.structs.replace(other, version=2)
+    rotation, _ = await rotate(
+        backend, "rt", expiry=lambda s: s.expires_at + timedelta(seconds=30), session_id=read.id, seen=seen
+    )
+    grown = msgspec.structs.replace(
+        stored, expires_at=later + timedelta(seconds=30), last_seen_at=backend.now, version=3
+    )
+    assert (rotation.outcome, rotation.session) == ("rotated", grown)
+    assert await backend.sessions.by_id(read.id) == grown
 
 
 @pytest.mark.parametrize(

@@ -215,11 +215,14 @@ class RefreshStore(Protocol):
         expiry: Callable[[Session], datetime] | None,
         session_id: str | None,
         reuse_events: Callable[[str, Session | None], list[dict[str, Any]]],
+        seen: Session | None = None,
     ) -> Rotation:
         """In one transaction: claim the live token stored under one of ``digests`` (so of concurrent rotations
         exactly one wins), set its live session's ``expires_at`` to ``expiry(session)`` (unless ``None``) and store
         ``successor``'s digest in its family. A token rotated more than ``grace`` seconds ago revokes its family and
-        its session, with the audit rows ``reuse_events`` makes. ``session_id``: the token must be that session's."""
+        its session, with the audit rows ``reuse_events`` makes. ``session_id``: the token must be that session's.
+        ``seen``: the session as the caller read it, which a store may extend from while it is still that version
+        (it is a hint: never trusted past the stored row's version)."""
         ...
 
     async def by_digest(self, digest: str) -> StoredRefreshToken | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from uuid_utils.compat import uuid7
 
 from sessiongate.core.models import Session
@@ -31,6 +31,39 @@ __all__ = ("SqlRefreshStore",)
 
 R = cast("Table", RefreshTokenRecord.__table__)
 S = cast("Table", SessionRecord.__table__)
+# Built once: a statement's cache key is memoised on it, and a rotation runs on the single writer's thread.
+_LIVE = (S.c.revoked_at.is_(None), S.c.expires_at > bindparam("now"))
+_CLAIM = (
+    update(R)
+    .where(R.c.digest == bindparam("presented"), R.c.rotated_at.is_(None))
+    .where(R.c.revoked_at.is_(None), R.c.expires_at > bindparam("now"))
+    # Only a token whose session is live is claimed: one of an ended session stays as it was (session_gone), never
+    # left rotated without a successor, which would take it for a stolen copy once the grace is over.
+    .where(select(S.c.id).where(S.c.id == R.c.session_id, *_LIVE).exists())
+    .values(rotated_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(R.c.family_id, R.c.session_id)
+)
+_CLAIM_OF_SESSION = _CLAIM.where(R.c.session_id == bindparam("expected"))
+_SUCCESSOR = insert(R).values(
+    id=bindparam("id"),
+    family_id=bindparam("family_id"),
+    session_id=bindparam("session_id"),
+    digest=bindparam("digest"),
+    expires_at=bindparam("expires_at"),
+    rotated_at=None,
+    revoked_at=None,
+    created_at=bindparam("now"),
+    updated_at=bindparam("now"),
+)
+_LIVE_SESSION = select(*SESSION_COLUMNS).where(S.c.id == bindparam("sid"), *_LIVE)
+_EXTEND = (
+    update(S)
+    .where(S.c.id == bindparam("sid"), *_LIVE)
+    .values(expires_at=bindparam("until"), last_seen_at=bindparam("now"), updated_at=bindparam("now"))
+    .values(version=S.c.version + 1)
+    .returning(*SESSION_COLUMNS)
+)
+_EXTEND_SEEN = _EXTEND.where(S.c.version == bindparam("seen_version"))
 _BY_DIGEST = select(R.c.session_id, R.c.digest, R.c.created_at, R.c.expires_at, R.c.rotated_at, R.c.revoked_at).where(
     R.c.digest == bindparam("presented")
 )
@@ -73,6 +106,7 @@ class SqlRefreshStore:
         expiry: Callable[[Session], datetime] | None,
         session_id: str | None,
         reuse_events: Callable[[str, Session | None], list[dict[str, Any]]],
+        seen: Session | None = None,
     ) -> Rotation:
         """Claim the token stored under one of ``digests`` (tried in order), extend its session and store
         ``successor``, in one transaction; or say why not, revoking the family and its session on a reuse.
@@ -86,38 +120,32 @@ class SqlRefreshStore:
             session_id: When given, the token must belong to this session (else it is unknown).
             reuse_events: The audit rows of a reuse, given the session's id and the session as revoked (``None``
                 when its row is gone); written with the revoke.
+            seen: The token's session as the caller read it: while it is still that version, it is extended from it
+                in one statement instead of being read again.
         """
         expected = uuid.UUID(session_id) if session_id is not None else None
+        claim = _CLAIM if expected is None else _CLAIM_OF_SESSION
+        claimed: dict[str, Any] = {"now": now} if expected is None else {"now": now, "expected": expected}
 
         def work(conn: Connection) -> Rotation:
-            claim = update(R).where(R.c.digest == bindparam("presented"), R.c.rotated_at.is_(None))
-            claim = claim.where(R.c.revoked_at.is_(None), R.c.expires_at > now)
-            # Only a token whose session is live is claimed: one of an ended session stays as it was (session_gone),
-            # never left rotated without a successor, which would take it for a stolen copy once the grace is over.
-            claim = claim.where(select(S.c.id).where(S.c.id == R.c.session_id, *_live(now)).exists())
-            if expected is not None:
-                claim = claim.where(R.c.session_id == expected)
-            claim = claim.values(rotated_at=now, updated_at=now).returning(R.c.family_id, R.c.session_id)
             for digest in digests:
-                if (won := conn.execute(claim, {"presented": digest}).first()) is not None:
+                if (won := conn.execute(claim, claimed | {"presented": digest}).first()) is not None:
                     break
             else:
                 return _why_not(conn, digests, now=now, grace=grace, expected=expected, reuse_events=reuse_events)
-            session = _extended(conn, won.session_id, now=now, expiry=expiry)
+            session = _extended(conn, won.session_id, now=now, expiry=expiry, seen=seen)
             if session is None:  # ended since the claim read it (PostgreSQL, READ COMMITTED): undo the claim
                 raise _SessionGone
             conn.execute(
-                insert(R).values(
-                    id=uuid7(),
-                    family_id=won.family_id,
-                    session_id=won.session_id,
-                    digest=successor,
-                    expires_at=session.expires_at,
-                    rotated_at=None,
-                    revoked_at=None,
-                    created_at=now,
-                    updated_at=now,
-                )
+                _SUCCESSOR,
+                {
+                    "id": uuid7(),
+                    "family_id": won.family_id,
+                    "session_id": won.session_id,
+                    "digest": successor,
+                    "expires_at": session.expires_at,
+                    "now": now,
+                },
             )
             return Rotation(outcome="rotated", session=session, session_id=session.id)
 
@@ -152,24 +180,27 @@ class _SessionGone(Exception):
     """A claimed token's session ended before it was extended: the claim is undone with the transaction."""
 
 
-def _live(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (S.c.revoked_at.is_(None), S.c.expires_at > now)
-
-
 def _extended(
-    conn: Connection, session_id: uuid.UUID, *, now: datetime, expiry: Callable[[Session], datetime] | None
+    conn: Connection,
+    session_id: uuid.UUID,
+    *,
+    now: datetime,
+    expiry: Callable[[Session], datetime] | None,
+    seen: Session | None,
 ) -> Session | None:
-    """The live session, its ``expires_at`` set to what ``expiry`` makes of it (and its use recorded)."""
-    live = (S.c.id == session_id, *_live(now))
-    row = conn.execute(select(*SESSION_COLUMNS).where(*live)).first()
+    """The live session, its ``expires_at`` set to what ``expiry`` makes of it (and its use recorded).
+
+    From ``seen`` when the stored row is still that version (one statement); else read first, then extended.
+    """
+    sid = {"sid": session_id, "now": now}
+    if expiry is not None and seen is not None and seen.id == str(session_id):
+        row = conn.execute(_EXTEND_SEEN, sid | {"until": expiry(seen), "seen_version": seen.version}).first()
+        if row is not None:
+            return session_from_row(row)
+    row = conn.execute(_LIVE_SESSION, sid).first()
     if row is None or expiry is None:
         return None if row is None else session_from_row(row)
-    changed = (
-        update(S)
-        .where(*live)
-        .values(expires_at=expiry(session_from_row(row)), last_seen_at=now, updated_at=now, version=S.c.version + 1)
-    )
-    row = conn.execute(changed.returning(*SESSION_COLUMNS)).first()
+    row = conn.execute(_EXTEND, sid | {"until": expiry(session_from_row(row))}).first()
     return None if row is None else session_from_row(row)
 
 
