@@ -32,7 +32,9 @@ class ReadCache(Generic[K, V]):
         self._row_of = row_of
         self._version: object | None = None
         self._answers: dict[K, V] = {}
-        self._keys_of: dict[Hashable, set[K]] = {}
+        # Tuples, not sets: a row is read under one or two keys, and a tuple of text is one object the cyclic
+        # collector soon stops tracking, where a set per kept answer was one more it scanned on every full pass.
+        self._keys_of: dict[Hashable, tuple[K, ...]] = {}
 
     def advance(self, version: object | None, changed: Iterable[Hashable] | None) -> None:
         """Move to ``version``, reached from the kept one by commits that changed only the rows ``changed``: their
@@ -62,7 +64,10 @@ class ReadCache(Generic[K, V]):
             self._clear()
         self._answers[key] = answer
         if self._row_of is not None:
-            self._keys_of.setdefault(self._row_of(answer), set()).add(key)
+            row = self._row_of(answer)
+            keys = self._keys_of.get(row, ())
+            if key not in keys:
+                self._keys_of[row] = (*keys, key)
 
     async def read_through(self, key: K, version: object | None, read: Callable[[K], Awaitable[V | None]]) -> V | None:
         """The answer kept for ``key`` at ``version`` (seen before calling this), else ``read(key)``, then kept."""
