@@ -108,8 +108,11 @@ async def test_a_creates_audit_event_hit_by_a_fault_takes_its_session_with_it_an
     assert sessions == [("ok-1",), ("ok-2",)]
 
 
+@pytest.mark.parametrize("seen", [False, True], ids=["session read in the rotation", "session as the handler read it"])
 @pytest.mark.parametrize("fault", ["duplicate successor", *FAULTS])
-async def test_a_rotation_whose_successor_cannot_be_stored_leaves_nothing_half_written(backend, fault):
+async def test_a_rotation_whose_successor_cannot_be_stored_leaves_nothing_half_written(backend, fault, seen):
+    # With the handler's read (seen), the session is extended in one statement before the successor fails: that
+    # extension must go with the rest.
     session = await login(backend)
     await login(backend, "taken")
     backend.clock.advance(5)
@@ -120,7 +123,7 @@ async def test_a_rotation_whose_successor_cannot_be_stored_leaves_nothing_half_w
         successor = "doomed"
 
     with pytest.raises(Exception) as raised:  # noqa: PT011 - which error is the fault's: checked below
-        await rotate(backend, "rt", successor=successor)
+        await rotate(backend, "rt", successor=successor, session_id=session.id, seen=session if seen else None)
 
     assert "parameters hidden" in str(raised.value)  # a digest never reaches an error or a log
     if fault != "duplicate successor":
