@@ -353,6 +353,19 @@ async def test_the_creates_dbapi_insert_stores_and_returns_what_sqlalchemys_exec
     assert rows[0] == rows[1]
 
 
+async def test_the_writer_stores_json_columns_as_the_async_engine_encodes_them(sqlite_services):
+    # The writer thread has an engine of its own: JSON columns it writes are the same text the app's engine writes
+    # (and reads), not the standard library's spacing and escapes.
+    services = sqlite_services
+    attributes = {"roles": ["a", "b"], "name": "Kassa ☃", "n": 1.5}
+    created = await services.sessions.create(new(tenant="t", subject="s", attributes=attributes), FIXED)
+    async with services.engine.connect() as conn:
+        stored = (await conn.exec_driver_sql("SELECT attributes FROM sg_session")).scalar_one()
+        encoded = conn.dialect._json_serializer(attributes)  # type: ignore[attr-defined]
+    assert stored == encoded == '{"roles":["a","b"],"name":"Kassa ☃","n":1.5}'
+    assert (await services.sessions.get(created.session.id, tenant="t")).attributes == attributes
+
+
 ODD = {"actor": "user", "tenant": "t", "dialect": "test", "principal_id": "p\x00☃", "user_agent": "é" * 300}
 
 
