@@ -4,7 +4,8 @@ Starts its servers on free 127.0.0.1 ports, access log off:
 
 * ``bench/bare_app.py`` on granian, one worker: a bare Litestar app, the throughput ceiling every figure is a
   share of (issue 17), and the same app on uvicorn (uvloop/httptools when installed) beside it;
-* ``sessiongate serve --workers 1`` (uvicorn) on a temporary SQLite file, production settings;
+* ``sessiongate serve --workers 1`` (uvicorn) on a temporary SQLite file, production settings, and, for the
+  scenarios that ask for it, ``--workers 2`` on another;
 * with a PostgreSQL server (``--pg-url``, else ``SESSIONGATE_TEST_DATABASE_URL``): ``sessiongate serve --workers 2``
   on a fresh database of it, and the lean Litestar + SQLAlchemy Core + asyncpg validate (``bench/lean_app.py``,
   two workers) on another; both databases are dropped at the end.
@@ -137,7 +138,8 @@ class Scenario:
         driver: Drives the load itself instead of a load generator, for requests that cannot be replayed (a
             single-use refresh token): ``driver(target, connections, seconds)`` returns the figures of a load run.
         figures: Run once after the scenario's load, for lines the report prints as they are (query plans...).
-        target: The server it runs against: ``gateway`` (SQLite, one worker), ``pg`` (PostgreSQL, two workers),
+        target: The server it runs against: ``gateway`` (SQLite, one worker), ``sqlite-2w`` (SQLite, two workers),
+            ``pg`` (PostgreSQL, two workers),
             ``lean`` (the lean asyncpg anchor), ``bare-uvicorn``, ``bare``.
         max_connections: Cap on ``--connections`` for a deliberately slow request: 64 connections queue more argon2id
             logins than the load generator's timeout allows, and measure the queue rather than the server.
@@ -1278,6 +1280,10 @@ def start_targets(bench: Bench, stack: contextlib.ExitStack, scenarios: Sequence
     port = free_port()
     commands["gateway"] = (gateway_command(port, bench.args.target_cmd), env), port
     wanted = {scenario.target for scenario in scenarios}
+    if "sqlite-2w" in wanted:
+        port = free_port()
+        two_env = env | {"SESSIONGATE_DATABASE_URL": f"sqlite+aiosqlite:///{bench.workdir / 'bench-2w.db'}"}
+        commands["sqlite-2w"] = (gateway_command(port, bench.args.target_cmd, workers=2), two_env), port
     pg_url = pg_admin_url(bench.args)
     if pg_url is None and wanted & {"pg", "lean"}:
         progress("no PostgreSQL server (--pg-url or SESSIONGATE_TEST_DATABASE_URL): the PostgreSQL rows are skipped")

@@ -4,6 +4,9 @@
   load generator goes round the list), so no answer is kept from the request before.
 * ``mix``: the production mix, 90 % validates of distinct sessions across dialects (issp validate, amity verify,
   saymon current user) and 10 % zelf creates, interleaved, so commits land between the validates.
+* ``2w-issp-validate-many``, ``2w-zelf-create`` and ``2w-mix``: the same three on a gateway serving its own SQLite file
+  with two workers (issue 17: measure two workers against one; each has its own writer thread, and they share the
+  file's write lock and see each other's commits through it). The goals are held against the one-worker rows.
 * ``pg-issp-validate-many`` and ``pg-zelf-create``: the same validate, and zelf create, on the gateway that serves
   PostgreSQL with two workers.
 * ``lean-validate-many``: the lean Litestar + SQLAlchemy Core + asyncpg validate (``lean_app.py``), two workers, over
@@ -51,6 +54,15 @@ def scenarios(scenario: Callable[..., Any]) -> list[Any]:
     return [
         scenario(name="issp-validate-many", label=f"issp validate, {MANY:,} sessions", setup=issp_many, **validate),
         scenario(name="mix", label="mix: 90 % validates, 10 % creates", setup=mix, **validate),
+        scenario(
+            name="2w-issp-validate-many",
+            label=f"SQLite 2w: issp validate, {MANY:,}",
+            setup=issp_many,
+            target="sqlite-2w",
+            **validate,
+        ),
+        scenario(name="2w-zelf-create", label="SQLite 2w: zelf create", target="sqlite-2w", **create),
+        scenario(name="2w-mix", label="SQLite 2w: mix", setup=mix, target="sqlite-2w", **validate),
         scenario(
             name="pg-issp-validate-many",
             label=f"PG 2w: issp validate, {MANY:,} sessions",
