@@ -50,26 +50,15 @@ JSON = {"Content-Type": "application/json"}
 def scenarios(scenario: Callable[..., Any]) -> list[Any]:
     """The issue-17 scenarios (their goals are checked by ``run.issue17_goals``)."""
     validate = {"method": "POST", "path": scenarios_issp.VALIDATE_PATH}
+    many = {"setup": issp_many, **validate}
     create = {"method": "POST", "path": "/api/sessions", "headers": JSON, "body": '{"identifier": "{id}"}'}
     return [
-        scenario(name="issp-validate-many", label=f"issp validate, {MANY:,} sessions", setup=issp_many, **validate),
+        scenario(name="issp-validate-many", label=f"issp validate, {MANY:,} sessions", **many),
         scenario(name="mix", label="mix: 90 % validates, 10 % creates", setup=mix, **validate),
-        scenario(
-            name="2w-issp-validate-many",
-            label=f"SQLite 2w: issp validate, {MANY:,}",
-            setup=issp_many,
-            target="sqlite-2w",
-            **validate,
-        ),
+        scenario(name="2w-issp-validate-many", label=f"SQLite 2w: issp validate, {MANY:,}", target="sqlite-2w", **many),
         scenario(name="2w-zelf-create", label="SQLite 2w: zelf create", target="sqlite-2w", **create),
         scenario(name="2w-mix", label="SQLite 2w: mix", setup=mix, target="sqlite-2w", **validate),
-        scenario(
-            name="pg-issp-validate-many",
-            label=f"PG 2w: issp validate, {MANY:,} sessions",
-            setup=issp_many,
-            target="pg",
-            **validate,
-        ),
+        scenario(name="pg-issp-validate-many", label=f"PG 2w: issp validate, {MANY:,} sessions", target="pg", **many),
         scenario(name="pg-zelf-create", label="PG 2w: zelf create", target="pg", **create),
         scenario(
             name="lean-validate-many",
