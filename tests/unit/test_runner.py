@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import Connection, make_url, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from sessiongate.storage.database import alchemy_config, sqlite_pragmas
+from sessiongate.storage.database import alchemy_config, sqlite_pragmas, sqlite_pragmas_for
 from sessiongate.storage.runner import DriverStatement, SqliteRunner, StatementRunner, runner_for
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +137,85 @@ async def test_the_wal_is_reused_rather_than_grown_while_writes_go_on(tmp_path):
         assert Path(f"{path}-wal").stat().st_size < 4_000_000
     finally:
         await runner.close()
+
+
+def create(a: int, n: int | None = None) -> DriverStatement:
+    """A write as a create is: the driver's SQL, committed on the event loop's connection when the lock is free."""
+    if n is None:
+        return DriverStatement("INSERT INTO t VALUES (:a) RETURNING a", {"a": a})
+    return DriverStatement("INSERT INTO big VALUES (:a, randomblob(:n))", {"a": a, "n": n})
+
+
+async def test_creates_commit_while_the_writer_thread_is_busy_with_other_work(runner):
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: Connection) -> None:  # holds the writer thread, not SQLite's write lock
+        started.set()
+        release.wait(10)
+
+    busy = asyncio.create_task(runner.transaction(slow))
+    try:
+        assert await asyncio.to_thread(started.wait, 10)
+        outcomes = await asyncio.wait_for(asyncio.gather(*(runner.write_driver(create(a)) for a in range(3))), 5)
+    finally:
+        release.set()
+        await busy
+    assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
+    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [0, 1, 2]
+
+
+async def test_with_full_sync_creates_commit_on_the_writer_thread_so_the_loop_never_waits_for_the_disk(tmp_path):
+    runner = SqliteRunner(f"sqlite+aiosqlite:///{tmp_path}/full.db", sqlite_pragmas_for("FULL"))
+    await runner.write(text("CREATE TABLE t (a INTEGER PRIMARY KEY)"))
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: Connection) -> None:
+        started.set()
+        release.wait(10)
+
+    busy = asyncio.create_task(runner.transaction(slow))
+    try:
+        assert await asyncio.to_thread(started.wait, 10)
+        creates = asyncio.gather(*(runner.write_driver(create(a)) for a in range(3)))
+        await asyncio.sleep(0.3)
+        assert not creates.done()  # queued behind the writer thread's work, as every write
+        release.set()
+        outcomes = await asyncio.wait_for(creates, 10)
+        assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
+    finally:
+        release.set()
+        await busy
+        await runner.close()
+
+
+async def test_creates_wait_for_the_write_lock_another_connection_holds_and_then_commit(runner, tmp_path):
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        creates = asyncio.gather(*(runner.write_driver(create(a)) for a in range(5)))
+        await asyncio.sleep(0.3)
+        assert not creates.done()  # nothing is acknowledged before it is committed
+        other.execute("COMMIT")
+        outcomes = await asyncio.wait_for(creates, 10)
+    finally:
+        other.close()
+    assert [o.rows for o in outcomes] == [[(a,)] for a in range(5)]
+    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == list(range(5))
+
+
+async def test_creates_leave_copying_the_wal_to_the_checkpointer_too(tmp_path):
+    # Creates commit on the event loop's connection: a checkpoint run inside one of those commits (SQLite's own, at
+    # 1000 pages) would hold the whole loop for tens of milliseconds.
+    path = tmp_path / "quiet.db"
+    runner = SqliteRunner(f"sqlite+aiosqlite:///{path}", sqlite_pragmas, checkpoint_every=3600)
+    await runner.write(text("CREATE TABLE big (a INTEGER PRIMARY KEY, b BLOB)"))
+    for start in range(0, 1500, 50):  # groups of creates small enough to be committed on the loop's connection
+        await asyncio.gather(*(runner.write_driver(create(a, ROW)) for a in range(start, start + 50)))
+    assert path.stat().st_size < 1_000_000  # the rows are all in the WAL: no commit copied them
+    assert runner.checkpointer.runs == 0
+    await runner.close()
+    assert path.stat().st_size > 1500 * ROW
+    assert runner.checkpointer.runs == 1
 
 
 # Nothing acknowledged is lost: every caller of a batch gets a durable success or an error, whatever SQLite undid.
@@ -287,6 +367,27 @@ async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
     )
     assert all(isinstance(r, IntegrityError) for r in results)
     assert await reopened_rows(sqlite_store, "SELECT id FROM parent UNION ALL SELECT id FROM child") == []
+
+
+async def test_a_failing_commit_of_creates_fails_every_create_of_its_batch(sqlite_store):
+    runner = sqlite_store.runner
+    await runner.write(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+    await runner.write(
+        text(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY,"
+            " pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    )
+    results = await asyncio.gather(
+        runner.write_driver(DriverStatement("INSERT INTO parent VALUES (1)", {})),
+        runner.write_driver(DriverStatement("INSERT INTO child VALUES (1, 99)", {})),  # refused only by the COMMIT
+        runner.write_driver(DriverStatement("INSERT INTO child VALUES (2, 1)", {})),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) and "FOREIGN KEY constraint failed" in str(r) for r in results), results
+    later = await runner.write_driver(DriverStatement("INSERT INTO parent VALUES (2) RETURNING id", {}))
+    assert later.rows == [(2,)]  # the next create is served, on a connection with no failed transaction left
+    assert await reopened_rows(sqlite_store, "SELECT id FROM parent UNION ALL SELECT id FROM child") == [(2,)]
 
 
 async def test_a_transaction_whose_statement_failed_is_undone_even_when_its_work_caught_the_error(store):
