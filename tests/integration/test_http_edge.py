@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -159,6 +160,50 @@ def read_response(sock: socket.socket) -> bytes:
     while len(body) < length:
         body += sock.recv(65536)
     return head + b"\r\n\r\n" + body
+
+
+def received(sock: socket.socket) -> tuple[int, int]:
+    """Linux's count of the bytes and of the segments carrying data that ``sock`` has received (``struct tcp_info``)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160)
+    return struct.unpack_from("Q", info, 128)[0], struct.unpack_from("I", info, 152)[0]
+
+
+@pytest.mark.slow
+def test_an_answer_leaves_in_one_write_its_head_together_with_its_body(server):
+    with connection(server) as sock:
+        for _ in range(3):  # on a kept-alive connection too
+            before = received(sock)
+            sock.sendall(request())
+            answer = read_response(sock)
+            after = received(sock)
+            assert status_of(answer) == 200
+            assert after[0] - before[0] == len(answer)  # the counters are this answer's
+            assert after[1] - before[1] == 1  # one segment: uvicorn alone sent the head and the body apart
+
+
+@pytest.mark.slow
+def test_a_head_request_is_answered_at_once_with_a_head_alone(server):
+    with connection(server, timeout=5) as sock:
+        sock.sendall(request().replace(b"GET ", b"HEAD ", 1))
+        answer = sock.recv(65536)  # the head, not held back for a body that never comes
+        assert answer.endswith(b"\r\n\r\n"), answer
+        sock.sendall(request())
+        assert status_of(read_response(sock)) == 200  # and the connection goes on
+
+
+@pytest.mark.slow
+def test_a_client_expecting_100_continue_gets_it_before_it_sends_its_body(server):
+    body = json.dumps({"identifier": "continued"}).encode()
+    head = request(
+        "/api/sessions",  # zelf's create, at its default prefix
+        headers=[("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Expect", "100-continue")],
+    ).replace(b"GET ", b"POST ", 1)
+    with connection(server, timeout=5) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim  # at once, not held for the answer
+        sock.sendall(body)
+        assert status_of(read_response(sock)) == 200
 
 
 def closed_after(sock: socket.socket) -> float:
