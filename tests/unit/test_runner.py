@@ -146,27 +146,9 @@ def create(a: int, n: int | None = None) -> DriverStatement:
     return DriverStatement("INSERT INTO big VALUES (:a, randomblob(:n))", {"a": a, "n": n})
 
 
-async def test_creates_commit_while_the_writer_thread_is_busy_with_other_work(runner):
-    started, release = threading.Event(), threading.Event()
-
-    def slow(conn: Connection) -> None:  # holds the writer thread, not SQLite's write lock
-        started.set()
-        release.wait(10)
-
-    busy = asyncio.create_task(runner.transaction(slow))
-    try:
-        assert await asyncio.to_thread(started.wait, 10)
-        outcomes = await asyncio.wait_for(asyncio.gather(*(runner.write_driver(create(a)) for a in range(3))), 5)
-    finally:
-        release.set()
-        await busy
-    assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
-    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [0, 1, 2]
-
-
-async def test_with_full_sync_creates_commit_on_the_writer_thread_so_the_loop_never_waits_for_the_disk(tmp_path):
-    runner = SqliteRunner(f"sqlite+aiosqlite:///{tmp_path}/full.db", sqlite_pragmas_for("FULL"))
-    await runner.write(text("CREATE TABLE t (a INTEGER PRIMARY KEY)"))
+@contextlib.asynccontextmanager
+async def writer_thread_held(runner: SqliteRunner) -> AsyncIterator[threading.Event]:
+    """The writer thread busy with a transaction that takes no lock, until the event yielded is set (or the end)."""
     started, release = threading.Event(), threading.Event()
 
     def slow(conn: Connection) -> None:
@@ -176,15 +158,31 @@ async def test_with_full_sync_creates_commit_on_the_writer_thread_so_the_loop_ne
     busy = asyncio.create_task(runner.transaction(slow))
     try:
         assert await asyncio.to_thread(started.wait, 10)
-        creates = asyncio.gather(*(runner.write_driver(create(a)) for a in range(3)))
-        await asyncio.sleep(0.3)
-        assert not creates.done()  # queued behind the writer thread's work, as every write
-        release.set()
-        outcomes = await asyncio.wait_for(creates, 10)
-        assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
+        yield release
     finally:
         release.set()
         await busy
+
+
+async def test_creates_commit_while_the_writer_thread_is_busy_with_other_work(runner):
+    async with writer_thread_held(runner):
+        outcomes = await asyncio.wait_for(asyncio.gather(*(runner.write_driver(create(a)) for a in range(3))), 5)
+    assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
+    assert [r[0] for r in await runner.read(text("SELECT a FROM t ORDER BY a"))] == [0, 1, 2]
+
+
+async def test_with_full_sync_creates_commit_on_the_writer_thread_so_the_loop_never_waits_for_the_disk(tmp_path):
+    runner = SqliteRunner(f"sqlite+aiosqlite:///{tmp_path}/full.db", sqlite_pragmas_for("FULL"))
+    await runner.write(text("CREATE TABLE t (a INTEGER PRIMARY KEY)"))
+    try:
+        async with writer_thread_held(runner) as release:
+            creates = asyncio.gather(*(runner.write_driver(create(a)) for a in range(3)))
+            await asyncio.sleep(0.3)
+            assert not creates.done()  # queued behind the writer thread's work, as every write
+            release.set()
+            outcomes = await asyncio.wait_for(creates, 10)
+        assert [o.rows for o in outcomes] == [[(0,)], [(1,)], [(2,)]]
+    finally:
         await runner.close()
 
 
@@ -350,8 +348,8 @@ async def test_a_statement_that_fails_part_way_leaves_none_of_its_changes(sqlite
     assert rows == [(1, 10), (2, 20), (3, 30), (4, 40)]
 
 
-async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
-    runner = sqlite_store.runner
+async def parent_and_child(runner: StatementRunner) -> None:
+    """Tables whose foreign key is checked only at the ``COMMIT`` (deferred)."""
     await runner.write(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
     await runner.write(
         text(
@@ -359,6 +357,11 @@ async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
             " pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
         )
     )
+
+
+async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
+    runner = sqlite_store.runner
+    await parent_and_child(runner)
     results = await asyncio.gather(
         runner.write(text("INSERT INTO parent VALUES (1)")),
         runner.write(text("INSERT INTO child VALUES (1, 99)")),  # no parent 99: refused only by the COMMIT
@@ -371,13 +374,7 @@ async def test_a_failing_commit_fails_every_write_of_its_batch(sqlite_store):
 
 async def test_a_failing_commit_of_creates_fails_every_create_of_its_batch(sqlite_store):
     runner = sqlite_store.runner
-    await runner.write(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
-    await runner.write(
-        text(
-            "CREATE TABLE child (id INTEGER PRIMARY KEY,"
-            " pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
-        )
-    )
+    await parent_and_child(runner)
     results = await asyncio.gather(
         runner.write_driver(DriverStatement("INSERT INTO parent VALUES (1)", {})),
         runner.write_driver(DriverStatement("INSERT INTO child VALUES (1, 99)", {})),  # refused only by the COMMIT
