@@ -103,18 +103,21 @@ def test_counters_add_up_over_two_workers_in_every_scrape(database_url, tmp_path
             ("sessiongate_logins_total", (("dialect", "saymon"), ("result", "success"))): 1,
             ("sessiongate_lockouts_total", (("dialect", "portos"), ("kind", "login"))): 1,
         }
-        for scrape in range(3 * ROUNDS):
-            answer = httpx.get(f"{base}/metrics", headers=BEARER)
-            assert answer.status_code == 200
-            found = samples(answer.text)
-            for (name, labels), count in expected.items():
-                assert value(found, name, **dict(labels)) == count, (scrape, name, labels)
-            assert value(found, "sessiongate_database_seconds_count", operation="write") >= created
-            assert value(found, "sessiongate_database_seconds_count", operation="read") > 0
-            if scrape >= ROUNDS and len(pids_serving(server, "GET", "/metrics")) == 2:
-                break
-        else:
-            raise AssertionError("the scrapes never reached both workers")
+        # Two scrapes at a time, on new connections: while one worker answers, the other accepts the second. One
+        # at a time, a loaded machine once gave all thirty to the same worker.
+        with ThreadPoolExecutor(2) as pool:
+            for scrape in range(3 * ROUNDS):
+                for answer in pool.map(lambda _: httpx.get(f"{base}/metrics", headers=BEARER), range(2)):
+                    assert answer.status_code == 200
+                    found = samples(answer.text)
+                    for (name, labels), count in expected.items():
+                        assert value(found, name, **dict(labels)) == count, (scrape, name, labels)
+                    assert value(found, "sessiongate_database_seconds_count", operation="write") >= created
+                    assert value(found, "sessiongate_database_seconds_count", operation="read") > 0
+                if scrape >= ROUNDS and len(pids_serving(server, "GET", "/metrics")) == 2:
+                    break
+            else:
+                raise AssertionError("the scrapes never reached both workers")
 
         # The live sessions, as last counted by a worker (every half second here): the zelf ones (the portos one
         # was revoked by the reuse, the saymon one by the logout).
