@@ -425,13 +425,14 @@ def server_implementations() -> tuple[str, str]:
     return loop, http
 
 
-def gateway_command(port: int, target_cmd: str | None, workers: int = 1) -> list[str]:
+def gateway_command(port: int, target_cmd: str | None, workers: int = 1, server: str = "uvicorn") -> list[str]:
     """Command line of the gateway: the console script next to this Python, else ``-m``.
 
     Args:
         port: Port to serve on.
         target_cmd: Self-test override with ``{host}``/``{port}``/``{python}`` placeholders.
         workers: Server processes.
+        server: ``serve --server``.
 
     Returns:
         The argv to start.
@@ -439,7 +440,7 @@ def gateway_command(port: int, target_cmd: str | None, workers: int = 1) -> list
     if target_cmd:
         filled = target_cmd.format(host=HOST, port=port, python=shlex.quote(sys.executable), bench=BENCH_DIR)
         return shlex.split(filled)
-    serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers), "--server", server]
     script = Path(sys.executable).parent / "sessiongate"
     if script.exists():
         return [str(script), *serve]
@@ -1284,6 +1285,10 @@ def start_targets(bench: Bench, stack: contextlib.ExitStack, scenarios: Sequence
         port = free_port()
         two_env = env | {"SESSIONGATE_DATABASE_URL": f"sqlite+aiosqlite:///{bench.workdir / 'bench-2w.db'}"}
         commands["sqlite-2w"] = (gateway_command(port, bench.args.target_cmd, workers=2), two_env), port
+    if "granian" in wanted:
+        port = free_port()
+        granian_env = env | {"SESSIONGATE_DATABASE_URL": f"sqlite+aiosqlite:///{bench.workdir / 'bench-granian.db'}"}
+        commands["granian"] = (gateway_command(port, bench.args.target_cmd, server="granian"), granian_env), port
     pg_url = pg_admin_url(bench.args)
     if pg_url is None and wanted & {"pg", "lean"}:
         progress("no PostgreSQL server (--pg-url or SESSIONGATE_TEST_DATABASE_URL): the PostgreSQL rows are skipped")

@@ -7,6 +7,8 @@
 * ``2w-issp-validate-many``, ``2w-zelf-create`` and ``2w-mix``: the same three on a gateway serving its own SQLite file
   with two workers (issue 17: measure two workers against one; each has its own writer thread, and they share the
   file's write lock and see each other's commits through it). The goals are held against the one-worker rows.
+* ``granian-issp-validate-many`` and ``granian-mix``: the first and the second on a gateway served by granian
+  (``serve --server granian``, one worker, its own SQLite file), beside the same rows on the default, uvicorn.
 * ``pg-issp-validate-many`` and ``pg-zelf-create``: the same validate, and zelf create, on the gateway that serves
   PostgreSQL with two workers.
 * ``lean-validate-many``: the lean Litestar + SQLAlchemy Core + asyncpg validate (``lean_app.py``), two workers, over
@@ -58,6 +60,10 @@ def scenarios(scenario: Callable[..., Any]) -> list[Any]:
         scenario(name="2w-issp-validate-many", label=f"SQLite 2w: issp validate, {MANY:,}", target="sqlite-2w", **many),
         scenario(name="2w-zelf-create", label="SQLite 2w: zelf create", target="sqlite-2w", **create),
         scenario(name="2w-mix", label="SQLite 2w: mix", setup=mix, target="sqlite-2w", **validate),
+        scenario(
+            name="granian-issp-validate-many", label=f"granian: issp validate, {MANY:,}", target="granian", **many
+        ),
+        scenario(name="granian-mix", label="granian: mix", setup=mix, target="granian", **validate),
         scenario(name="pg-issp-validate-many", label=f"PG 2w: issp validate, {MANY:,} sessions", target="pg", **many),
         scenario(name="pg-zelf-create", label="PG 2w: zelf create", target="pg", **create),
         scenario(

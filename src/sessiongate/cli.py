@@ -68,7 +68,16 @@ def cli() -> None:
     "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on (1-65535)."
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--server",
+    "server_name",
+    default="uvicorn",
+    show_default=True,
+    type=click.Choice(["uvicorn", "granian"]),
+    help="HTTP server. uvicorn enforces every edge limit; granian is faster, without eviction past the connection "
+    "cap and with one timer for a slow head and an idle connection (README: `serve --server granian`).",
+)
+def serve(host: str, port: int, workers: int, server_name: str) -> None:
     """Serve the gateway (settings from SESSIONGATE_* variables)."""
     from sessiongate.dialects import registry
     from sessiongate.observability import configure_logging, metrics_directory, serve_metrics
@@ -107,6 +116,7 @@ def serve(host: str, port: int, workers: int) -> None:
                 ) from None
         where: dict[str, object] = {
             "url": _url_of(listener),
+            "server": server_name,
             "workers": workers,
             "database": _where(settings.database_url),
         }
@@ -115,7 +125,19 @@ def serve(host: str, port: int, workers: int) -> None:
         if settings.metrics_port is not None:
             where["metrics_port"] = settings.metrics_port
         log.info("listening", extra=where)
-        _run_uvicorn(listener, workers)
+        if server_name == "granian":
+            _run_granian(listener, host, port, workers, settings)
+        else:
+            _run_uvicorn(listener, workers)
+
+
+def _run_granian(listener: socket.socket, host: str, port: int, workers: int, settings: Settings) -> None:
+    """Serve on granian, which binds the address itself: ``serve``'s socket only proved it free, and is closed."""
+    from sessiongate.granian_edge import run_granian
+    from sessiongate.server import ServerLimits
+
+    listener.close()
+    run_granian(host, port, workers, ServerLimits.from_settings(settings), LISTEN_BACKLOG)
 
 
 def _run_uvicorn(listener: socket.socket, workers: int) -> None:

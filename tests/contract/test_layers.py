@@ -76,7 +76,7 @@ LAYERS = (
     {"gate"},  # the gateway's own API
     {"observability"},
     {"lifespan", "sweeper", "heap"},  # the app's life: services opened and dialects bound, background tasks
-    {"app", "server", "cli", "commands", "__main__", "__init__"},  # the entry points
+    {"app", "server", "granian_edge", "cli", "commands", "__main__", "__init__"},  # the entry points
 )
 """sessiongate's packages (and top-level modules), lowest first: each may import its own layer's and lower ones'."""
 

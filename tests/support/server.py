@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +42,10 @@ def running_server(
     env: Mapping[str, str] | None = None,
     workers: int = 1,
     descriptor_limit: int | None = None,
+    serve_args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """Start the gateway with ``database_url``; stop it (SIGTERM, then SIGKILL) afterwards.
+    """Start the gateway with ``database_url`` (``serve_args`` added to ``serve``'s); stop it (SIGTERM, then SIGKILL)
+    afterwards.
 
     ``descriptor_limit`` caps the server's open files (soft and hard ``RLIMIT_NOFILE``), as a small ``ulimit -n`` does.
     """
@@ -52,6 +54,7 @@ def running_server(
     environ = _environ(database_url, env)
     with log_path.open("wb") as log:
         command = [sys.executable, "-m", "sessiongate", "serve", "--port", str(port), "--workers", str(workers)]
+        command += serve_args
         if descriptor_limit is not None:
             command = ["sh", "-c", f'ulimit -n {int(descriptor_limit)} && exec "$0" "$@"', *command]
         process = subprocess.Popen(
