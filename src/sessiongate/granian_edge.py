@@ -143,11 +143,17 @@ def granian_header_timeout_ms(limits: ServerLimits) -> int:
 
 def run_granian(host: str, port: int, workers: int, limits: ServerLimits, backlog: int) -> None:
     """Serve the gateway on granian until it is told to stop (SIGINT, SIGTERM)."""
+    import multiprocessing
+
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
+    # granian starts its workers with the default method, fork on Linux: they would inherit what ``serve`` did first
+    # (its database connections; the metrics' storage, chosen when they were imported, before the workers' shared
+    # directory was set). Started fresh, as uvicorn's, each worker counts into that directory.
+    multiprocessing.set_start_method("spawn", force=True)
     Granian(
         "sessiongate.granian_edge:create_granian_app",
         factory=True,

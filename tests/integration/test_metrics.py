@@ -141,10 +141,12 @@ def test_metrics_need_the_token_when_one_is_set(database_url, tmp_path):
         assert httpx.get(f"{server.base_url}/metrics", headers=BEARER).status_code == 200
 
 
-def test_metrics_on_a_port_of_their_own_add_up_every_worker(database_url, tmp_path):
+@pytest.mark.parametrize("server_name", ["uvicorn", "granian"])
+def test_metrics_on_a_port_of_their_own_add_up_every_worker(database_url, tmp_path, server_name):
     port = free_port()
     env = ENV | {"SESSIONGATE_METRICS_PORT": str(port)}
-    with running_server(database_url, tmp_path, env=env, workers=2) as server:
+    serve_args = ("--server", server_name)
+    with running_server(database_url, tmp_path, env=env, workers=2, serve_args=serve_args) as server:
         created = create_until_both_workers_served(server)
         assert httpx.get(f"{server.base_url}/metrics", headers=BEARER).status_code == 404
         metrics = f"http://127.0.0.1:{port}/metrics"
