@@ -166,10 +166,20 @@ def run_granian(host: str, port: int, workers: int, limits: ServerLimits, backlo
         websockets=False,  # no route is a WebSocket
         backlog=backlog,
         backpressure=limits.max_connections,
+        respawn_failed_workers=True,  # as uvicorn's supervisor: a worker that dies is replaced, the others serve on
         http1_settings=HTTP1Settings(
             header_read_timeout=granian_header_timeout_ms(limits),
             max_buffer_size=max(GRANIAN_MIN_BUFFER, limits.max_head_bytes),
         ),
         log_level=LogLevels.warning,
+        # Its lines go to the gateway's JSON handler (observability), as uvicorn's do: its own loggers, without their
+        # plain-text handlers, pass them on.
+        log_dictconfig={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {},
+            "handlers": {},
+            "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+        },
         log_access=False,  # the gateway's own (SESSIONGATE_ACCESS_LOG) names routes, not the paths as sent
     ).serve()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -162,3 +165,26 @@ def test_granians_one_timer_is_the_shorter_of_the_header_and_keep_alive_timeouts
     assert granian_header_timeout_ms(ServerLimits(header_timeout=10, keep_alive_timeout=5)) == 5000
     assert granian_header_timeout_ms(ServerLimits(header_timeout=2.5, keep_alive_timeout=5)) == 2500
     assert granian_header_timeout_ms(ServerLimits(header_timeout=600, keep_alive_timeout=300)) == 60_000
+
+
+def test_on_granian_a_worker_that_dies_is_replaced_and_every_log_line_is_json(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    with running_server(url, tmp_path, env=ENV, workers=2, serve_args=("--server", "granian")) as server:
+        wait_for_started(server, 2)
+        workers = [json.loads(line)["pid"] for line in server.logs().splitlines() if '"message":"started"' in line]
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for_started(server, 3)
+        for _ in range(4):  # both workers, whichever takes each connection
+            answer = httpx.get(f"{server.base_url}/healthz", headers={"Connection": "close"}, timeout=10)
+            assert answer.status_code == 200
+        assert server.process.poll() is None
+        lines = server.logs().splitlines()
+    assert '"message":"Unexpected exit from worker-' in "\n".join(lines)
+    assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")]
+
+
+def wait_for_started(server: Server, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while server.logs().count('"message":"started"') < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.logs().count('"message":"started"') == count, server.logs()
