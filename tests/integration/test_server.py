@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import signal
+import threading
+import time
+
 import httpx
 import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
+from sessiongate.runtime import Services
+from sessiongate.storage.tables import SessionRecord
+from tests.integration.test_create_budget_server import with_services
 from tests.support.server import running_server
 
 # Every test here starts a gateway process or runs the CLI in one: `python -m pytest -m slow` (CI runs them).
@@ -83,3 +91,39 @@ def test_metrics_count_and_time_requests_by_route_template_and_status(server):
     assert _samples(text, "sessiongate_requests_in_progress")[("POST", "/api/sessions", "200")] == 0
     assert not any(path == "/metrics" for _, path, _ in totals)
     assert secret_looking_id not in text
+
+
+@pytest.mark.parametrize("server_name", ["uvicorn", "granian"])
+def test_every_create_acknowledged_before_the_server_is_stopped_is_kept(database_url, tmp_path, server_name):
+    acknowledged: list[str] = []
+
+    def creating(client_number: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for i in range(100_000):
+                identifier = f"stop-{client_number}-{i}"
+                try:
+                    response = client.post(f"{server.base_url}/api/sessions", json={"identifier": identifier})
+                except httpx.TransportError:
+                    return  # the server has stopped: this create was not acknowledged
+                if response.status_code == 200:
+                    acknowledged.append(identifier)
+
+    with running_server(database_url, tmp_path, serve_args=("--server", server_name)) as server:
+        clients = [threading.Thread(target=creating, args=(n,)) for n in range(8)]
+        for thread in clients:
+            thread.start()
+        time.sleep(1.5)
+        server.process.terminate()  # SIGTERM, as an orchestrator stops it
+        # uvicorn ends by raising the signal again once it has shut down (so its status says what stopped it).
+        assert server.process.wait(timeout=40) in {0, -signal.SIGTERM}
+        for thread in clients:
+            thread.join(timeout=30)
+    assert len(acknowledged) > 8  # creates were in flight when it stopped
+
+    async def count(services: Services) -> int:
+        return int((await services.runner.read(select(func.count()).select_from(SessionRecord)))[0][0])
+
+    stored = with_services(database_url, count)
+    assert isinstance(stored, int)
+    # Each acknowledged create is stored; a create stored as the server stopped may have lost its answer.
+    assert len(acknowledged) <= stored <= len(acknowledged) + len(clients)
