@@ -2,18 +2,20 @@
 
 granian parses HTTP in Rust, on a thread of its own, and writes the answers there too: the event loop does only the
 application's work. On a two-core machine it answered issp validates over 10,000 sessions at 1,992 req/s where
-uvicorn answered 1,479 (the bench's ``granian`` row measures it in every run). But the limits of
+uvicorn answered 1,479 (the bench's ``granian:`` rows measure it in every run). But the limits of
 :mod:`sessiongate.server` are built into uvicorn's protocol, and granian's HTTP layer cannot be reached from Python.
 Here:
 
 - granian holds at most ``max_head_bytes`` of a request's head and at most 100 headers (431 past either, from
-  granian itself); this app refuses a request target over ``max_url_bytes`` (414) and a header line over
-  ``max_header_line_bytes``, headers over ``max_header_bytes`` or more than ``max_header_count`` of them (431), with
-  the same plain-text answers as on uvicorn;
+  granian itself, with an empty body; a ``max_header_count`` over 100 cannot raise that); this app refuses a request
+  target over ``max_url_bytes`` (414) and a header line over ``max_header_line_bytes``, headers over
+  ``max_header_bytes`` or more than ``max_header_count`` of them (431), with the same plain-text answers as on
+  uvicorn;
 - granian closes a connection whose head has not all arrived ``min(header_timeout, keep_alive_timeout)`` seconds
   after the connection opened or the last answer was sent: one timer for a slow head and an idle keep-alive
   connection, the shorter of the two;
-- a body that stops arriving for ``body_timeout`` seconds gets 408 and the connection is closed;
+- a body that stops arriving for ``body_timeout`` seconds gets 408 and the connection is closed (the application
+  sees the client gone, and its metrics count a 499, as on uvicorn);
 - each server process serves at most ``max_connections`` connections at once; a connection past them waits (in the
   listen backlog) until one closes. There is no eviction and no 503: a crowd of silent clients delays whole requests
   by up to the header timeout. Put a reverse proxy that caps connections in front when that matters, or stay on
