@@ -16,29 +16,26 @@ import pytest
 from sessiongate.granian_edge import granian_header_timeout_ms
 from sessiongate.server import ServerLimits
 from tests.integration.test_http_edge import (
-    DEFAULTS,
+    HEADER_LIMITS,
     SLACK,
+    URL_LIMIT,
+    answer_closing,
     closed_after,
     connection,
+    edge_env,
     read_response,
     read_until_closed,
+    refused_a_32_mib_header_at_once_within_16_mib,
     request,
-    rss_kib,
-    send_in_background,
     status_of,
+    target_of,
 )
 from tests.support.server import Server, running_server
 
 pytestmark = pytest.mark.slow  # each module starts a gateway process
 
 HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 3.0, 2.0, 1.5, 4
-ENV = {
-    "SESSIONGATE_DIALECTS": "zelf",
-    "SESSIONGATE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-    "SESSIONGATE_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    "SESSIONGATE_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE),
-    "SESSIONGATE_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-}
+ENV = edge_env(HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -59,44 +56,18 @@ def test_on_granian_a_dialect_creates_a_session_with_its_cookie_and_no_store(ser
 
 
 def test_on_granian_a_32_mib_header_gets_431_at_once_and_memory_stays_flat(server):
-    before = rss_kib(server)
-    with connection(server) as sock:
-        started = time.monotonic()
-        sender = send_in_background(sock, request(headers=[("X-Big", "a" * 32 * 1024 * 1024)]))
-        answer = read_until_closed(sock)
-        elapsed = time.monotonic() - started
-    sender.join(timeout=30)
-    assert status_of(answer) == 431, answer[:200]
-    assert elapsed < SLACK
-    assert rss_kib(server) - before < 16 * 1024
+    refused_a_32_mib_header_at_once_within_16_mib(server)
 
 
-@pytest.mark.parametrize(
-    ("headers", "status"),
-    [
-        ([("X-A", "b")] * (DEFAULTS.max_header_count - 2), 200),  # with Host and Connection: exactly the limit
-        ([("X-A", "b")] * (DEFAULTS.max_header_count - 1), 431),
-        ([("X-Line", "v" * (DEFAULTS.max_header_line_bytes - len("X-Line")))], 200),
-        ([("X-Line", "v" * (DEFAULTS.max_header_line_bytes - len("X-Line") + 1))], 431),
-        ([(f"X-{i}", "v" * 7000) for i in range(4)], 200),
-        ([(f"X-{i}", "v" * 7000) for i in range(5)], 431),  # each line fits, together over 32 KiB
-    ],
-    ids=["100 headers", "101 headers", "8 KiB line", "8 KiB + 1 line", "28 KiB in all", "35 KiB in all"],
-)
+@HEADER_LIMITS
 def test_on_granian_headers_up_to_the_limits_are_served_and_past_them_get_431(server, headers, status):
-    with connection(server) as sock:
-        sock.sendall(request(headers=[*headers, ("Connection", "close")]))
-        answer = read_until_closed(sock)
+    answer = answer_closing(server, headers=headers)
     assert status_of(answer) == status, answer[:200]
 
 
-@pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 414)])
+@URL_LIMIT
 def test_on_granian_a_request_target_up_to_8_kib_is_served_and_a_longer_one_gets_414(server, extra, status):
-    target = "/healthz?pad="
-    target += "x" * (DEFAULTS.max_url_bytes - len(target) + extra)
-    with connection(server) as sock:
-        sock.sendall(request(target, headers=[("Connection", "close")]))
-        answer = read_until_closed(sock)
+    answer = answer_closing(server, target_of(extra))
     assert status_of(answer) == status, answer[:200]
     if status == 414:
         assert answer.endswith(b"Request target too long.")

@@ -20,13 +20,20 @@ from tests.support.server import Server, running_server
 
 HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 2.0, 1.0, 40
 SLACK = 4.0  # seconds a loaded two-core machine may add to a timeout before the close is seen
-ENV = {
-    "SESSIONGATE_DIALECTS": "zelf",
-    "SESSIONGATE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-    "SESSIONGATE_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    "SESSIONGATE_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE),
-    "SESSIONGATE_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-}
+
+
+def edge_env(header_timeout: float, body_timeout: float, keep_alive: float, max_connections: int) -> dict[str, str]:
+    """A zelf gateway's environment with these edge limits (the size limits stay the defaults)."""
+    return {
+        "SESSIONGATE_DIALECTS": "zelf",
+        "SESSIONGATE_HEADER_TIMEOUT": str(header_timeout),
+        "SESSIONGATE_BODY_TIMEOUT": str(body_timeout),
+        "SESSIONGATE_KEEP_ALIVE_TIMEOUT": str(keep_alive),
+        "SESSIONGATE_MAX_CONNECTIONS": str(max_connections),
+    }
+
+
+ENV = edge_env(HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS)
 DEFAULTS = ServerLimits()  # the size limits under test are the defaults
 
 
@@ -93,6 +100,12 @@ def request(target: str = "/healthz", headers: list[tuple[str, str]] | None = No
 
 @pytest.mark.slow
 def test_a_32_mib_header_gets_431_at_once_the_connection_closes_and_memory_stays_flat(server):
+    answer = refused_a_32_mib_header_at_once_within_16_mib(server)
+    assert answer.endswith(b"Request header fields too large.")
+
+
+def refused_a_32_mib_header_at_once_within_16_mib(server: Server) -> bytes:
+    """The answer to a 32 MiB header, checked to be 431, within ``SLACK`` and without the server growing 16 MiB."""
     before = rss_kib(server)
     with connection(server) as sock:
         started = time.monotonic()
@@ -101,9 +114,9 @@ def test_a_32_mib_header_gets_431_at_once_the_connection_closes_and_memory_stays
         elapsed = time.monotonic() - started
     sender.join(timeout=30)
     assert status_of(answer) == 431, answer[:200]
-    assert answer.endswith(b"Request header fields too large.")
     assert elapsed < SLACK
     assert rss_kib(server) - before < 16 * 1024  # uvicorn alone held the whole header, several times over
+    return answer
 
 
 @pytest.mark.slow
@@ -117,8 +130,7 @@ def test_a_hundred_thousand_headers_get_431_and_the_connection_closes(server):
     assert rss_kib(server) - before < 16 * 1024
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
+HEADER_LIMITS = pytest.mark.parametrize(
     ("headers", "status"),
     [
         ([("X-A", "b")] * (DEFAULTS.max_header_count - 2), 200),  # with Host and Connection: exactly the limit
@@ -130,21 +142,35 @@ def test_a_hundred_thousand_headers_get_431_and_the_connection_closes(server):
     ],
     ids=["100 headers", "101 headers", "8 KiB line", "8 KiB + 1 line", "28 KiB in all", "35 KiB in all"],
 )
-def test_headers_up_to_the_limits_are_served_and_past_them_get_431(server, headers, status):
+"""Headers at each size limit, and one past it: the status each gets (on either server)."""
+URL_LIMIT = pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 414)])
+"""A request target of exactly ``max_url_bytes``, and one byte longer: the status each gets."""
+
+
+def answer_closing(server: Server, target: str = "/healthz", headers: list[tuple[str, str]] | None = None) -> bytes:
+    """The whole answer to one request that asks the server to close the connection after it."""
     with connection(server) as sock:
-        sock.sendall(request(headers=[*headers, ("Connection", "close")]))
-        answer = read_until_closed(sock)
+        sock.sendall(request(target, headers=[*(headers or []), ("Connection", "close")]))
+        return read_until_closed(sock)
+
+
+def target_of(extra: int) -> str:
+    """A request target ``extra`` bytes longer than ``max_url_bytes``."""
+    target = "/healthz?pad="
+    return target + "x" * (DEFAULTS.max_url_bytes - len(target) + extra)
+
+
+@pytest.mark.slow
+@HEADER_LIMITS
+def test_headers_up_to_the_limits_are_served_and_past_them_get_431(server, headers, status):
+    answer = answer_closing(server, headers=headers)
     assert status_of(answer) == status, answer[:200]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 414)])
+@URL_LIMIT
 def test_a_request_target_up_to_8_kib_is_served_and_a_longer_one_gets_414(server, extra, status):
-    target = "/healthz?pad="
-    target += "x" * (DEFAULTS.max_url_bytes - len(target) + extra)
-    with connection(server) as sock:
-        sock.sendall(request(target, headers=[("Connection", "close")]))
-        answer = read_until_closed(sock)
+    answer = answer_closing(server, target_of(extra))
     assert status_of(answer) == status, answer[:200]
 
 
