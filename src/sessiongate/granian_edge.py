@@ -1,8 +1,8 @@
 """``sessiongate serve --server granian``: the gateway on granian, with as many of the HTTP edge's limits as it allows.
 
 granian parses HTTP in Rust, on a thread of its own, and writes the answers there too: the event loop does only the
-application's work. On a two-core machine it answered issp validates over 10,000 sessions at 1,992 req/s where
-uvicorn answered 1,479 (the bench's ``granian:`` rows measure it in every run). But the limits of
+application's work. In one bench run on a two-core machine it answered issp validates over 10,000 sessions at 2,266
+req/s where uvicorn answered 1,711 (the bench's ``granian:`` rows measure it in every run). But the limits of
 :mod:`sessiongate.server` are built into uvicorn's protocol, and granian's HTTP layer cannot be reached from Python.
 Here:
 
