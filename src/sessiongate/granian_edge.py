@@ -85,11 +85,11 @@ class EdgeLimits:
 class _BodyTimed:
     """One request with a body: each part must come within ``timeout`` seconds of the one before, else 408."""
 
-    __slots__ = ("receive", "send", "started", "timed_out", "timeout")
+    __slots__ = ("receive", "send", "started", "timed_out", "timeout", "whole")
 
     def __init__(self, receive: Receive, send: Send, timeout: float) -> None:
         self.receive, self.send, self.timeout = receive, send, timeout
-        self.started = self.timed_out = False
+        self.started = self.timed_out = self.whole = False
 
     async def run(self, app: ASGIApp, scope: Scope) -> None:
         await app(scope, self._receive, self._send)
@@ -97,9 +97,11 @@ class _BodyTimed:
     async def _receive(self) -> ReceiveMessage:
         if self.timed_out:
             return {"type": "http.disconnect"}
+        if self.whole:
+            return await self.receive()  # the body is in: what comes next is the client's leaving, whenever it does
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.receive()
+                message = await self.receive()
         except TimeoutError:
             self.timed_out = True
             if not self.started:
@@ -107,6 +109,8 @@ class _BodyTimed:
                 await _refuse(self.send, 408, "Request body timed out.")
             # The application sees the client gone, as on uvicorn, where the connection is closed.
             return {"type": "http.disconnect"}
+        self.whole = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
 
     async def _send(self, message: Message) -> None:
         if self.timed_out:
