@@ -30,16 +30,13 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
-from sessiongate.server import ServerLimits, within_descriptor_limit
-from sessiongate.settings import Settings
+from sessiongate.server import HEADERS_TOO_LARGE, TARGET_TOO_LONG, ServerLimits, served_app_and_limits
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 __all__ = ("EdgeLimits", "create_granian_app", "run_granian")
 
-GRANIAN_MAX_HEADERS = 100
-"""hyper's own cap on a request's headers, under granian: past it granian answers 431 before the app sees them."""
 GRANIAN_MIN_BUFFER = 8192
 GRANIAN_MAX_HEADER_TIMEOUT_MS = 60_000
 
@@ -60,21 +57,21 @@ class EdgeLimits:
         limits = self.limits
         query = scope["query_string"]
         if len(scope["raw_path"] or b"") + (len(query) + 1 if query else 0) > limits.max_url_bytes:
-            await _refuse(send, 414, "Request target too long.")
+            await _refuse(send, 414, TARGET_TOO_LONG)
             return
-        headers = list(scope["headers"])  # a list already, from granian (hyper holds at most 100)
-        total = 0
+        total = count = 0
         with_body = False
-        for name, value in headers:
+        for name, value in scope["headers"]:
             size = len(name) + len(value)
             if size > limits.max_header_line_bytes:
-                await _refuse(send, 431, "Request header fields too large.")
+                await _refuse(send, 431, HEADERS_TOO_LARGE)
                 return
             total += size
+            count += 1
             if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
                 with_body = True
-        if total > limits.max_header_bytes or len(headers) > limits.max_header_count:
-            await _refuse(send, 431, "Request header fields too large.")
+        if total > limits.max_header_bytes or count > limits.max_header_count:
+            await _refuse(send, 431, HEADERS_TOO_LARGE)
             return
         if not with_body:
             await self.app(scope, receive, send)
@@ -133,12 +130,8 @@ async def _refuse(send: Send, status: int, message: str) -> None:
 
 
 def create_granian_app() -> ASGIApp:
-    """The app each granian worker serves: the gateway's, behind :class:`EdgeLimits` (as ``create_served_app``)."""
-    from sessiongate.app import create_app
-
-    settings = Settings.from_env()
-    app = create_app(settings, announce=False, freeze_heap=True)
-    return EdgeLimits(app, within_descriptor_limit(ServerLimits.from_settings(settings)))
+    """The app each granian worker serves: the gateway's, behind :class:`EdgeLimits`."""
+    return EdgeLimits(*served_app_and_limits())
 
 
 def granian_header_timeout_ms(limits: ServerLimits) -> int:

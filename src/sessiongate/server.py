@@ -39,7 +39,16 @@ from uvicorn.server import ServerState
 
 from sessiongate.settings import Settings
 
-__all__ = ("GatewayHttpProtocol", "ServerLimits", "create_served_app", "use_limits", "within_descriptor_limit")
+__all__ = (
+    "HEADERS_TOO_LARGE",
+    "TARGET_TOO_LONG",
+    "GatewayHttpProtocol",
+    "ServerLimits",
+    "create_served_app",
+    "served_app_and_limits",
+    "use_limits",
+    "within_descriptor_limit",
+)
 
 log = logging.getLogger("sessiongate.server")
 DESCRIPTOR_RESERVE = 64
@@ -84,6 +93,10 @@ RECHECK_SECONDS = 0.1
 LINGER_SECONDS = 2.0
 """How long a refused connection still reads (and drops) what the client sends, so that it gets the answer."""
 _limits = ServerLimits()
+TARGET_TOO_LONG = "Request target too long."
+"""The body of the 414 (``text/plain``), on either server."""
+HEADERS_TOO_LARGE = "Request header fields too large."
+"""The body of the 431 the gateway gives (``text/plain``), on either server."""
 
 
 def use_limits(limits: ServerLimits) -> None:
@@ -93,7 +106,14 @@ def use_limits(limits: ServerLimits) -> None:
 
 
 def create_served_app() -> Litestar:
-    """The app ``sessiongate serve`` runs in each server process: settings read once, the limits set from them.
+    """The app ``sessiongate serve`` runs in each server process: settings read once, the limits set from them."""
+    app, limits = served_app_and_limits()
+    use_limits(limits)
+    return app
+
+
+def served_app_and_limits() -> tuple[Litestar, ServerLimits]:
+    """The app a server process serves, and its limits, from settings read once (on uvicorn and on granian).
 
     ``serve`` has already said what start-up says (migrations, keys), once for all workers, so the app does not.
     """
@@ -102,8 +122,7 @@ def create_served_app() -> Litestar:
     settings = Settings.from_env()
     # First: it sets up the logs a lowered cap is reported in. This process serves only this app: freeze its heap.
     app = create_app(settings, announce=False, freeze_heap=True)
-    use_limits(within_descriptor_limit(ServerLimits.from_settings(settings)))
-    return app
+    return app, within_descriptor_limit(ServerLimits.from_settings(settings))
 
 
 def within_descriptor_limit(limits: ServerLimits) -> ServerLimits:
@@ -220,7 +239,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             if not self._head_begun_now:
                 self._head_bytes += len(data)
                 if self._head_bytes > self.limits.max_head_bytes:
-                    self._write_and_close(431, "Request header fields too large.")
+                    self._write_and_close(431, HEADERS_TOO_LARGE)
                     return
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
@@ -238,7 +257,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         """Collect the request target, refusing it past ``max_url_bytes`` (414)."""
         super().on_url(url)
         if len(self.url) > self.limits.max_url_bytes:
-            self._refuse(414, "Request target too long.")
+            self._refuse(414, TARGET_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """Collect a header, refusing the request past the header line, size or count limits (431)."""
@@ -249,7 +268,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             or self._header_bytes > self.limits.max_header_bytes
             or self._header_count > self.limits.max_header_count
         ):
-            self._refuse(431, "Request header fields too large.")
+            self._refuse(431, HEADERS_TOO_LARGE)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
