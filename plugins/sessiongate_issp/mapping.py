@@ -113,8 +113,9 @@ def object_id(session: core.Session) -> str:
 
 def iso(when: datetime) -> str:
     """JavaScript's ``toISOString()``: UTC, milliseconds, ``Z``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    # isoformat rather than strftime: several times faster, and validate writes one per answer. Its UTC offset,
+    # always "+00:00" here, becomes the "Z".
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def cookie_out(secret: str, *, expires_at: datetime | None, domain: str) -> str:

