@@ -23,3 +23,17 @@ def test_no_route_resolves_two_dependencies_side_by_side(tmp_path):
                 side_by_side[f"{sorted(getattr(handler, 'http_methods', ()))} {route.path}"] = siblings
     assert checked > 20  # every dialect's routes were looked at
     assert side_by_side == {}
+
+
+def test_every_dialect_handler_can_check_its_ctx_with_isinstance(tmp_path):
+    # Litestar checks each dependency it passes with isinstance, on every request; a subscripted generic answers
+    # that with a TypeError, raised and caught per request.
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ctx.db"))
+    checked = 0
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            parameter = handler.parsed_fn_signature.parameters.get("ctx")
+            if parameter is not None:
+                assert isinstance(object(), parameter.annotation) is False
+                checked += 1
+    assert checked > 20  # every dialect's routes were looked at
