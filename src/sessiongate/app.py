@@ -25,7 +25,6 @@ from sessiongate.readiness import ReadinessCheck
 from sessiongate.runtime import engine_config
 from sessiongate.sessions.service import Clock, utc_now
 from sessiongate.settings import Settings
-from sessiongate.storage.engine import litestar_plugin
 
 __all__ = ("create_app",)
 
@@ -68,7 +67,10 @@ def create_app(
     scrape = [metrics_handler(metrics_registry(), settings.metrics_token)] if settings.metrics_port is None else []
     app = Litestar(
         route_handlers=[*health_routes(readiness), docs_router(docs), *scrape],
-        plugins=[litestar_plugin(db), *dialects, *gate],
+        # Not advanced-alchemy's Litestar plugin: the engine is the lifespan's (opened, migrated and disposed there),
+        # and no handler takes a request-scoped SQLAlchemy session, whose commit hook the plugin would run on every
+        # message the app sends.
+        plugins=[*dialects, *gate],
         lifespan=[lifespan],
         exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
         middleware=[RequestMetrics],

@@ -114,7 +114,6 @@ def alchemy_config(
         session_maker_app_state_key=f"sg_session_maker_{n}",
         session_config=AsyncSessionConfig(expire_on_commit=False),
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR), version_table_name=VERSION_TABLE),
-        before_send_handler="autocommit",
         engine_config=EngineConfig(**engine_kwargs),
     )
     if url.startswith("sqlite"):

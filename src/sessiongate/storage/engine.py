@@ -8,17 +8,12 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("Database", "DatabaseConfig", "litestar_plugin")
+__all__ = ("Database", "DatabaseConfig")
 
 Database: TypeAlias = AsyncEngine
 """The process's one engine (``DatabaseConfig.get_engine()``)."""
 DatabaseConfig: TypeAlias = SQLAlchemyAsyncConfig
-"""What ``storage.database.alchemy_config`` builds: the engine, its pool or SQLite tuning, and the app's plugin."""
-
-
-def litestar_plugin(config: DatabaseConfig) -> SQLAlchemyPlugin:
-    """advanced-alchemy's Litestar plugin over ``config``: the app's engine, the one the services share."""
-    return SQLAlchemyPlugin(config=config)
+"""What ``storage.database.alchemy_config`` builds: the engine, and its pool or SQLite tuning."""
