@@ -38,16 +38,14 @@ class Digester:
         newer: Keys that will be current, newest first.
     """
 
-    __slots__ = ("_key", "_keyed", "_others")
+    __slots__ = ("_keyed", "_others")
 
     def __init__(self, key: bytes, *, older: Sequence[bytes] = (), newer: Sequence[bytes] = ()) -> None:
-        self._key = key
         self._others: tuple[tuple[bytes, bool], ...] = ()
         self.replace(key, older=older, newer=newer)
 
     def replace(self, key: bytes, *, older: Sequence[bytes] = (), newer: Sequence[bytes] = ()) -> None:
         """Take up a key ring read again (a rotation made by another process); every holder of this object sees it."""
-        self._key = key
         # HMAC keyed once: each digest copies it, sparing the key's own two hash blocks (a third of the work).
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         # Newer first: during a rotation, a miss is more likely a secret another process just digested under it.
