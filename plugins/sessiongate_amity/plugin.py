@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, cast
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.di import Provide
 from litestar.enums import MediaType
 
@@ -15,6 +15,7 @@ from sessiongate.dialect import (
     DialectPlugin,
     ExpiryPolicy,
     GatewayError,
+    Response,
     Services,
     Session,
     Unauthenticated,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.handlers import HTTPRouteHandler
@@ -20,6 +20,7 @@ from sessiongate.dialect import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    Response,
     SessionService,
     Tenant,
     Unauthenticated,

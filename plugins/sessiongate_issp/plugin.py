@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from litestar import Request, Response
+from litestar import Request
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session
 from sessiongate_issp import mapping, routes
 from sessiongate_issp.options import IsspOptions
 

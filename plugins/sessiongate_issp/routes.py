@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 
 from sessiongate.dialect import (
@@ -15,6 +15,7 @@ from sessiongate.dialect import (
     DialectContext,
     InvalidRequest,
     NotFound,
+    Response,
     SessionExpired,
     Unauthenticated,
     client_address,

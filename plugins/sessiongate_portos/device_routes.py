@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post, route
+from litestar import Request, delete, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.params import PathParameter
 
-from sessiongate.dialect import admin, json_body
+from sessiongate.dialect import Response, admin, json_body
 from sessiongate_portos import device_admin
 from sessiongate_portos.context import PortosContext as Context
 from sessiongate_portos.devices import RegisteredDevice

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.di import Provide
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session, bearer_token
 from sessiongate_portos import device_commands, device_routes, mapping, routes
 from sessiongate_portos.context import PortosContext
 from sessiongate_portos.options import PortosOptions

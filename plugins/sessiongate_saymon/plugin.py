@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.di import Provide
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session
 from sessiongate_saymon import mapping, routes
 from sessiongate_saymon.options import SaymonOptions
 

@@ -8,17 +8,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 
 from sessiongate.dialect import (
     AccountDisabled,
     DialectContext,
     InvalidRequest,
     NotFound,
+    Response,
     Unauthenticated,
     bearer_token,
     client_address,
@@ -51,14 +51,10 @@ FORM = "application/x-www-form-urlencoded"
 class _EmptyResponse(Response[bytes]):
     """An empty body without ``Content-Type``, as restify's ``res.send()`` without a body answers (S2's logout).
 
-    Litestar names a media type for every response that may have a body, so it is taken off again here.
+    Litestar names a media type for every response that may have a body; this one names none.
     """
 
-    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
-        """The ASGI response, without the ``Content-Type`` header."""
-        response = super().to_asgi_response(*args, **kwargs)
-        del response.headers["content-type"]
-        return response
+    names_media_type = False
 
 
 class Caller(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from litestar import Request, Response
+from litestar import Request
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Session, bearer_token
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session, bearer_token
 from sessiongate_zelf import mapping, routes
 from sessiongate_zelf.options import ZelfOptions
 

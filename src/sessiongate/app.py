@@ -9,6 +9,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from sessiongate import __version__
 from sessiongate.dialects import registry
+from sessiongate.dialects.responses import Response
 from sessiongate.docs import DocEntry, docs_router
 from sessiongate.errors import ErrorDispatcher
 from sessiongate.gate.plugin import gateway_plugins
@@ -74,6 +75,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
         middleware=[RequestMetrics],
+        response_class=Response,  # a handler's data answered by the short path (sessiongate.dialects.responses)
         logging_config=None,  # configure_logging's: Litestar's own would replace its handler with a plain-text one
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

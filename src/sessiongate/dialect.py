@@ -9,6 +9,8 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
   of its own, ``admin_controllers``, routes the gateway mounts in its admin API, and ``commands``, groups of the
   command line) and :class:`DialectOptions` (subclass it for a dialect's own options);
 - the shared model layer and its errors: ``models`` and ``errors`` (the modules), and their common names;
+- answers: :class:`Response`, Litestar's own, which a dialect's handlers return (it sends a plain answer by a short
+  path: ``sessiongate.dialects.responses``);
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
   cookies, the cross-site refusal;
 - what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
@@ -59,6 +61,7 @@ from sessiongate.dialects.cookies import (
     set_cookie,
 )
 from sessiongate.dialects.origin import refuse_cross_site
+from sessiongate.dialects.responses import Response
 from sessiongate.dialects.storage import DialectStorage
 from sessiongate.identity.service import IdentityService
 from sessiongate.identity.tenants import NETWORK_REALM, Tenant, TenantService
@@ -90,6 +93,7 @@ __all__ = (
     "NotFound",
     "RefreshRaced",
     "Refreshed",
+    "Response",
     "SameSite",
     "Services",
     "Session",

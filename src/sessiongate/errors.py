@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -24,6 +24,7 @@ from litestar.exceptions import (
 from sessiongate.core import errors
 from sessiongate.dialects.base import DialectPlugin
 from sessiongate.dialects.bodies import humanize
+from sessiongate.dialects.responses import Response
 from sessiongate.storage.outage import is_outage
 
 __all__ = ("CLIENT_CLOSED_REQUEST", "ErrorDispatcher", "to_gateway_error")

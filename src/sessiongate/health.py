@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Response, get
+from litestar import get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
+from sessiongate.dialects.responses import Response
 from sessiongate.readiness import Readiness, ReadinessCheck
 
 __all__ = ("health_routes",)

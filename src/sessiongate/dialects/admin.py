@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 from litestar.params import QueryParameter
 
 from sessiongate.addresses import client_address
@@ -21,6 +21,7 @@ from sessiongate.core.api_token_store import ApiTokenInfo
 from sessiongate.core.audit_store import Kind, NewEvent
 from sessiongate.core.errors import InvalidRequest
 from sessiongate.core.keyset import decode_cursor, encode_cursor
+from sessiongate.dialects.responses import Response
 
 __all__ = (
     "CALLER_KEY",

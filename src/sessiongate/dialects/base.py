@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_origin
 
 import click
-from litestar import Request, Response, Router, route
+from litestar import Request, Router, route
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.enums import HttpMethod
@@ -32,6 +32,7 @@ from sessiongate.core.errors import GatewayError, RateLimited
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.dialects.context import DialectContext
 from sessiongate.dialects.options import DialectOptions, OptionsT_co
+from sessiongate.dialects.responses import Response
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -208,6 +209,7 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
             route_handlers=[*self._options_handlers, *self.controllers],
             dependencies={"ctx": Provide(self._context_provider(), sync_to_thread=False), **self.dependencies()},
             opt={"dialect": self.name},
+            response_class=Response,  # what a handler that returns data is answered with: the short path
             # The hand-written spec is the dialect's contract; /schema describes only the gateway's own routes.
             include_in_schema=False,
         )

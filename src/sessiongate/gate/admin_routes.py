@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import PathParameter, QueryParameter
@@ -21,6 +21,7 @@ from sessiongate.core.keyset import decode_cursor
 from sessiongate.dialects.admin import CALLER_KEY, Q, answer, caller, caller_event, page_size, text_filter
 from sessiongate.dialects.base import bearer_token
 from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.responses import Response
 from sessiongate.gate import admin
 from sessiongate.gate.tokens import SCOPES, ApiTokens
 from sessiongate.runtime import Services

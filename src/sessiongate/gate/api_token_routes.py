@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post, route
+from litestar import Request, get, post, route
 from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.core.errors import InvalidRequest
 from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.responses import Response
 from sessiongate.gate import admin, api_token_admin
 from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of
 from sessiongate.gate.tokens import SCOPES, STATES, ApiTokenInfo, Scope, TokenState

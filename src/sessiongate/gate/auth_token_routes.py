@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.params import PathParameter, QueryParameter
 
 from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.responses import Response
 from sessiongate.gate import auth_token_admin
 from sessiongate.gate.admin_routes import answer, caller_event, services_of
 from sessiongate.gate.principal_routes import read_principal

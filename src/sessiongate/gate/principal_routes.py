@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post, route
+from litestar import Request, delete, get, post, route
 from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 
@@ -21,6 +21,7 @@ from sessiongate.core.identity_store import StoredPrincipal
 from sessiongate.core.keyset import decode_cursor, encode_cursor
 from sessiongate.core.models import Principal
 from sessiongate.dialects.bodies import json_body
+from sessiongate.dialects.responses import Response
 from sessiongate.gate import admin
 from sessiongate.gate.admin_routes import answer, caller_event, page_size, services_of, text_filter
 from sessiongate.identity.passwords import policy_problem

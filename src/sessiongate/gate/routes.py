@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import msgspec
-from litestar import Request, Response, post, route
+from litestar import Request, post, route
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
 
@@ -27,6 +27,7 @@ from sessiongate.core.errors import (
 )
 from sessiongate.core.models import Session
 from sessiongate.dialects.base import DialectPlugin, bearer_token, client_address
+from sessiongate.dialects.responses import Response
 from sessiongate.gate import access, introspection
 from sessiongate.gate.tokens import ApiTokenInfo, ApiTokens, Scope
 from sessiongate.runtime import Services
