@@ -16,7 +16,6 @@ from sessiongate.gate.plugin import gateway_plugins
 from sessiongate.health import health_routes
 from sessiongate.lifespan import lifespan_of
 from sessiongate.observability import (
-    RequestMetrics,
     RequestObserver,
     configure_logging,
     metrics_handler,
@@ -74,7 +73,7 @@ def create_app(
         plugins=[*dialects, *gate],
         lifespan=[lifespan],
         exception_handlers={Exception: ErrorDispatcher(dialects, retry_after=settings.unavailable_retry_after)},
-        middleware=[RequestMetrics],
+        # No middleware: Litestar would wrap every route in a second exception handler (RequestObserver counts).
         response_class=Response,  # a handler's data answered by the short path (sessiongate.dialects.responses)
         logging_config=None,  # configure_logging's: Litestar's own would replace its handler with a plain-text one
         request_max_body_size=settings.max_body_bytes,
@@ -88,6 +87,7 @@ def create_app(
     )
     app.asgi_handler = RequestObserver(
         app.asgi_handler,
+        router=app.asgi_router,
         access_log=settings.access_log,
         settings=settings,
     )

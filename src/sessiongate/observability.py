@@ -38,6 +38,7 @@ from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils import normalize_path
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as exposition
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -47,12 +48,13 @@ from sessiongate import meters
 from sessiongate.dialects.base import forwarded_client
 
 if TYPE_CHECKING:
+    from litestar._asgi.asgi_router import ASGIRouter
+
     from sessiongate.runtime import Services
     from sessiongate.settings import Settings
 
 __all__ = (
     "MULTIPROC_ENV",
-    "RequestMetrics",
     "RequestObserver",
     "configure_logging",
     "count_live_sessions",
@@ -155,79 +157,6 @@ def configure_logging(level: str) -> None:
 
 access = logging.getLogger("sessiongate.access")
 
-
-class RequestObserver:
-    """The app's outermost handler: notes each request for the metrics (``sessiongate.meters``) and, with the access
-    log on, logs it once answered, routed or not.
-
-    Args:
-        app: Litestar's own handler (``app.asgi_handler``).
-        access_log: Log each request.
-        settings: Which proxies are trusted, for the client address.
-    """
-
-    __slots__ = ("_access_log", "_app", "_networks", "_proxies", "_trust_forwarded")
-
-    def __init__(self, app: ASGIApp, *, access_log: bool, settings: Settings) -> None:
-        self._app = app
-        self._access_log = access_log
-        self._trust_forwarded = settings.trust_forwarded
-        self._proxies = settings.trusted_proxies
-        self._networks = tuple(settings.trusted_proxy_networks)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the request with its notes set; log it after."""
-        if scope["type"] != ScopeType.HTTP:
-            await self._app(scope, receive, send)
-            return
-        notes = meters.RequestNotes(scope)
-        token = meters.notes().set(notes)
-        try:
-            if not self._access_log:
-                await self._app(scope, receive, send)
-                return
-            await self._logged(scope, receive, send, notes)
-        finally:
-            meters.notes().reset(token)
-
-    async def _logged(self, scope: Scope, receive: Receive, send: Send, notes: meters.RequestNotes) -> None:
-        start = time.perf_counter()
-        status = _SERVER_ERROR
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._app(scope, receive, noting_send)
-        finally:
-            handler = scope.get("route_handler")
-            dialect = handler.opt.get("dialect") if handler is not None else None
-            access.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    # The route's template, never the path as sent: that can carry a session id or anything at all.
-                    "path": scope.get("path_template") if handler is not None else None,
-                    "status": status,
-                    "duration": round(time.perf_counter() - start, 6),
-                    "dialect": dialect,
-                    "tenant": notes.tenant,
-                    "client": self._client(scope),
-                },
-            )
-
-    def _client(self, scope: Scope) -> str:
-        client = scope.get("client")
-        peer = client[0] if client else None
-        if not self._trust_forwarded:
-            return peer or "unknown"
-        forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
-        return forwarded_client(peer, forwarded, proxies=self._proxies, networks=self._networks)
-
-
 # The names, labels and help texts of Litestar's PrometheusMiddleware with prefix "sessiongate", which served them
 # before, so dashboards built on them keep working.
 _LABELS = ("method", "path", "status_code", "app_name")
@@ -239,63 +168,145 @@ _IN_PROGRESS = Gauge(
     "sessiongate_requests_in_progress", "Total requests currently in progress", _LABELS, multiprocess_mode="livesum"
 )
 _SERVER_ERROR = 500
+_METRICS_PATH = "/metrics"
 
 
-class RequestMetrics:
-    """Counts, times and tracks in flight every routed request, by method, path template and status.
+class _Exchange:
+    """The send a request is answered through, noting the answer's status and when its last body part went out."""
 
-    Litestar's PrometheusMiddleware, used before, built a ``Request``, label dictionaries and a ``functools.wraps``
-    wrapper, and looked each labelled child up again, on every request: an eighth of a zelf create's time. This keeps
-    the children it has looked up, one dictionary hit per request. The label values are bounded (route templates,
-    methods, status codes), and so is what it keeps.
+    __slots__ = ("finished", "send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = _SERVER_ERROR  # until a response starts: a request that ends without one became a server error
+        self.finished = 0.0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = time.perf_counter()
+        await self.send(message)
+
+
+class RequestObserver:
+    """The app's outermost handler: notes each request for the metrics (``sessiongate.meters``), counts, times and
+    tracks in flight every routed one by method, route template and status, and, with the access log on, logs each
+    request once answered, routed or not.
+
+    One handler outside Litestar's, not a Litestar middleware: any middleware makes Litestar wrap every route in a
+    second exception handler, which with the counting itself had cost a tenth of an issp validate's instructions. The
+    counts are those Litestar's PrometheusMiddleware kept, looked up once per label set and kept (the label values are
+    bounded: route templates, methods, status codes). A request is timed from when it reaches the app until its last
+    body part was handed to the server.
+
+    Args:
+        app: Litestar's own handler (``app.asgi_handler``).
+        router: Litestar's router (``app.asgi_router``): which route a request is for, asked before it is served so
+            that it is counted in flight under its route (the router's own cached lookup, which it then repeats).
+        access_log: Log each request.
+        settings: Which proxies are trusted, for the client address.
     """
 
-    __slots__ = ("_app", "_children", "_in_flight")
+    __slots__ = (
+        "_access_log",
+        "_app",
+        "_children",
+        "_in_flight",
+        "_networks",
+        "_proxies",
+        "_router",
+        "_trust_forwarded",
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, router: ASGIRouter, access_log: bool, settings: Settings) -> None:
         self._app = app
+        self._router = router
+        self._access_log = access_log
+        self._trust_forwarded = settings.trust_forwarded
+        self._proxies = settings.trusted_proxies
+        self._networks = tuple(settings.trusted_proxy_networks)
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._in_flight: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, noting its status and how long until its last body part was handed to the server."""
-        path: str = scope.get("path_template", scope["path"])
-        if scope["type"] != ScopeType.HTTP or path == "/metrics":
+        """Serve the request with its notes set; count it, and log it, after."""
+        if scope["type"] != ScopeType.HTTP:
             await self._app(scope, receive, send)
             return
-        method: str = scope["method"]
         start = time.perf_counter()
-        status = _SERVER_ERROR  # until a response starts: a request that ends without one became a server error
-        finished = 0.0
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status, finished
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                finished = time.perf_counter()
-            await send(message)
-
-        in_flight = self._in_flight.get((method, path))
-        if in_flight is None:
-            # Litestar's middleware labelled the gauge with status 200, the status not being known yet.
-            in_flight = self._in_flight[(method, path)] = _IN_PROGRESS.labels(method, path, 200, _APP)
-        in_flight.inc()
+        notes = meters.RequestNotes(scope)
+        token = meters.notes().set(notes)
+        exchange = _Exchange(send)
+        method: str = scope["method"]
+        in_flight = self._in_flight_gauge(scope, method)
+        if in_flight is not None:
+            in_flight.inc()
         try:
-            await self._app(scope, receive, noting_send)
+            await self._app(scope, receive, exchange)
         finally:
-            in_flight.dec()
-            key = (method, path, status)
-            children = self._children.get(key)
-            if children is None:
-                labels = (*key, _APP)
-                errors = _ERRORS.labels(*labels) if status >= _SERVER_ERROR else None
-                children = self._children[key] = (_REQUESTS.labels(*labels), _DURATION.labels(*labels), errors)
-            count, duration, errors = children
-            count.inc()
-            duration.observe((finished or time.perf_counter()) - start)
-            if errors is not None:
-                errors.inc()
+            if in_flight is not None:
+                in_flight.dec()
+            meters.notes().reset(token)
+            path: str | None = scope.get("path_template") if "route_handler" in scope else None
+            if path is not None and path != _METRICS_PATH:
+                self._count(method, path, exchange.status, (exchange.finished or time.perf_counter()) - start)
+            if self._access_log:
+                self._log(scope, path, exchange.status, time.perf_counter() - start, notes)
+
+    def _in_flight_gauge(self, scope: Scope, method: str) -> Any:
+        # The route as the router will find it (its root path taken off the same way); none when it finds none.
+        path: str = scope["path"]
+        if root_path := scope.get("root_path", ""):
+            path = path.split(root_path, maxsplit=1)[-1]
+        try:
+            template: str = self._router.handle_routing(path=normalize_path(path), method=method)[4]
+        except Exception:  # noqa: BLE001  # not found, method not allowed: the router answers that itself
+            return None
+        if template == _METRICS_PATH:
+            return None
+        gauge = self._in_flight.get((method, template))
+        if gauge is None:
+            # Litestar's middleware labelled the gauge with status 200, the status not being known yet.
+            gauge = self._in_flight[(method, template)] = _IN_PROGRESS.labels(method, template, 200, _APP)
+        return gauge
+
+    def _count(self, method: str, path: str, status: int, duration: float) -> None:
+        key = (method, path, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (*key, _APP)
+            errors = _ERRORS.labels(*labels) if status >= _SERVER_ERROR else None
+            children = self._children[key] = (_REQUESTS.labels(*labels), _DURATION.labels(*labels), errors)
+        count, timing, errors = children
+        count.inc()
+        timing.observe(duration)
+        if errors is not None:
+            errors.inc()
+
+    def _log(self, scope: Scope, path: str | None, status: int, duration: float, notes: meters.RequestNotes) -> None:
+        handler = scope.get("route_handler")
+        access.info(
+            "request",
+            extra={
+                "method": scope.get("method"),
+                # The route's template, never the path as sent: that can carry a session id or anything at all.
+                "path": path,
+                "status": status,
+                "duration": round(duration, 6),
+                "dialect": handler.opt.get("dialect") if handler is not None else None,
+                "tenant": notes.tenant,
+                "client": self._client(scope),
+            },
+        )
+
+    def _client(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else None
+        if not self._trust_forwarded:
+            return peer or "unknown"
+        forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        return forwarded_client(peer, forwarded, proxies=self._proxies, networks=self._networks)
 
 
 # -- metrics ------------------------------------------------------------------------------------------------------
