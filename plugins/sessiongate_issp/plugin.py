@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from litestar import Request
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session, request_cookie
 from sessiongate_issp import mapping, routes
 from sessiongate_issp.options import IsspOptions
 
@@ -36,7 +36,7 @@ class IsspDialect(DialectPlugin[IsspOptions]):
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """``sessionCookie``, read, checked and slid as validate does."""
-        if (raw := request.cookies.get(routes.COOKIE)) is None:
+        if (raw := request_cookie(request, routes.COOKIE)) is None:
             return None
         return await routes.resolve_cookie(self.context, raw)
 

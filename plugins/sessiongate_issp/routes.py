@@ -23,6 +23,7 @@ from sessiongate.dialect import (
     expired_cookie,
     json_body,
     refuse_cross_site,
+    request_cookie,
     set_cookie,
     within_create_budget,
 )
@@ -79,7 +80,7 @@ async def validate(
     session when it was created, and disabling a user ends its sessions.
     """
     now = ctx.sessions.now()
-    secret = mapping.cookie_in(request.cookies.get(COOKIE), now=now)
+    secret = mapping.cookie_in(request_cookie(request, COOKIE), now=now)
     session = await _resolve(ctx, secret, ctx.policy)
     cookie = _cookie(request, ctx, secret=secret, session=session, now=now)
     return Response(mapping.validated_out(session), headers={"Set-Cookie": cookie})
@@ -87,7 +88,7 @@ async def validate(
 
 async def end(request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Response[wire.Message]:
     """End the cookie's session and expire the cookie. The cookie's own ``expires`` is not checked (as the vendor)."""
-    secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
+    secret = mapping.cookie_in(request_cookie(request, COOKIE), now=None)
     try:
         session = await _resolve(ctx, secret, _no_touch(ctx))
         await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user")
@@ -138,7 +139,7 @@ async def _end_presented(request: Request[Any, Any, Any], ctx: Context) -> None:
     # Create overwrites the caller's cookie, so the session it named can no longer be reached: end it, as the
     # vendor's delete-then-insert did. A cookie that names nothing live is no reason to refuse a create.
     with contextlib.suppress(InvalidRequest, Unauthenticated, NotFound):
-        secret = mapping.cookie_in(request.cookies.get(COOKIE), now=None)
+        secret = mapping.cookie_in(request_cookie(request, COOKIE), now=None)
         session = await _resolve(ctx, secret, _no_touch(ctx))
         await ctx.sessions.revoke(session.id, tenant=ctx.options.tenant, actor="user")
 

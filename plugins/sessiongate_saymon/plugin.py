@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from litestar import Request
 from litestar.di import Provide
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response, Session, request_cookie
 from sessiongate_saymon import mapping, routes
 from sessiongate_saymon.options import SaymonOptions
 
@@ -35,7 +35,7 @@ class SaymonDialect(DialectPlugin[SaymonOptions]):
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Session | None:
         """The ``sid`` cookie, used as every authenticated route uses it (an emptied one is none)."""
-        return await routes.cookie_session(self.context, request.cookies.get(routes.COOKIE, ""))
+        return await routes.cookie_session(self.context, request_cookie(request, routes.COOKIE) or "")
 
     def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
         """restify's ``{"code", "message"}`` with the error's status (S7)."""

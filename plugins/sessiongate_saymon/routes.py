@@ -26,6 +26,7 @@ from sessiongate.dialect import (
     expired_cookie,
     json_body,
     refuse_cross_site,
+    request_cookie,
     set_cookie,
 )
 from sessiongate.dialect import models as core
@@ -155,7 +156,7 @@ async def authenticate(request: Request[Any, Any, Any], ctx: NamedDependency[Con
 async def _presented_sessions(request: Request[Any, Any, Any], ctx: Context) -> list[core.Session]:
     # Fail closed: an id that does not hold is refused even beside one that does. The explicit header comes
     # before the ambient cookie; an emptied cookie (what logout leaves) counts as none.
-    sids = [_unquote(request.headers.get("x-session-id", "")), _unquote(request.cookies.get(COOKIE, ""))]
+    sids = [_unquote(request.headers.get("x-session-id", "")), _unquote(request_cookie(request, COOKIE) or "")]
     return [await _resolve(ctx, sid) for sid in sids if sid]
 
 

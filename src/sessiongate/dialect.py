@@ -12,7 +12,7 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - answers: :class:`Response`, Litestar's own, which a dialect's handlers return (it sends a plain answer by a short
   path: ``sessiongate.dialects.responses``);
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
-  cookies, the cross-site refusal;
+  cookies (a request's: :func:`request_cookie`), the cross-site refusal;
 - what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
   services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the
   settings; subclass it for what a dialect's handlers share); and the tenants (:class:`TenantService`), which are the
@@ -58,6 +58,7 @@ from sessiongate.dialects.cookies import (
     cookie_is_secure,
     encode_cookie_value,
     expired_cookie,
+    request_cookie,
     set_cookie,
 )
 from sessiongate.dialects.origin import refuse_cross_site
@@ -121,6 +122,7 @@ __all__ = (
     "models",
     "new_secret",
     "refuse_cross_site",
+    "request_cookie",
     "run_command",
     "set_cookie",
     "within_create_budget",

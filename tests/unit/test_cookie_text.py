@@ -1,5 +1,5 @@
-"""The hand-written encoders behind every cookie and digest a validate writes agree with the library functions they
-stand in for, on any input."""
+"""The hand-written encoders behind every cookie and digest a validate writes, and the reader of the cookie it reads,
+agree with the library functions they stand in for, on any input."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import quote
 
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar import Request
 
-from sessiongate.dialects.cookies import encode_cookie_value, http_date
+from sessiongate.dialects.cookies import encode_cookie_value, http_date, request_cookie
 from sessiongate.tokens.opaque import Digester
 from sessiongate_issp.mapping import iso
 
@@ -55,3 +57,20 @@ def test_a_digest_is_hmac_sha256_under_the_current_key_also_after_a_rotation(
     digester.replace(second, older=[first])
     assert digester.digest(secret) == hmac.new(second, secret.encode(), hashlib.sha256).hexdigest()
     assert digester.matches(secret, hmac.new(first, secret.encode(), hashlib.sha256).hexdigest())
+
+
+cookie_names = st.sampled_from(["sessionCookie", "sid", "a", ""])
+header_names = st.sampled_from([b"cookie", b"Cookie", b"COOKIE", b"host", b"x-cookie", b"set-cookie"])
+header_values = st.one_of(
+    st.binary(max_size=60),
+    st.lists(st.tuples(cookie_names, st.text(max_size=12)).map(lambda kv: f"{kv[0]}={kv[1]}"), max_size=4).map(
+        lambda parts: "; ".join(parts).encode("utf-8")
+    ),
+)
+
+
+@given(st.lists(st.tuples(header_names, header_values), max_size=5), cookie_names)
+def test_a_requests_cookie_is_the_one_its_cookie_map_holds(headers: list[tuple[bytes, bytes]], name: str) -> None:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "query_string": b"", "state": {}}
+    request: Request[Any, Any, Any] = Request(scope)  # type: ignore[arg-type]
+    assert request_cookie(Request(scope), name) == request.cookies.get(name)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from litestar import Litestar, Request, get
 from litestar import Response as LitestarResponse
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, ResponseHeader
 from litestar.exceptions import ImproperlyConfiguredException, SerializationException
 
 from sessiongate.dialects.responses import EncodedAnswer, Response
@@ -199,3 +199,40 @@ def test_an_answer_that_names_no_media_type_sends_no_content_type_on_either_path
     for route in ({}, {"background": BackgroundTask(lambda: None)}):
         start = _sent(Unnamed(b"").to_asgi_response(None, _request(), **route))[0]
         assert [name for name, _ in start["headers"]] == [b"content-length"]
+
+
+@given(
+    content=contents,
+    headers=st.one_of(
+        st.none(),
+        st.dictionaries(header_names, header_values, max_size=3),
+        st.lists(st.builds(ResponseHeader, name=header_names, value=header_values), max_size=2),
+    ),
+    cookies=st.one_of(
+        st.none(),
+        st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=4), st.text(max_size=4), max_size=2),
+        st.lists(st.builds(Cookie, key=st.text(alphabet="abc", min_size=1, max_size=4)), max_size=2),
+    ),
+    media_type=media_types,
+    status=statuses,
+    encoders=st.sampled_from([None, ODD_ENCODERS]),
+)
+def test_an_answer_is_made_as_litestar_makes_one(  # each a dimension of the answer
+    content: Any,
+    headers: Any,
+    cookies: Any,
+    media_type: str | None,
+    status: int | None,
+    encoders: dict[Any, Any] | None,
+) -> None:
+    arguments = {
+        "headers": headers,
+        "cookies": cookies,
+        "media_type": media_type,
+        "status_code": status,
+        "type_encoders": encoders,
+    }
+    ours, litestars = Response(content, **arguments), LitestarResponse(content, **arguments)
+    assert {name: getattr(ours, name) for name in LitestarResponse.__slots__} == {
+        name: getattr(litestars, name) for name in LitestarResponse.__slots__
+    }

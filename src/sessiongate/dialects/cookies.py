@@ -1,4 +1,5 @@
-"""``Set-Cookie`` values for dialects whose session travels in a cookie, and the ``Secure`` decision.
+"""``Set-Cookie`` values for dialects whose session travels in a cookie, the ``Secure`` decision, and the cookie a
+request presents.
 
 Written out by hand rather than through :class:`http.cookies.SimpleCookie`: that class quotes values holding
 characters it does not list (Express never does), and its ``Expires`` counts from the wall clock, where a
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from litestar import Request
+from litestar._parsers import parse_cookie_string
 
 from sessiongate.dialects.base import is_secure_request
 from sessiongate.settings import Settings
@@ -24,6 +26,7 @@ __all__ = (
     "encode_cookie_value",
     "expired_cookie",
     "http_date",
+    "request_cookie",
     "set_cookie",
 )
 
@@ -37,6 +40,16 @@ _UNRESERVED = "-_.!~*'()"
 _ASCII_ENCODED = tuple(chr(c) if chr(c).isalnum() or chr(c) in _UNRESERVED else f"%{c:02X}" for c in range(128))
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def request_cookie(request: Request[Any, Any, Any], name: str) -> str | None:
+    """``request.cookies.get(name)``: the same header read by the same parser, without first building the map of all
+    the request's headers that ``request.cookies`` builds (a cookie dialect reads one cookie per request, and nothing
+    else of the headers)."""
+    for key, value in request.scope["headers"]:
+        if key.lower() == b"cookie":  # the first, as the header map's get finds it
+            return parse_cookie_string(value.decode("latin-1")).get(name)
+    return None
 
 
 def cookie_is_secure(request: Request[Any, Any, Any], settings: Settings) -> bool:

@@ -10,9 +10,11 @@ unchanged, and ``tests/unit/test_responses.py`` holds the two paths to the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from litestar import Response as LitestarResponse
+from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 from litestar.serialization import get_serializer
 from litestar.utils.helpers import get_enum_string_value
@@ -22,9 +24,18 @@ if TYPE_CHECKING:
 
     from litestar import Litestar, Request
     from litestar.background_tasks import BackgroundTask, BackgroundTasks
-    from litestar.datastructures import Cookie
+    from litestar.enums import OpenAPIMediaType
     from litestar.response.base import ASGIResponse
-    from litestar.types import ASGIApp, Receive, Scope, Send, Serializer, TypeEncodersMap
+    from litestar.types import (
+        ASGIApp,
+        Receive,
+        ResponseCookies,
+        ResponseHeaders,
+        Scope,
+        Send,
+        Serializer,
+        TypeEncodersMap,
+    )
 
 __all__ = ("Response",)
 
@@ -47,7 +58,38 @@ class Response(LitestarResponse[T]):
             have a body; a subclass that sets this false sends none (a vendor whose empty answers have none).
     """
 
+    __slots__ = ()
+
     names_media_type: ClassVar[bool] = True
+
+    def __init__(  # Litestar's signature
+        self,
+        content: T,
+        *,
+        background: BackgroundTask | BackgroundTasks | None = None,
+        cookies: ResponseCookies | None = None,
+        encoding: str = "utf-8",
+        headers: ResponseHeaders | None = None,
+        media_type: MediaType | OpenAPIMediaType | str | None = None,
+        status_code: int | None = None,
+        type_encoders: TypeEncodersMap | None = None,
+    ) -> None:
+        # Litestar's own assignments, with ``collections.abc.Mapping`` in place of ``typing.Mapping``, whose
+        # isinstance runs two Python-level hooks; the unit tests hold every attribute to Litestar's.
+        self.content = content
+        self.background = background
+        self.cookies: list[Cookie] = (
+            [Cookie(key=key, value=value) for key, value in cookies.items()]
+            if isinstance(cookies, Mapping)
+            else list(cookies or [])
+        )
+        self.encoding = encoding
+        self.headers: dict[str, Any] = (
+            dict(headers) if isinstance(headers, Mapping) else {h.name: h.value for h in headers or {}}
+        )
+        self.media_type = media_type
+        self.status_code = status_code
+        self.response_type_encoders = {**(self.type_encoders or {}), **(type_encoders or {})}
 
     def to_asgi_response(  # type: ignore[override]  # the short path's answer is an ASGI app, not an ASGIResponse
         self,
