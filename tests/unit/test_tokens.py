@@ -40,6 +40,24 @@ def test_matches_accepts_only_the_same_secret():
     assert not digester.matches(secret + "x", digester.digest(secret))
 
 
+def test_a_secret_digested_again_is_digested_under_the_key_current_then():
+    digester = Digester(b"k1")
+    secret = new_secret()
+    assert digester.digest(secret) == Digester(b"k1").digest(secret)
+    digester.replace(b"k2", older=[b"k1"])
+    assert digester.digest(secret) == Digester(b"k2").digest(secret)  # the same string object, after a rotation
+
+
+def test_the_digest_of_a_secret_does_not_depend_on_what_was_digested_before():
+    digester, fresh = Digester(b"k1"), Digester(b"k1")
+    first, second = new_secret(), new_secret()
+    same_text = "".join(list(second))  # equal to ``second``, another object
+    for secret in (first, second, same_text, first, second):
+        assert digester.digest(secret) == fresh.digest(secret)
+    assert digester.matches(same_text, fresh.digest(second))
+    assert not digester.matches(first, fresh.digest(second))
+
+
 def test_jwt_carries_kid_iat_and_exp():
     token = ring().encode({"session": "s1"}, issued_at=NOW, expires_at=NOW + timedelta(seconds=600))
     assert jwt.get_unverified_header(token)["kid"] == "a"
