@@ -231,6 +231,14 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def instructions(session: nox.Session) -> None:
+    """CPU instructions per issp validate (or ``-- --scenario zelf-create``), counted by callgrind in process: a
+    figure the machine's load cannot move, for comparing two versions of the code (needs valgrind)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "bench/instructions.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def clients(session: nox.Session) -> None:
     """Published Node clients (the seeds' examples, the Amity SDK) against a real server process."""
     _install(session)
