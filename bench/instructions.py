@@ -6,6 +6,8 @@ issp sessions. Two runs under ``valgrind --tool=callgrind`` differ only in the n
 (``--requests`` and 0): the difference of their counts, divided by that number, is what one request costs the app,
 Litestar's work included and the HTTP server's not. What runs by the wall clock (the sweeper, the live-session
 gauge, the key ring's re-read, an issp slide) is set far out, so that valgrind's slowness does not count more of it.
+Two counts of the same code still differ by up to about 1 % (the sessions' random secrets, the collector's timing):
+compare versions by more than that.
 
 Scenarios: ``issp-validate`` (GET validateSession, the sessions' cookies in turn) and ``zelf-create`` (a new device
 session per request, one at a time).
@@ -44,17 +46,18 @@ QUIET = {
 
 
 def gateway_env(database: Path) -> dict[str, str]:
-    """Production settings, all dialects, no create budget, the temporary database; nothing by the wall clock."""
+    """Production settings (its log lines included), all dialects, no create budget, the temporary database; nothing
+    by the wall clock."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGATE_")}
     return (
         env
         | QUIET
         | {
+            "PYTHONHASHSEED": "0",  # the same dict and set layouts in every run
             "SESSIONGATE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "SESSIONGATE_DIALECTS": "*",
             "SESSIONGATE_ENVIRONMENT": "production",
             "SESSIONGATE_CREATE_RATE_LIMIT": "0",
-            "SESSIONGATE_LOG_LEVEL": "WARNING",  # no audit line per create on the terminal; its cost is counted alike
         }
     )
 
