@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from litestar import Request, Response
+from litestar import Request
 
-from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError
+from sessiongate.dialect import DialectPlugin, ExpiryPolicy, GatewayError, Response
 from sessiongate_memo import routes, wire
 from sessiongate_memo.options import MemoOptions
 

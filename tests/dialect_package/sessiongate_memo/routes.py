@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 
 from sessiongate.dialect import (
     DialectContext,
     InvalidRequest,
+    Response,
     Unauthenticated,
     bearer_token,
     json_body,
