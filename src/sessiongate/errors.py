@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from litestar import Request
+from litestar import Response as LitestarResponse
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -56,7 +57,7 @@ class ErrorDispatcher:
                     return plugin
         return None
 
-    def __call__(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    def __call__(self, request: Request[Any, Any, Any], exc: Exception) -> LitestarResponse[Any]:
         """The exception handler registered for ``Exception`` on the app."""
         if isinstance(exc, InternalServerException) and exc.detail == _DISCONNECTED:
             # The client hung up while sending its body: not the gateway's failure, and nobody reads the answer.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin, get_type_hints
 
 import msgspec
 import pytest
@@ -18,6 +18,8 @@ from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import Cookie, ResponseHeader
 from litestar.exceptions import ImproperlyConfiguredException, SerializationException
 
+from sessiongate.dialects import base as base_module
+from sessiongate.dialects.base import DialectPlugin
 from sessiongate.dialects.responses import EncodedAnswer, Response
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
@@ -236,3 +238,10 @@ def test_an_answer_is_made_as_litestar_makes_one(  # each a dimension of the ans
     assert {name: getattr(ours, name) for name in LitestarResponse.__slots__} == {
         name: getattr(litestars, name) for name in LitestarResponse.__slots__
     }
+
+
+def test_a_dialect_may_render_its_errors_with_litestars_own_response() -> None:
+    # A third party's dialect written before the SDK had a Response of its own must still type-check: render_error
+    # promises Litestar's Response, of which the SDK's is a subclass.
+    hints = get_type_hints(DialectPlugin.render_error, globalns=vars(base_module))
+    assert get_origin(hints["return"]) is LitestarResponse

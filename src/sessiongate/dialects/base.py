@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_or
 
 import click
 from litestar import Request, Router, route
+from litestar import Response as LitestarResponse
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.enums import HttpMethod
@@ -164,8 +165,8 @@ class DialectPlugin(InitPlugin, Generic[OptionsT_co]):
         return self._context
 
     @abstractmethod
-    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> Response[Any]:
-        """The vendor's response for ``error`` (status, body, headers)."""
+    def render_error(self, request: Request[Any, Any, Any], error: GatewayError) -> LitestarResponse[Any]:
+        """The vendor's response for ``error`` (status, body, headers): the SDK's ``Response`` or Litestar's own."""
 
     def sweeps(self, services: Services, batch: int) -> Sequence[Callable[[], Awaitable[int]]]:
         """What the app's sweeper deletes for this dialect beyond what all share (expired sessions and the like).
