@@ -33,7 +33,6 @@ if TYPE_CHECKING:
         ResponseHeaders,
         Scope,
         Send,
-        Serializer,
         TypeEncodersMap,
     )
 
@@ -50,8 +49,8 @@ class Response(LitestarResponse[T]):
     """Litestar's ``Response``; a dialect's handlers return this one (``from sessiongate.dialect import Response``).
 
     The short path is taken when the answer has a body its status allows, no cookie objects (dialects write their
-    ``Set-Cookie`` headers themselves), no background task, no type encoders of its own (the route's are used, as
-    Litestar uses them) and is not a ``HEAD`` answer: exactly what Litestar would send, sent directly.
+    ``Set-Cookie`` headers themselves), no background task, and is not a ``HEAD`` answer: exactly what Litestar would
+    send (its type encoders, the route's and its own, merged as Litestar merges them), sent directly.
 
     Attributes:
         names_media_type: Whether the answer says its ``Content-Type``. Litestar names one for every answer that may
@@ -62,7 +61,7 @@ class Response(LitestarResponse[T]):
 
     names_media_type: ClassVar[bool] = True
 
-    def __init__(  # Litestar's signature
+    def __init__(
         self,
         content: T,
         *,
@@ -116,7 +115,6 @@ class Response(LitestarResponse[T]):
             or self.cookies
             or encoded_headers is not None
             or is_head_response
-            or self.response_type_encoders
             or status < 200  # informational: no body, as Litestar decides it
             or status in _NO_BODY_STATUSES
         ):
@@ -136,7 +134,9 @@ class Response(LitestarResponse[T]):
                 del response.headers["content-type"]
             return response
         kind = get_enum_string_value(self.media_type or media_type or _JSON)
-        body = self.render(self.content, kind, _serializer(type_encoders))
+        own = self.response_type_encoders  # merged over the route's as Litestar merges them; no copy when empty
+        encoders = {**type_encoders, **own} if type_encoders and own else (own or type_encoders)
+        body = self.render(self.content, kind, get_serializer(encoders))
         merged = {**headers, **self.headers} if headers else self.headers
         sent = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in merged.items()]
         names = {name for name, _ in sent}
@@ -146,20 +146,6 @@ class Response(LitestarResponse[T]):
         if _CONTENT_LENGTH not in names:
             sent.append((_CONTENT_LENGTH, str(len(body)).encode("latin-1")))
         return EncodedAnswer(status, sent, body)
-
-
-# A route's type encoders are one mapping, built once (Litestar adds its pydantic plugin's to every route when pydantic
-# is installed): its serializer is made once too, not per answer. Kept with the mapping, so an id is never reused.
-_SERIALIZERS: dict[int, tuple[TypeEncodersMap, Serializer]] = {}
-
-
-def _serializer(type_encoders: TypeEncodersMap | None) -> Serializer:
-    if not type_encoders:
-        return get_serializer(None)
-    kept = _SERIALIZERS.get(id(type_encoders))
-    if kept is None or kept[0] is not type_encoders:
-        kept = _SERIALIZERS[id(type_encoders)] = (type_encoders, get_serializer(type_encoders))
-    return kept[1]
 
 
 class EncodedAnswer:
