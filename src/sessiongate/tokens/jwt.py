@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping, Set
 from datetime import datetime
 from typing import Any
 
 import jwt
 import msgspec
+from jwt.algorithms import HMACAlgorithm
 
 from sessiongate.core.errors import SessionExpired, Unauthenticated
 
@@ -36,7 +39,7 @@ class KeyRing:
         reload: Reads the ring again (:meth:`verify` calls it for a ``kid`` it does not know).
     """
 
-    __slots__ = ("_active", "_header", "_keys", "_leeway", "_retired", "_retires", "reload")
+    __slots__ = ("_active", "_header", "_keys", "_leeway", "_own_headers", "_retired", "_retires", "reload")
 
     def __init__(
         self,
@@ -73,7 +76,10 @@ class KeyRing:
         self._retired = frozenset(retired)
         self._active = active_kid
         # The header PyJWT would write (keys sorted), encoded once: it only changes with the active key.
-        self._header = _b64(msgspec.json.encode({"alg": ALGORITHMS[0], "kid": active_kid, "typ": "JWT"})) + b"."
+        self._header = _own_header(active_kid) + b"."
+        self._own_headers = {
+            _own_header(kid): (kid, key) for kid, key in self._keys.items() if _pyjwt_takes_without_warning(key)
+        }
 
     @property
     def active_kid(self) -> str:
@@ -119,6 +125,66 @@ class KeyRing:
             UnknownKey: the token names a ``kid`` the ring does not hold.
             Unauthenticated: anything else is wrong with it.
         """
+        claims = self._own_token_claims(token, now=now)
+        if claims is None:
+            claims = self._pyjwt_claims(token, now=now)
+        # exp, iat and nbf are checked here against the injected clock, not the wall clock PyJWT would use.
+        if now.timestamp() >= claims["exp"] + self._leeway:
+            raise SessionExpired("token expired")
+        for claim in ("iat", "nbf"):
+            value = claims.get(claim)
+            if value is not None and (not isinstance(value, int | float) or value > now.timestamp() + self._leeway):
+                raise Unauthenticated("invalid token")
+        return claims
+
+    def _own_token_claims(self, token: str, *, now: datetime) -> dict[str, Any] | None:
+        """The claims of a token exactly as this ring writes them, verified; ``None`` for any other token.
+
+        PyJWT's decode of a saymon or zelf bearer token was a tenth of the gateway's work in issue 17's mix: it parses
+        the header twice, checks the key's shape (a JSON parse of it) on every call, and decodes each segment with
+        checks built for tokens from anywhere. A token this ring signed has one of a few known headers and canonical
+        segments, so it is checked here by comparing bytes: the header is one of the ring's (so its ``alg`` is HS256
+        and its key is known), the signature is the one the key makes, compared in constant time, and the payload
+        decodes to a JSON object with ``exp`` and ``iat`` and none of the claims PyJWT would judge (``aud``, ``sub``,
+        ``jti``). Anything else, valid or not, gets ``None`` and goes to :meth:`_pyjwt_claims`, which answers as
+        before: this path only ever accepts what PyJWT accepts, with the same claims (a property test holds that).
+        """
+        head, dot, rest = token.partition(".")
+        payload, dot2, signature = rest.partition(".")
+        if not (dot and dot2) or not token.isascii():
+            return None
+        own = self._own_headers.get(head.encode())
+        if own is None:
+            return None
+        kid, key = own
+        retires = self._retires.get(kid)
+        if retires is not None and now.timestamp() >= retires:
+            return None  # refused by the other path, as every token it does not take
+        signing_input = token[: len(head) + 1 + len(payload)].encode()
+        expected = _b64(hmac.new(key, signing_input, hashlib.sha256).digest())
+        if not hmac.compare_digest(signature.encode(), expected):
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        except (ValueError, binascii.Error):
+            return None
+        if _b64(raw) != payload.encode():  # not the canonical form PyJWT insists on
+            return None
+        try:
+            claims = json.loads(raw)  # PyJWT's own parser: the same numbers, duplicates and escapes
+        except (ValueError, RecursionError):
+            return None
+        if (
+            not isinstance(claims, dict)
+            or claims.get("exp") is None
+            or claims.get("iat") is None
+            or not _PYJWT_JUDGES.isdisjoint(claims)
+        ):
+            return None
+        return claims
+
+    def _pyjwt_claims(self, token: str, *, now: datetime) -> dict[str, Any]:
+        """The claims of ``token`` verified by PyJWT, the key chosen by ``kid`` (any token at all)."""
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALGORITHMS:
@@ -139,14 +205,24 @@ class KeyRing:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid token") from exc
-        # exp, iat and nbf are checked here against the injected clock, not the wall clock PyJWT would use.
-        if now.timestamp() >= claims["exp"] + self._leeway:
-            raise SessionExpired("token expired")
-        for claim in ("iat", "nbf"):
-            value = claims.get(claim)
-            if value is not None and (not isinstance(value, int | float) or value > now.timestamp() + self._leeway):
-                raise Unauthenticated("invalid token")
         return claims
+
+
+_PYJWT_JUDGES = frozenset({"aud", "sub", "jti"})
+"""Claims PyJWT checks with the options :meth:`KeyRing.decode` gives it (besides the required ``exp`` and ``iat``)."""
+
+
+def _own_header(kid: str) -> bytes:
+    return _b64(msgspec.json.encode({"alg": ALGORITHMS[0], "kid": kid, "typ": "JWT"}))
+
+
+def _pyjwt_takes_without_warning(key: bytes) -> bool:
+    """Whether PyJWT verifies with ``key`` silently: not refused as a non-HMAC key, not warned about as short."""
+    algorithm = HMACAlgorithm(HMACAlgorithm.SHA256)
+    try:
+        return algorithm.check_key_length(algorithm.prepare_key(key)) is None
+    except jwt.PyJWTError:
+        return False
 
 
 def _b64(data: bytes) -> bytes:
