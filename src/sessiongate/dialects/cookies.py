@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
+from http.cookies import _unquote as unquote_cookie
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from litestar import Request
-from litestar._parsers import parse_cookie_string
 
 from sessiongate.dialects.base import is_secure_request
 from sessiongate.settings import Settings
@@ -37,19 +38,53 @@ _COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # encodeURIComponent's unreserved characters; every other ASCII character becomes its %XX.
 _UNRESERVED = "-_.!~*'()"
+_ALL_UNRESERVED = re.compile(r"[0-9A-Za-z\-_.!~*'()]*")
 _ASCII_ENCODED = tuple(chr(c) if chr(c).isalnum() or chr(c) in _UNRESERVED else f"%{c:02X}" for c in range(128))
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# The ASCII characters encoded but '%': of an escape's characters, '%' and hex digits, only '%' is encoded itself.
+_ENCODED_BUT_PERCENT = frozenset(chr(c) for c in range(128) if _ASCII_ENCODED[c] != chr(c) and chr(c) != "%")
+# The escapes of an Express JSON cookie ("j%3A%7B%22..."). Each decodes to a character that is neither '%' nor a hex
+# digit, so no replacement makes an escape of its neighbours: replacing each everywhere, in any order, decodes them.
+_JSON_ESCAPES = (("%22", '"'), ("%2C", ","), ("%3A", ":"), ("%7B", "{"), ("%7D", "}"))
 
 
 def request_cookie(request: Request[Any, Any, Any], name: str) -> str | None:
-    """``request.cookies.get(name)``: the same header read by the same parser, without first building the map of all
-    the request's headers that ``request.cookies`` builds (a cookie dialect reads one cookie per request, and nothing
-    else of the headers)."""
+    """``request.cookies.get(name)``: the same header read as Litestar's parser reads it, without first building the
+    map of all the request's headers that ``request.cookies`` builds, nor the parser's map of all its cookies (a
+    cookie dialect reads one cookie per request, and nothing else of the headers)."""
     for key, value in request.scope["headers"]:
         if key.lower() == b"cookie":  # the first, as the header map's get finds it
-            return parse_cookie_string(value.decode("latin-1")).get(name)
+            return _cookie_value(value.decode("latin-1"), name)
     return None
+
+
+def _cookie_value(header: str, name: str) -> str | None:
+    # litestar._parsers.parse_cookie_string(header).get(name), which unquotes every cookie of the header; its cache
+    # misses when every client has a cookie of its own.
+    if name and name not in header:  # a name is part of the header
+        return None
+    for part in reversed(header.split(";")):  # the last of a name wins, as it does in the parser's dict
+        key, equals, value = part.partition("=")
+        if not equals:
+            key, value = "", key
+        if key.strip() != name:
+            continue
+        value = value.strip()
+        if value or name:  # the parser drops a part whose key and value are both empty
+            return _unquote(value)
+    return None
+
+
+def _unquote(value: str) -> str:
+    # unquote(unquote_cookie(value)), the parser's. unquote goes through bytes for a JSON cookie's many escapes: those
+    # of JSON's punctuation are replaced directly, and a '%' left over (another escape, or none) sends the value there.
+    if value.startswith('"'):  # anything else unquote_cookie returns as it is
+        value = unquote_cookie(value)
+    if "%" not in value:
+        return value
+    decoded = value
+    for escape, char in _JSON_ESCAPES:
+        decoded = decoded.replace(escape, char)
+    return decoded if "%" not in decoded else unquote(value)
 
 
 def cookie_is_secure(request: Request[Any, Any, Any], settings: Settings) -> bool:
@@ -59,21 +94,26 @@ def cookie_is_secure(request: Request[Any, Any, Any], settings: Settings) -> boo
 
 def encode_cookie_value(text: str) -> str:
     """``text`` percent-encoded as Express encodes cookie values (``encodeURIComponent``), so any text fits."""
-    # Every validate of a cookie dialect writes its cookie again: ASCII text, all a dialect writes but a stored
-    # non-ASCII value, is looked up a character at a time, a third faster than quote's detour through bytes.
-    if text.isascii():
-        return "".join([_ASCII_ENCODED[ord(c)] for c in text])
-    return quote(text, safe=_UNRESERVED)
+    # Every validate of a cookie dialect writes its cookie again, so ASCII text, all a dialect writes but a stored
+    # non-ASCII value, avoids quote's detour through bytes: each character to encode that it holds is replaced
+    # everywhere at once, '%' first so that no escape is encoded again. Text with none (a secret) comes back as it is.
+    if _ALL_UNRESERVED.fullmatch(text):
+        return text
+    if not text.isascii():
+        return quote(text, safe=_UNRESERVED)
+    if "%" in text:
+        text = text.replace("%", "%25")
+    for char in _ENCODED_BUT_PERCENT.intersection(text):
+        text = text.replace(char, _ASCII_ENCODED[ord(char)])
+    return text
 
 
 def http_date(when: datetime) -> str:
     """``when`` as an HTTP date (RFC 9110's IMF-fixdate, ``Wed, 26 Apr 2023 21:15:48 GMT``), as
     :func:`email.utils.format_datetime` with ``usegmt`` writes it, without its detour through a time tuple."""
-    when = when.astimezone(UTC)
-    return (
-        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT"
-    )
+    # ctime ("Wed Apr 26 21:15:48 2023", the day space-padded) has the same English names, written by C, not locale.
+    day_name, month, day, clock, year = when.astimezone(UTC).ctime().split()
+    return f"{day_name}, {day:0>2} {month} {year} {clock} GMT"
 
 
 def set_cookie(
@@ -105,29 +145,32 @@ def set_cookie(
     Raises:
         ValueError: a name that is not a token, or a value or attribute that would break the header.
     """
-    if not _TOKEN.fullmatch(name):
+    if not _is_token(name):
         msg = f"cookie name {name!r} is not a token"
         raise ValueError(msg)
-    if not _COOKIE_OCTETS.fullmatch(value) or any(not _COOKIE_OCTETS.fullmatch(a or "") for a in (path, domain)):
+    if not (
+        _COOKIE_OCTETS.fullmatch(value)
+        and (path == "/" or _COOKIE_OCTETS.fullmatch(path or ""))
+        and (not domain or _COOKIE_OCTETS.fullmatch(domain))
+    ):
         msg = f"cookie {name!r} has a value or attribute with characters a Set-Cookie header cannot carry"
         raise ValueError(msg)
     if same_site == "None" and not secure:
         msg = "SameSite=None cookies must be Secure"
         raise ValueError(msg)
-    parts = [f"{name}={value}"]
+    max_age = expires = ""
     if expires_at is not None:
-        parts.append(f"Max-Age={max(0, int((expires_at - now).total_seconds()))}")
-    if domain:
-        parts.append(f"Domain={domain}")
-    parts.append(f"Path={path}")
-    if expires_at is not None:
-        parts.append(f"Expires={http_date(expires_at)}")
-    if http_only:
-        parts.append("HttpOnly")
-    if secure:
-        parts.append("Secure")
-    parts.append(f"SameSite={same_site}")
-    return "; ".join(parts)
+        max_age = f"; Max-Age={max(0, int((expires_at - now).total_seconds()))}"
+        expires = f"; Expires={http_date(expires_at)}"
+    domain_attribute = f"; Domain={domain}" if domain else ""
+    flags = ("; HttpOnly" if http_only else "") + ("; Secure" if secure else "")
+    return f"{name}={value}{max_age}{domain_attribute}; Path={path}{expires}{flags}; SameSite={same_site}"
+
+
+@lru_cache(maxsize=64)
+def _is_token(name: str) -> bool:
+    # A dialect's cookie has a name of its own, the same on every answer.
+    return _TOKEN.fullmatch(name) is not None
 
 
 def expired_cookie(
