@@ -145,9 +145,10 @@ class KeyRing:
         checks built for tokens from anywhere. A token this ring signed has one of a few known headers and canonical
         segments, so it is checked here by comparing bytes: the header is one of the ring's (so its ``alg`` is HS256
         and its key is known), the signature is the one the key makes, compared in constant time, and the payload
-        decodes to a JSON object with ``exp`` and ``iat`` and none of the claims PyJWT would judge (``aud``, ``sub``,
-        ``jti``). Anything else, valid or not, gets ``None`` and goes to :meth:`_pyjwt_claims`, which answers as
-        before: this path only ever accepts what PyJWT accepts, with the same claims (a property test holds that).
+        decodes to a JSON object with ``exp`` and ``iat`` that passes PyJWT's other checks (no ``aud``, text in
+        ``sub`` and ``jti``). Anything else, valid or not, gets ``None`` and goes to :meth:`_pyjwt_claims`, which
+        answers as before: this path only ever accepts what PyJWT accepts, with the same claims (a property test
+        holds that).
         """
         head, dot, rest = token.partition(".")
         payload, dot2, signature = rest.partition(".")
@@ -174,12 +175,11 @@ class KeyRing:
             claims = json.loads(raw)  # PyJWT's own parser: the same numbers, duplicates and escapes
         except (ValueError, RecursionError):
             return None
-        if (
-            not isinstance(claims, dict)
-            or claims.get("exp") is None
-            or claims.get("iat") is None
-            or not _PYJWT_JUDGES.isdisjoint(claims)
-        ):
+        if not isinstance(claims, dict) or claims.get("exp") is None or claims.get("iat") is None:
+            return None
+        # PyJWT's other checks with these options: no audience asked for, so a token naming one is refused; a subject
+        # or a token id must be text.
+        if claims.get("aud") or any(name in claims and not isinstance(claims[name], str) for name in ("sub", "jti")):
             return None
         return claims
 
@@ -206,10 +206,6 @@ class KeyRing:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid token") from exc
         return claims
-
-
-_PYJWT_JUDGES = frozenset({"aud", "sub", "jti"})
-"""Claims PyJWT checks with the options :meth:`KeyRing.decode` gives it (besides the required ``exp`` and ``iat``)."""
 
 
 def _own_header(kid: str) -> bytes:
