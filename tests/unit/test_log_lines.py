@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import msgspec
 import pytest
 import structlog
 from hypothesis import given, settings
@@ -28,30 +27,9 @@ STANDARD = frozenset(vars(logging.LogRecord("n", 0, "p", 0, "m", (), None)))
 """A record's own attributes: an extra named so is refused by logging (``message`` and ``asctime`` too)."""
 
 
-def _encode_as_before(entry: Any, **_: Any) -> str:
-    return msgspec.json.encode(entry, enc_hook=str).decode()
-
-
-def structlogs_formatter() -> structlog.stdlib.ProcessorFormatter:
-    """``json_formatter()`` as it was built before :class:`JsonLineFormatter`: structlog's processors, every record."""
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.add_logger_name,
-            structlog.stdlib.ExtraAdder(),
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-        ],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            observability._exception_as_frames,
-            structlog.processors.EventRenamer("message"),
-            observability._ordered,
-            structlog.processors.JSONRenderer(serializer=_encode_as_before),
-        ],
-    )
-
-
-REFERENCE = structlogs_formatter()
+# The line's definition, which writes every record the formatter does not write straight: what a record written
+# straight must equal.
+REFERENCE = observability._processor_formatter()
 
 
 class Refusing:
