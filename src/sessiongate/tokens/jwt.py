@@ -140,7 +140,7 @@ class KeyRing:
     def _own_token_claims(self, token: str, *, now: datetime) -> dict[str, Any] | None:
         """The claims of a token exactly as this ring writes them, verified; ``None`` for any other token.
 
-        PyJWT's decode of a saymon or zelf bearer token was a tenth of the gateway's work in issue 17's mix: it parses
+        PyJWT's decode of an amity or portos bearer token was a tenth of the gateway's work in issue 17's mix: it parses
         the header twice, checks the key's shape (a JSON parse of it) on every call, and decodes each segment with
         checks built for tokens from anywhere. A token this ring signed has one of a few known headers and canonical
         segments, so it is checked here by comparing bytes: the header is one of the ring's (so its ``alg`` is HS256
