@@ -48,6 +48,7 @@ from structlog.tracebacks import extract
 
 from sessiongate import meters
 from sessiongate.dialects.base import forwarded_client
+from sessiongate.metric_values import Step, Timing, counting, gauge_steps, timing
 
 if TYPE_CHECKING:
     from litestar._asgi.asgi_router import ASGIRouter
@@ -302,6 +303,7 @@ class RequestObserver:
         "_children",
         "_in_flight",
         "_networks",
+        "_plain",
         "_proxies",
         "_router",
         "_trust_forwarded",
@@ -314,8 +316,12 @@ class RequestObserver:
         self._trust_forwarded = settings.trust_forwarded
         self._proxies = settings.trusted_proxies
         self._networks = tuple(settings.trusted_proxy_networks)
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._in_flight: dict[tuple[str, str], Any] = {}
+        self._children: dict[tuple[str, str, int], tuple[Step, Timing, Step | None]] = {}
+        self._in_flight: dict[tuple[str, str], Step] = {}
+        # The gauge of a request for a route without parameters, by its method and path exactly as sent: one lookup.
+        # Only paths equal to their route's template are kept, so they are bounded by the app's routes, whatever is
+        # sent.
+        self._plain: dict[tuple[str, str, str], Step] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request with its notes set; count it, and log it, after."""
@@ -329,12 +335,12 @@ class RequestObserver:
         method: str = scope["method"]
         in_flight = self._in_flight_gauge(scope, method)
         if in_flight is not None:
-            in_flight.inc()
+            in_flight.inc(1.0)
         try:
             await self._app(scope, receive, exchange)
         finally:
             if in_flight is not None:
-                in_flight.dec()
+                in_flight.inc(-1.0)
             meters.notes().reset(token)
             path: str | None = scope.get("path_template") if "route_handler" in scope else None
             if path is not None and path != _METRICS_PATH:
@@ -342,11 +348,14 @@ class RequestObserver:
             if self._access_log:
                 self._log(scope, path, exchange.status, time.perf_counter() - start, notes)
 
-    def _in_flight_gauge(self, scope: Scope, method: str) -> Any:
+    def _in_flight_gauge(self, scope: Scope, method: str) -> Step | None:
+        sent: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        key = (method, sent, root_path)
+        if (gauge := self._plain.get(key)) is not None:
+            return gauge
         # The route as the router will find it (its root path taken off the same way); none when it finds none.
-        path: str = scope["path"]
-        if root_path := scope.get("root_path", ""):
-            path = path.split(root_path, maxsplit=1)[-1]
+        path = sent.split(root_path, maxsplit=1)[-1] if root_path else sent
         try:
             template: str = self._router.handle_routing(path=normalize_path(path), method=method)[4]
         except Exception:  # noqa: BLE001  # not found, method not allowed: the router answers that itself
@@ -356,7 +365,9 @@ class RequestObserver:
         gauge = self._in_flight.get((method, template))
         if gauge is None:
             # Litestar's middleware labelled the gauge with status 200, the status not being known yet.
-            gauge = self._in_flight[(method, template)] = _IN_PROGRESS.labels(method, template, 200, _APP)
+            gauge = self._in_flight[(method, template)] = gauge_steps(_IN_PROGRESS.labels(method, template, 200, _APP))
+        if path == template:
+            self._plain[key] = gauge
         return gauge
 
     def _count(self, method: str, path: str, status: int, duration: float) -> None:
@@ -364,13 +375,17 @@ class RequestObserver:
         children = self._children.get(key)
         if children is None:
             labels = (*key, _APP)
-            errors = _ERRORS.labels(*labels) if status >= _SERVER_ERROR else None
-            children = self._children[key] = (_REQUESTS.labels(*labels), _DURATION.labels(*labels), errors)
-        count, timing, errors = children
-        count.inc()
-        timing.observe(duration)
+            errors = counting(_ERRORS.labels(*labels)) if status >= _SERVER_ERROR else None
+            children = self._children[key] = (
+                counting(_REQUESTS.labels(*labels)),
+                timing(_DURATION.labels(*labels)),
+                errors,
+            )
+        count, timed, errors = children
+        count.inc(1.0)
+        timed.observe(duration)
         if errors is not None:
-            errors.inc()
+            errors.inc(1.0)
 
     def _log(self, scope: Scope, path: str | None, status: int, duration: float, notes: meters.RequestNotes) -> None:
         handler = scope.get("route_handler")

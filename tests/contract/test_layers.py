@@ -64,7 +64,8 @@ def test_dialects_never_import_each_other(plugin):
 
 
 LAYERS = (
-    {"settings", "meters", "addresses"},  # what everything may use: the settings, the counters, the caller's address
+    # What everything may use: the settings, the counters (and their values' updates), the caller's address.
+    {"settings", "meters", "metric_values", "addresses"},
     {"core"},  # the gateway's vocabulary (models, errors, the storage seam): pure
     {"storage"},  # the only code that knows SQL: every table, the session store, the runners
     {"tokens"},  # token formats and key material (kept in storage)
