@@ -3,8 +3,9 @@
 SQLAlchemy's execution of a query (building it, its cache key, the execution context, the cursor adapter) costs more
 than the database's own work on a lookup by a unique index, and on SQLite the hop to a reader thread and back costs
 more than both (issue 17). A :class:`DriverQuery` is the same SQL SQLAlchemy would send, its parameters and rows
-converted by the type processors SQLAlchemy itself applies for that database, so a row comes back as the Core query
-returns it (tests compare the two on both databases).
+converted by the type processors SQLAlchemy itself applies for that database (or their equals,
+:mod:`sessiongate.storage.processors`), so a row comes back as the Core query returns it (tests compare the two on
+both databases).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
 
+from sessiongate.storage.processors import bind_processor, result_processor
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 
 __all__ = ("DriverQuery", "RenderedPerCall", "driver_query", "lookup")
@@ -86,12 +88,12 @@ class DriverQuery:
         """The values the query holds itself (``== "x"``, ``.limit(1)``), used where ``params`` do not name them."""
         self._order: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
         self._binds: dict[str, _Convert] = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+            name: bind_processor(bind.type, dialect) for name, bind in compiled.binds.items()
         }
         columns = list(query.selected_columns)
         self.names: tuple[str, ...] = tuple(str(c.key) for c in columns)
         """The selected columns' keys, in the order a row holds them."""
-        self._results: list[_Convert] = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self._results: list[_Convert] = [result_processor(c.type, dialect) for c in columns]
 
     async def rows(self, runner: StatementRunner, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows ``params`` select, read by ``runner`` (the runner it was made for, or what stands for it)."""

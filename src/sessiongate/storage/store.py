@@ -62,6 +62,7 @@ from sessiongate.core.store import DialectWrites, SessionsFilter, reuse_key_dige
 from sessiongate.storage.audit_table import AUDIT, ROW_COLUMNS
 from sessiongate.storage.driver_query import DriverQuery, driver_query
 from sessiongate.storage.identity_tables import principals
+from sessiongate.storage.processors import bind_processor, result_processor
 from sessiongate.storage.read_cache import ReadCache
 from sessiongate.storage.runner import AsyncEngineRunner, DriverStatement, SqliteRunner, StatementRunner
 from sessiongate.storage.tables import SessionRecord
@@ -766,8 +767,9 @@ class _DriverInsert:
 
     SQLAlchemy's execution of the statement (cache lookup, parameter and row processing, events) cost more than
     SQLite's own work on the insert. This runs the same SQL, compiled once, and converts the parameters and the
-    returned row with the type processors SQLAlchemy itself would apply on the writer's dialect, so what is stored and
-    what comes back are the same as through SQLAlchemy (tests/unit/test_service.py compares the two).
+    returned row with the type processors SQLAlchemy itself would apply on the writer's dialect (or their equals,
+    :mod:`sessiongate.storage.processors`), so what is stored and what comes back are the same as through SQLAlchemy
+    (tests/unit/test_service.py compares the two).
     """
 
     __slots__ = ("_audit_binds", "_audit_sql", "_binds", "_results", "_runner", "_sql")
@@ -776,8 +778,8 @@ class _DriverInsert:
         dialect = runner.dialect
         self._runner = runner
         self._sql = str(statement.compile(dialect=sqlite.dialect(paramstyle="named")))
-        self._binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in _INSERTED]
-        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in SESSION_COLUMNS]
+        self._binds = [(c.name, bind_processor(c.type, dialect)) for c in _INSERTED]
+        self._results = [result_processor(c.type, dialect) for c in SESSION_COLUMNS]
         # A create's audit event, written only if the session of the insert's ``id`` is there: a reused one is not.
         columns = [AUDIT.c[name] for name in ROW_COLUMNS]
         event = insert(AUDIT).from_select(
@@ -787,7 +789,7 @@ class _DriverInsert:
             ),
         )
         self._audit_sql = str(event.compile(dialect=sqlite.dialect(paramstyle="named")))
-        self._audit_binds = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
+        self._audit_binds = [(c.name, bind_processor(c.type, dialect)) for c in columns]
 
     async def run(self, values: dict[str, Any], audit: dict[str, Any] | None = None) -> Session:
         params = {key: values[key] if bind is None else bind(values[key]) for key, bind in self._binds}
