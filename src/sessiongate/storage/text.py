@@ -8,12 +8,15 @@ this far: the JSON decoder refuses them, and percent-decoding replaces undecodab
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 from sessiongate.core.errors import InvalidRequest
 
 __all__ = ("NUL", "NUL_REFUSED", "holds_nul", "refuse_nul")
 
+_ATOMS = (bool, int, float, datetime, uuid.UUID)
 NUL = "\x00"
 NUL_REFUSED = "text must not contain NUL characters"
 
@@ -22,6 +25,8 @@ def holds_nul(value: object) -> bool:
     """Whether ``value`` is text holding NUL, or a JSON-like value (keys included) with such text in it."""
     if isinstance(value, str):
         return NUL in value
+    if value is None or isinstance(value, _ATOMS):  # most of a row: no need to ask Mapping's ABC about them
+        return False
     if isinstance(value, Mapping):
         return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
