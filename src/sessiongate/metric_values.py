@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ("Step", "Timing", "counting", "gauge_steps", "timing")
+__all__ = ("Step", "Timing", "counting", "gauge_steps")
 
 
 class Step(Protocol):
@@ -27,11 +27,11 @@ class Step(Protocol):
         """Add ``amount``."""
 
 
-def _value(child: Any, kind: type[Any]) -> Step | None:
-    """The value object of ``child``, when it is a ``kind`` whose value can be updated straight."""
+def _value(child: Any, kind: type[Any], name: str = "_value") -> Step | None:
+    """The value object ``name`` of ``child``, when it is a labelled ``kind`` whose value can be updated straight."""
     if type(child) is not kind or not child._labelvalues:
         return None
-    value = getattr(child, "_value", None)
+    value = getattr(child, name, None)
     return value if callable(getattr(value, "inc", None)) else None
 
 
@@ -40,23 +40,11 @@ def counting(child: Counter) -> Step:
     return _value(child, Counter) or child
 
 
-class _Gauge:
-    """A gauge moved through its public methods (``inc`` refuses nothing but a ``mostrecent`` gauge)."""
-
-    __slots__ = ("_child",)
-
-    def __init__(self, child: Gauge) -> None:
-        self._child = child
-
-    def inc(self, amount: float) -> None:
-        self._child.inc(amount)
-
-
 def gauge_steps(child: Gauge) -> Step:
     """``child``, a labelled gauge, moved by ``inc(1)`` and ``inc(-1)``."""
-    if getattr(child, "_is_most_recent", True) is not False:  # set()-only gauges: leave the refusal to them
-        return _Gauge(child)
-    return _value(child, Gauge) or _Gauge(child)
+    if getattr(child, "_is_most_recent", True) is not False:  # set()-only gauges: their own inc refuses
+        return child
+    return _value(child, Gauge) or child
 
 
 class Timing:
@@ -66,21 +54,20 @@ class Timing:
 
     def __init__(self, child: Histogram) -> None:
         self._child = child
-        bounds = getattr(child, "_upper_bounds", None)
-        buckets = getattr(child, "_buckets", None)
-        total = _sum_of(child)
+        # Histogram itself keeps its bounds sorted, +Inf last, one bucket each.
+        bounds: Any = getattr(child, "_upper_bounds", None)
+        buckets: Any = getattr(child, "_buckets", None)
+        total = _value(child, Histogram, "_sum")
         usable = (
             total is not None
             and isinstance(bounds, list)
             and isinstance(buckets, list)
-            and len(bounds) == len(buckets) > 0
-            and bounds[-1] == float("inf")
-            and bounds == sorted(bounds)
+            and len(bounds) == len(buckets)
             and all(callable(getattr(bucket, "inc", None)) for bucket in buckets)
         )
         self._sum: Step | None = total if usable else None
-        self._bounds: list[float] = bounds if usable else []  # type: ignore[assignment]
-        self._buckets: list[Step] = buckets if usable else []  # type: ignore[assignment]
+        self._bounds: list[float] = bounds if usable else []
+        self._buckets: list[Step] = buckets if usable else []
 
     def observe(self, amount: float) -> None:
         """Count ``amount`` in the first bucket whose bound is at least it (as ``Histogram.observe``), add it to the
@@ -90,15 +77,3 @@ class Timing:
             return
         self._sum.inc(amount)
         self._buckets[bisect_left(self._bounds, amount)].inc(1.0)
-
-
-def _sum_of(child: Histogram) -> Step | None:
-    if type(child) is not Histogram or not child._labelvalues:
-        return None
-    total = getattr(child, "_sum", None)
-    return total if callable(getattr(total, "inc", None)) else None
-
-
-def timing(child: Histogram) -> Timing:
-    """``child``, a labelled histogram, observed by ``observe(seconds)``."""
-    return Timing(child)

@@ -48,7 +48,7 @@ from structlog.tracebacks import extract
 
 from sessiongate import meters
 from sessiongate.dialects.base import forwarded_client
-from sessiongate.metric_values import Step, Timing, counting, gauge_steps, timing
+from sessiongate.metric_values import Step, Timing, counting, gauge_steps
 
 if TYPE_CHECKING:
     from litestar._asgi.asgi_router import ASGIRouter
@@ -378,7 +378,7 @@ class RequestObserver:
             errors = counting(_ERRORS.labels(*labels)) if status >= _SERVER_ERROR else None
             children = self._children[key] = (
                 counting(_REQUESTS.labels(*labels)),
-                timing(_DURATION.labels(*labels)),
+                Timing(_DURATION.labels(*labels)),
                 errors,
             )
         count, timed, errors = children

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from sessiongate.metric_values import Timing, counting, gauge_steps, timing
+from sessiongate.metric_values import Timing, counting, gauge_steps
 
 _LABELS = ("method", "path")
 _names = (f"m{n}" for n in itertools.count())
@@ -39,7 +39,7 @@ def _pair(kind: type[Counter | Gauge | Histogram]) -> tuple[CollectorRegistry, A
 @given(durations)
 def test_a_duration_lands_in_the_same_bucket_and_sum_as_observe_puts_it(seconds: list[float]) -> None:
     ours, child, theirs, public = _pair(Histogram)
-    timed = timing(child)
+    timed = Timing(child)
     for amount in seconds:
         timed.observe(amount)
         public.observe(amount)
@@ -76,7 +76,7 @@ def test_the_values_are_updated_straight_for_prometheus_clients_own_metrics() ->
     _, histogram, _, _ = _pair(Histogram)
     assert counting(counter) is counter._value
     assert gauge_steps(gauge) is gauge._value
-    assert timing(histogram)._sum is histogram._sum
+    assert Timing(histogram)._sum is histogram._sum
 
 
 class _OwnGauge(Gauge):
@@ -105,12 +105,11 @@ def test_a_metric_of_another_shape_is_updated_through_its_own_methods() -> None:
     step = gauge_steps(gauge)
     step.inc(1.0)
     step.inc(-1.0)
-    timed = timing(histogram)
+    timed = Timing(histogram)
     timed.observe(0.25)
 
     assert _OwnGauge.calls == 2
     assert _OwnHistogram.observed == [0.25]
-    assert isinstance(timed, Timing)
     assert registry.get_sample_value("own_histogram_bucket", {"method": "GET", "path": "/a", "le": "0.25"}) == 1.0
 
 

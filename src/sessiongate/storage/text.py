@@ -16,7 +16,7 @@ from sessiongate.core.errors import InvalidRequest
 
 __all__ = ("NUL", "NUL_REFUSED", "holds_nul", "refuse_nul")
 
-_ATOMS = (bool, int, float, datetime, uuid.UUID)
+_ATOMS = (int, float, datetime, uuid.UUID)  # bool is an int
 NUL = "\x00"
 NUL_REFUSED = "text must not contain NUL characters"
 
