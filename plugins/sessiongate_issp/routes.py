@@ -24,6 +24,7 @@ from sessiongate.dialect import (
     json_body,
     refuse_cross_site,
     request_cookie,
+    request_host_name,
     set_cookie,
     within_create_budget,
 )
@@ -159,7 +160,7 @@ def _cookie(
 ) -> str:
     # The cookie for a live session; without one, the expired form that makes the client drop it.
     options = ctx.options
-    domain = options.cookie_domain or request.url.hostname or ""
+    domain = options.cookie_domain or request_host_name(request)
     # Browsers drop SameSite=None cookies that are not Secure, so that choice implies Secure.
     secure = cookie_is_secure(request, ctx.settings) or options.same_site == "None"
     attributes: dict[str, Any] = {"secure": secure, "domain": options.cookie_domain, "same_site": options.same_site}

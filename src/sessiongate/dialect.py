@@ -12,7 +12,8 @@ here, typed (the package ships ``py.typed``). A name leaves this list only with 
 - answers: :class:`Response`, Litestar's own, which a dialect's handlers return (it sends a plain answer by a short
   path: ``sessiongate.dialects.responses``);
 - request helpers: strict JSON bodies (:func:`json_body`), bearer tokens, the client's address, the create budget,
-  cookies (a request's: :func:`request_cookie`), the cross-site refusal;
+  cookies (a request's: :func:`request_cookie`), the host a request was sent to (:func:`request_host_name`), the
+  cross-site refusal;
 - what a handler is given: :class:`DialectContext` (``ctx``: the dialect, its options and expiry policy, and the
   services — :class:`SessionService` for sessions and their refresh tokens, :class:`IdentityService`, the
   settings; subclass it for what a dialect's handlers share); and the tenants (:class:`TenantService`), which are the
@@ -48,7 +49,13 @@ from sessiongate.core.errors import (
 from sessiongate.core.models import ExpiryPolicy, Session
 from sessiongate.core.store import DialectWrites
 from sessiongate.dialects import admin
-from sessiongate.dialects.base import DialectOptions, DialectPlugin, bearer_token, within_create_budget
+from sessiongate.dialects.base import (
+    DialectOptions,
+    DialectPlugin,
+    bearer_token,
+    request_host_name,
+    within_create_budget,
+)
 from sessiongate.dialects.bodies import humanize, json_body
 from sessiongate.dialects.commands import by_command, run_command
 from sessiongate.dialects.context import DialectContext
@@ -123,6 +130,7 @@ __all__ = (
     "new_secret",
     "refuse_cross_site",
     "request_cookie",
+    "request_host_name",
     "run_command",
     "set_cookie",
     "within_create_budget",

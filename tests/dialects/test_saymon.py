@@ -244,6 +244,18 @@ def test_a_login_holding_nul_is_refused_like_any_unknown_login(client):
     assert (by_basic.status_code, by_basic.json()) == (401, example("error-invalid-credentials.response.json"))
 
 
+@pytest.mark.parametrize("host", ["a:xyz", "a:99999", "a:-1"])
+def test_a_host_whose_port_is_no_number_still_logs_in_and_out_with_a_cookie(client, host):
+    # Any client can send such a Host; the URL parser refuses its port, and the cookie's Secure test once asked it.
+    response = client.post(SESSION, json={"login": LOGIN, "password": PASSWORD}, headers={"Host": host})
+    assert response.status_code == 200, response.text
+    sid = response.json()
+    assert response.headers["set-cookie"].startswith(f"sid={sid};")
+    logged_out = client.delete(SESSION, headers={"Host": host, "Cookie": f"sid={sid}"})
+    assert logged_out.status_code == 200, logged_out.text
+    assert logged_out.headers["set-cookie"].startswith("sid=; Max-Age=0;")
+
+
 def test_logout_ends_the_session_clears_the_cookie_and_returns_an_empty_body(client):
     sid = log_in(client)
     response = client.delete(SESSION, headers={"Cookie": f"sid={sid}"})

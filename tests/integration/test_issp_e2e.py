@@ -227,6 +227,29 @@ def test_an_ipv6_host_gets_a_cookie_the_spec_describes_and_the_server_accepts_ba
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("host", ["a:xyz", "a:99999", "A:-1"])
+def test_a_host_whose_port_is_no_number_gets_a_cookie_for_its_host_not_a_500(server, host):
+    # Any client can send such a Host: the URL parser refuses its port. Express's req.hostname reads the host, "a".
+    spec = yaml.safe_load((ROOT / "openapi" / "issp.yaml").read_text())
+    header_pattern = spec["components"]["headers"]["SessionCookieSet"]["schema"]["pattern"]
+    with httpx.Client(base_url=server.base_url, headers={"Host": host}) as client:
+        created = client.post(CREATE, json={"userId": SAMPLE_USER})
+        assert created.status_code == 200, created.text
+        assert re.fullmatch(header_pattern, created.headers["set-cookie"])
+        issued = cookie_value(created.headers["set-cookie"])
+        assert json.loads(unquote(issued).removeprefix("j:"))["domain"] == "a"
+        cookie = {"Cookie": f"sessionCookie={issued}"}
+        validated = client.post(VALIDATE, headers=cookie)
+        assert (validated.status_code, validated.json()) == (200, SEED_VALIDATE)
+        # A browser's request: its own origin cannot be read from such a Host, so any Origin is another site's.
+        foreign = client.post(DELETE, headers=cookie | {"Origin": "http://a"})
+        assert (foreign.status_code, foreign.content) == (403, REQUEST_ERROR)
+        deleted = client.post(DELETE, headers=cookie)
+        assert deleted.status_code == 200, deleted.text
+    assert '"level":"error"' not in server.logs()
+
+
+@pytest.mark.slow
 def test_a_session_stored_before_the_maximum_lifetime_existed_ends_twelve_hours_after_creation(server):
     # A row written by a gateway without issp's cap (absolute_expires_at NULL), created 13 hours ago and validated
     # an hour ago, so its sliding expiry is an hour ahead: the cap still ends it.

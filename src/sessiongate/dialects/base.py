@@ -17,6 +17,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast, get_args, get_origin
+from urllib.parse import SplitResult
 
 import click
 from litestar import Request, Router, route
@@ -52,6 +53,7 @@ __all__ = (
     "forwarded_client",
     "is_secure_request",
     "no_store",
+    "request_host_name",
     "within_create_budget",
 )
 
@@ -299,4 +301,23 @@ def is_secure_request(request: ASGIConnection[Any, Any, Any, Any], *, trust_forw
     """Whether the request (or any connection, for a guard) arrived over TLS (directly, or at a trusted proxy)."""
     if trust_forwarded and request.headers.get("x-forwarded-proto", "").lower() == "https":
         return True
-    return request.url.scheme in {"https", "wss"}
+    # The scheme ``request.url`` would give, read from the scope: building the URL parses the Host header, and fails
+    # on one whose port is no number (``Host: a:b``), which any client can send.
+    scope = request.scope
+    return bool(scope.get("server")) and scope.get("scheme", "http") in {"https", "wss"}
+
+
+def request_host_name(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The name of the host the request was sent to, as ``request.url.hostname`` reads it, but for any ``Host``.
+
+    That is the ``Host`` header's host, lower-cased, without its port, an IPv6 address without its brackets; without
+    the header, the server's address; ``""`` when neither names one. ``request.url`` fails on a ``Host`` whose port
+    is no number or out of range (``a:b``, ``a:99999``), which any client can send, where this reads ``a``, as a
+    browser's server (Express's ``req.hostname``) would.
+    """
+    scope = request.scope
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+    if not host and (server := scope.get("server")):
+        host = str(server[0])
+    # The same reading of a network location as the URL's, which parses a port only when asked for it.
+    return SplitResult("", host, "", "", "").hostname or ""
