@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -215,7 +214,7 @@ def _basic_credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
         raise Unauthenticated(mapping.INVALID_CREDENTIALS)
     try:
         login, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not base64 (binascii.Error), not ASCII text to decode, not UTF-8 once decoded
         raise Unauthenticated(mapping.INVALID_CREDENTIALS) from exc
     if not colon or not login:
         raise Unauthenticated(mapping.INVALID_CREDENTIALS)

@@ -202,6 +202,8 @@ def test_basic_auth_authenticates_get_current_user_without_opening_a_session(cli
         basic(login="nobody"),
         {"Authorization": "Basic not-base64!"},
         {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+        {"Authorization": b"Basic \xe9"},  # not ASCII, so not base64: the decoder raises ValueError itself
+        {"Authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()},  # not UTF-8 once decoded
     ],
 )
 def test_bad_basic_credentials_get_invalid_credentials(client, headers):
