@@ -186,7 +186,16 @@ def test_expire_with_no_body_ends_the_key_now_and_a_later_time_is_a_deadline_tha
 
 
 @pytest.mark.parametrize(
-    "body", [{"at": "tomorrow"}, {"at": "2030-01-01T00:00:00"}, {"at": 5}, {"when": "now"}, [1], "x"]
+    "body",
+    [
+        {"at": "tomorrow"},
+        {"at": "2030-01-01T00:00:00"},
+        {"at": "9999-12-31T23:59:59-14:00"},  # read fine, but past a datetime's range once in UTC, as it is stored
+        {"at": 5},
+        {"when": "now"},
+        [1],
+        "x",
+    ],
 )
 def test_an_expiry_that_is_no_time_with_an_offset_is_refused_and_changes_nothing(client, admin, body):
     key_id = create(client, admin)["keys"][0]["id"]

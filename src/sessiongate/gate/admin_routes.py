@@ -7,7 +7,7 @@ Every change is recorded as an audit event naming the token that made it before 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -228,6 +228,11 @@ def instant(name: str, value: str | None) -> datetime | None:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise InvalidRequest(f"{name} must be an RFC 3339 date-time with an offset", field=name)
+    try:
+        # Stored and compared in UTC: 9999-12-31T23:59:59-14:00 is past the last instant a datetime holds there.
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} must be in years 1 to 9999 in UTC", field=name) from None
     return moment
 
 
