@@ -104,8 +104,11 @@ def test_a_key_given_a_later_expiry_works_until_then_and_unknown_ids_are_refused
         refused = cli(database_url, tmp_path, "keys", *args)
         assert refused.returncode != 0
         assert "no such key" in refused.stderr
-    bad = cli(database_url, tmp_path, "keys", "expire", "--id", key_id, "--at", "tomorrow")
-    assert bad.returncode == 2
+    for at in ("tomorrow", "9999-12-31T23:59:59-14:00"):
+        bad = cli(database_url, tmp_path, "keys", "expire", "--id", key_id, "--at", at)
+        assert bad.returncode == 2, bad.stderr
+        assert "--at must be" in bad.stderr
+        assert "Traceback" not in bad.stderr
 
 
 def test_migration_0012_creates_what_the_key_table_declares(database_url):

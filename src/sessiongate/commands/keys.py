@@ -142,10 +142,14 @@ def expire(key_id: str, at: str | None) -> None:
     if at is not None:
         try:
             moment = datetime.fromisoformat(at)
-        except ValueError:
+            moment.astimezone(UTC)  # stored in UTC: 9999-12-31T23:59:59-14:00 is past a datetime's range there
+        except (ValueError, OverflowError):
             moment = None
         if moment is None or moment.tzinfo is None:
-            raise click.UsageError("--at must be an ISO 8601 date-time with an offset, e.g. 2027-01-31T00:00:00Z")
+            raise click.UsageError(
+                "--at must be an ISO 8601 date-time with an offset, in years 1 to 9999 in UTC,"
+                " e.g. 2027-01-31T00:00:00Z"
+            )
     try:
         info = asyncio.run(_expire(_settings(), key_id, moment))
     except GatewayError as exc:
