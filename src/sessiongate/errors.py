@@ -21,6 +21,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.utils import normalize_path
 
 from sessiongate.core import errors
 from sessiongate.dialects.base import DialectPlugin
@@ -50,8 +51,9 @@ class ErrorDispatcher:
             return self.plugins[name]
         # A routing error has no handler: match the path, then the raw one. A parameter holding an encoded "/"
         # (%2F) is one segment of the raw path but two of the decoded one, which no route of the dialect matches.
+        # The router matched the path with its slashes collapsed (//a//b is /a/b), and so does this.
         raw_path: bytes = request.scope.get("raw_path") or b""
-        for path in (request.scope["path"], raw_path.decode("latin-1")):
+        for path in (normalize_path(request.scope["path"]), raw_path.decode("latin-1")):
             for plugin in self.plugins.values():
                 if plugin.allow_header(path) is not None:
                     return plugin
@@ -64,7 +66,7 @@ class ErrorDispatcher:
             return Response(content=None, status_code=CLIENT_CLOSED_REQUEST)
         owner = self.owner(request)
         error = to_gateway_error(exc, retry_after=self.retry_after)
-        allow = owner.allow_header(request.scope["path"]) if owner is not None else None
+        allow = owner.allow_header(normalize_path(request.scope["path"])) if owner is not None else None
         if isinstance(error, errors.MethodNotAllowed) and allow:
             error.headers = {k: v for k, v in error.headers.items() if k.lower() != "allow"} | {"Allow": allow}
         if owner is not None:

@@ -550,6 +550,8 @@ def test_the_origin_of_a_tls_proxy_is_the_requests_own_when_the_proxy_is_trusted
         (CREATE, "GET", "OPTIONS, POST", REQUEST_ERROR),
         (VALIDATE, "PUT", "OPTIONS, GET, POST", VALIDATE_ERROR),
         (DELETE, "PATCH", "OPTIONS, DELETE, POST", REQUEST_ERROR),
+        # The router collapses repeated slashes, so the route is issp's, and so is the answer's shape.
+        ("/" + CREATE.replace("/", "//"), "GET", "OPTIONS, POST", REQUEST_ERROR),
     ],
 )
 def test_other_methods_get_405_with_allow_and_options_lists_them(client, path, method, allow, message):
