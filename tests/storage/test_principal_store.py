@@ -4,6 +4,7 @@ for one."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -337,6 +338,20 @@ async def test_replacing_tokens_revokes_that_principals_others_and_revoking_coun
     assert await store.revoke_auth_tokens(tenant="default", login="ada") == 0
     assert await store.revoke_auth_tokens(tenant="default", login="nobody") is None
     assert await backend.rows("SELECT digest FROM sg_auth_token") == [("b1",)]
+
+
+async def test_parallel_replacing_tokens_of_one_principal_leaves_exactly_one(store, backend):
+    # Each replace reads the principal, deletes its tokens and inserts one. Without a lock on the principal, on
+    # PostgreSQL each delete missed the others' uncommitted inserts, and several "replacing" tokens stayed valid.
+    await add(store, backend, "ada")
+    added = await asyncio.gather(
+        *(
+            store.add_auth_token(tenant="default", login="ada", digest=f"r{n}", now=backend.now, replace=True)
+            for n in range(20)
+        )
+    )
+    assert added == [True] * 20
+    assert await count(backend, "sg_auth_token") == 1
 
 
 async def test_a_token_digest_is_replaced_only_where_it_is_still_the_old_one(store, backend):

@@ -195,7 +195,11 @@ class SqlPrincipalStore:
         values = {"id": uuid7(), "digest": digest, "created_at": now, "updated_at": now}
 
         def work(conn: Connection) -> None:
-            found = conn.execute(select(P.c.id).where(P.c.tenant == tenant, P.c.login == login)).first()
+            # The principal's row locked (PostgreSQL; SQLite's writer runs one transaction at a time): replaces of
+            # one principal's token run one after another, each deleting what the one before inserted.
+            found = conn.execute(
+                select(P.c.id).where(P.c.tenant == tenant, P.c.login == login).with_for_update()
+            ).first()
             if found is None:
                 raise _NoSuchLogin
             if replace:
