@@ -49,6 +49,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import median_low
 from typing import TYPE_CHECKING
 
 # The dialects' scenarios live beside this file (its directory is on sys.path when it runs as a script).
@@ -1106,13 +1107,9 @@ def bench_scenarios(bench: Bench, targets: Mapping[str, Target], scenarios: Sequ
 
 
 def median_run(runs: Sequence[LoadResult]) -> LoadResult:
-    """The run of median req/s (the lower middle one of an even number)."""
-    return sorted(runs, key=lambda run: run.rps)[(len(runs) - 1) // 2]
-
-
-def median(values: Sequence[float]) -> float:
-    """The median (the lower middle value of an even number, as :func:`median_run`)."""
-    return sorted(values)[(len(values) - 1) // 2]
+    """The run of median req/s (the lower middle one of an even number, as the goals' :func:`median_low`)."""
+    middle = median_low([run.rps for run in runs])
+    return next(run for run in runs if run.rps == middle)
 
 
 def summarise_rounds(report: Report) -> None:
@@ -1275,7 +1272,7 @@ def issue17_goals(report: Report) -> Iterator[tuple[str, str, str]]:
     def held(values: list[float], goal: str, ok: Callable[[float], bool], unit: str) -> tuple[str, str, str]:
         if not values or len(values) < len(rounds):
             return verdict(False), goal, "not measured"
-        middle = median(values)
+        middle = median_low(values)
         each = ", ".join(f"{value:.2f}" for value in values)
         figure = f"{middle:.2f}{unit}" + (f" (rounds: {each})" if len(values) > 1 else "")
         return verdict(ok(middle)), goal, figure
